@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# The project's test command (README.md): vet, race tests, short fuzz runs.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+go vet ./...
+go test -race -shuffle=on -count=1 ./...
