@@ -12,7 +12,7 @@ var ErrOutOfMemory = errors.New("simgpu: out of memory")
 // oomError is the out-of-memory failure of one Begin, worded like PyTorch's
 // CUDA message so that fakes can pass it on verbatim.
 type oomError struct {
-	gpu                      int
+	gpu                     int
 	need, total, used, free int64
 }
 
