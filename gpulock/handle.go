@@ -1,0 +1,115 @@
+package gpulock
+
+import (
+	"os"
+	"sync"
+	"time"
+)
+
+// Handle is a held lock. Release gives it back; it is safe to defer and to
+// call more than once.
+type Handle struct {
+	lock *Lock
+	q    *queue
+	f    *os.File
+
+	mu       sync.Mutex
+	desc     Holder
+	done     bool
+	refresh  *time.Timer
+	interval time.Duration
+}
+
+func newHandle(q *queue, l *Lock, f *os.File) *Handle {
+	h := &Handle{lock: l, q: q, f: f, desc: l.description(), interval: l.cfg.refresh}
+	h.writeDescription()
+	if h.interval > 0 {
+		h.mu.Lock() // touch may run before AfterFunc returns
+		h.refresh = time.AfterFunc(h.interval, h.touch)
+		h.mu.Unlock()
+	}
+	return h
+}
+
+// Lock returns the lock this handle holds.
+func (h *Handle) Lock() *Lock { return h.lock }
+
+// GPU returns the GPU number held, or -1 for a named lock.
+func (h *Handle) GPU() int { return h.lock.gpu }
+
+// AcquiredAt returns when the lock was acquired.
+func (h *Handle) AcquiredAt() time.Time { return h.desc.Since }
+
+// File returns the locked file. A child process that inherits it (as
+// exec.Cmd.ExtraFiles does) shares the lock: the lock is then freed only
+// when every process holding the descriptor has closed it, or at Release.
+func (h *Handle) File() *os.File { return h.f }
+
+// SetChildPID records in the holder description a child process that
+// shares the lock, so that readers see the lock as live while it runs.
+func (h *Handle) SetChildPID(pid int) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.desc.ChildPID = pid
+	h.writeDescription()
+}
+
+// writeDescription puts the holder description at the start of the lock
+// file. A file opened read-only (another user's, not writable) keeps none.
+func (h *Handle) writeDescription() {
+	_, _ = h.f.WriteAt(encodeLine(h.desc), 0)
+}
+
+// touch refreshes the lock file's modification time, so that age-based
+// /tmp cleaners leave a long-held lock file alone.
+func (h *Handle) touch() {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done {
+		return
+	}
+	h.writeDescription()
+	now := time.Now()
+	_ = os.Chtimes(h.lock.path, now, now) // for a read-only file we own; harmless otherwise
+	h.refresh.Reset(h.interval)
+}
+
+// Release gives the lock back: the holder description is cleared, the flock
+// dropped and the file closed; the next waiter in line gets the lock. Only
+// the first call does anything; later calls return nil. It returns the
+// error, if any, of closing the file; the lock is released either way.
+func (h *Handle) Release() error {
+	return h.finish(true)
+}
+
+// Disown closes this process's descriptor of the lock file without dropping
+// the flock: a child that inherited the descriptor (see File) keeps the lock
+// until it and every process it passed the descriptor to have exited. This
+// is flock(1)'s behaviour, and right when the child's own children may still
+// be using the GPU. Without such a child, Disown releases the lock.
+func (h *Handle) Disown() error {
+	return h.finish(false)
+}
+
+func (h *Handle) finish(unlock bool) error {
+	h.mu.Lock()
+	if h.done {
+		h.mu.Unlock()
+		return nil
+	}
+	h.done = true
+	if h.refresh != nil {
+		h.refresh.Stop()
+	}
+	if unlock {
+		_ = h.f.Truncate(0) // clear the description before anyone else can hold it
+		_ = unlockFD(h.f)
+	}
+	err := h.f.Close()
+	h.mu.Unlock()
+	h.q.released()
+	return err
+}

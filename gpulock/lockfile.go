@@ -1,0 +1,73 @@
+package gpulock
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// lockFilePerm is the mode of lock files that gpulock creates: readable and
+// writable by all users, so that services run as different users share them.
+const lockFilePerm fs.FileMode = 0o666
+
+// openLockFile opens the lock file at path, creating it if it does not exist.
+// An existing file is opened without O_CREAT: Linux's fs.protected_regular
+// refuses O_CREAT on another user's file in a sticky directory even when its
+// mode would allow the open. A file we may not write is opened read-only,
+// which is enough for flock (the holder description is then not written).
+// Symlinks, directories and other non-regular files are refused with an
+// error wrapping ErrNotRegular.
+func openLockFile(path string) (*os.File, error) {
+	for range 3 {
+		f, err := openNoFollow(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+		if errors.Is(err, fs.ErrPermission) {
+			f, err = openNoFollow(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+		}
+		if errors.Is(err, fs.ErrNotExist) {
+			f, err = openNoFollow(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NONBLOCK, lockFilePerm)
+			if errors.Is(err, fs.ErrExist) {
+				continue // somebody else made it just now: open theirs
+			}
+			if err == nil {
+				_ = f.Chmod(lockFilePerm) // undo the umask; best effort
+			}
+		}
+		if errors.Is(err, syscall.EISDIR) {
+			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+		}
+		if err != nil {
+			return nil, err
+		}
+		fi, err := f.Stat()
+		if err != nil {
+			f.Close()
+			return nil, err
+		}
+		if !fi.Mode().IsRegular() {
+			f.Close()
+			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+		}
+		return f, nil
+	}
+	return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("file keeps appearing and disappearing; is something deleting lock files?")}
+}
+
+// stillNamed reports whether path still names the file f. A /tmp cleaner
+// that deletes an idle lock file would otherwise let a waiter that was
+// blocked on the old file and a newcomer on the new one both "hold" the lock.
+func stillNamed(f *os.File, path string) (bool, error) {
+	held, err := f.Stat()
+	if err != nil {
+		return false, err
+	}
+	named, err := os.Lstat(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	return os.SameFile(held, named), nil
+}

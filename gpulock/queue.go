@@ -1,0 +1,244 @@
+package gpulock
+
+import (
+	"container/list"
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"sync"
+	"time"
+)
+
+// queues holds the one queue of each lock file this process uses, so that
+// all Locks naming the same file share one line and one kernel waiter.
+var (
+	queuesMu sync.Mutex
+	queues   = map[string]*queue{}
+)
+
+func queueFor(path string) *queue {
+	queuesMu.Lock()
+	defer queuesMu.Unlock()
+	q := queues[path]
+	if q == nil {
+		q = &queue{path: path, qdir: queueDirOf(path)}
+		queues[path] = q
+	}
+	return q
+}
+
+// queue is this process's side of one lock: an in-memory FIFO of waiters in
+// front of at most one goroutine (the runner) that waits in the kernel for
+// the process's turn and then for the flock.
+type queue struct {
+	path string
+	qdir string
+
+	mu      sync.Mutex
+	waiters list.List // of *waiter, first come first served
+	held    bool      // a Handle of this process holds the lock
+	running bool      // the runner goroutine is alive
+	ticket  *ticket   // this process's place in line, if it has one
+	gen     uint64    // counts withdrawals of the place in line
+}
+
+// waiter is one Acquire call in line.
+type waiter struct {
+	lock  *Lock
+	since time.Time
+	elem  *list.Element // nil once granted, failed or gone
+	ch    chan result   // receives exactly one result once elem is nil'ed by the runner
+}
+
+type result struct {
+	h   *Handle
+	err error
+}
+
+// idleLocked reports whether nothing of this process holds or waits.
+func (q *queue) idleLocked() bool {
+	return !q.held && !q.running && q.waiters.Len() == 0
+}
+
+func (q *queue) acquire(ctx context.Context, l *Lock) (*Handle, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, gaveUp(l, err)
+	}
+	q.mu.Lock()
+	if q.idleLocked() {
+		h, err := q.tryLocked(l)
+		if err == nil || !errors.Is(err, ErrBusy) {
+			q.mu.Unlock()
+			return h, err
+		}
+	}
+	w := &waiter{lock: l, since: time.Now(), ch: make(chan result, 1)}
+	w.elem = q.waiters.PushBack(w)
+	q.startRunnerLocked()
+	q.mu.Unlock()
+
+	select {
+	case r := <-w.ch:
+		return r.h, r.err
+	case <-ctx.Done():
+	}
+	q.mu.Lock()
+	if w.elem != nil {
+		q.waiters.Remove(w.elem)
+		w.elem = nil
+		if q.waiters.Len() == 0 {
+			q.withdrawLocked()
+		}
+		q.mu.Unlock()
+	} else {
+		q.mu.Unlock()
+		if r := <-w.ch; r.h != nil {
+			_ = r.h.Release() // granted as we gave up: nobody wants it
+		}
+	}
+	return nil, gaveUp(l, ctx.Err())
+}
+
+func gaveUp(l *Lock, err error) error {
+	return fmt.Errorf("gpulock: gave up waiting for %s: %w", l.path, err)
+}
+
+func (q *queue) tryAcquire(l *Lock) (*Handle, error) {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if !q.idleLocked() {
+		return nil, busy(l)
+	}
+	return q.tryLocked(l)
+}
+
+func busy(l *Lock) error { return fmt.Errorf("%w: %s", ErrBusy, l.path) }
+
+// tryLocked takes the lock if it is free and no other process is in line.
+func (q *queue) tryLocked(l *Lock) (*Handle, error) {
+	if live, err := anyLiveTicket(q.qdir); err == nil && live {
+		return nil, busy(l)
+	}
+	f, err := q.lockFile(false)
+	if err != nil {
+		if isWouldBlock(err) {
+			return nil, busy(l)
+		}
+		return nil, err
+	}
+	q.held = true
+	return newHandle(q, l, f), nil
+}
+
+// lockFile opens the lock file and flocks it, waiting or not. It returns
+// only a lock on the file that the path names now.
+func (q *queue) lockFile(wait bool) (*os.File, error) {
+	for {
+		f, err := openLockFile(q.path)
+		if err != nil {
+			return nil, err
+		}
+		if err := flockFD(f, true, wait); err != nil {
+			f.Close()
+			if isWouldBlock(err) {
+				return nil, err
+			}
+			return nil, &fs.PathError{Op: "flock", Path: q.path, Err: err}
+		}
+		same, err := stillNamed(f, q.path)
+		if err == nil && same {
+			return f, nil
+		}
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		// The file was deleted or replaced while we waited: lock the new one.
+	}
+}
+
+// startRunnerLocked starts the runner when waiters need one.
+func (q *queue) startRunnerLocked() {
+	if q.running || q.held || q.waiters.Len() == 0 {
+		return
+	}
+	q.running = true
+	go q.run()
+}
+
+// withdrawLocked gives up this process's place in line, so that nobody waits
+// behind a process that no longer wants the lock.
+func (q *queue) withdrawLocked() {
+	if q.ticket != nil {
+		q.ticket.remove()
+		q.ticket = nil
+	}
+	q.gen++
+}
+
+// run is the one goroutine per process and lock that waits in the kernel. It
+// takes a place at the back of the line, waits for its turn and for the
+// flock, and hands the lock to the first waiter. It exits when nobody waits
+// or a Handle of this process holds the lock; Release starts it again.
+func (q *queue) run() {
+	for {
+		q.mu.Lock()
+		if q.held || q.waiters.Len() == 0 {
+			q.withdrawLocked()
+			q.running = false
+			q.mu.Unlock()
+			return
+		}
+		if q.ticket == nil {
+			front := q.waiters.Front().Value.(*waiter)
+			if t, err := createTicket(q.qdir, front.lock.waiterDescription(front.since)); err == nil {
+				q.ticket = t
+			} // else wait without a place in line: order is lost, exclusion is not.
+		}
+		t, gen := q.ticket, q.gen
+		q.mu.Unlock()
+
+		if t != nil {
+			waitTurn(t)
+		}
+		f, err := q.lockFile(true)
+
+		q.mu.Lock()
+		switch {
+		case err != nil:
+			q.failAllLocked(err)
+		case gen != q.gen || q.waiters.Len() == 0:
+			// Everybody gave up while we waited: let the lock go and, if
+			// somebody came since, queue again at the back.
+			_ = unlockFD(f)
+			f.Close()
+		default:
+			q.withdrawLocked()
+			w := q.waiters.Remove(q.waiters.Front()).(*waiter)
+			w.elem = nil
+			q.held = true
+			w.ch <- result{h: newHandle(q, w.lock, f)}
+		}
+		q.mu.Unlock()
+	}
+}
+
+// failAllLocked answers every waiter with err.
+func (q *queue) failAllLocked(err error) {
+	for e := q.waiters.Front(); e != nil; e = q.waiters.Front() {
+		w := q.waiters.Remove(e).(*waiter)
+		w.elem = nil
+		w.ch <- result{err: err}
+	}
+	q.withdrawLocked()
+}
+
+// released is called by a Handle once the lock is given back.
+func (q *queue) released() {
+	q.mu.Lock()
+	q.held = false
+	q.startRunnerLocked()
+	q.mu.Unlock()
+}

@@ -1,0 +1,22 @@
+//go:build !unix
+
+package gpulock
+
+import (
+	"errors"
+	"io/fs"
+	"os"
+)
+
+// errWouldBlock is never returned where flock does not exist.
+var errWouldBlock = errors.New("gpulock: would block")
+
+func openNoFollow(path string, _ int, _ fs.FileMode) (*os.File, error) {
+	return nil, &fs.PathError{Op: "open", Path: path, Err: errUnsupported}
+}
+
+func flockFD(*os.File, bool, bool) error { return errUnsupported }
+
+func unlockFD(*os.File) error { return errUnsupported }
+
+func pidAlive(int) bool { return false }
