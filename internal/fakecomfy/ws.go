@@ -3,6 +3,7 @@ package fakecomfy
 import (
 	"context"
 	"net/http"
+	"time"
 
 	"github.com/coder/websocket"
 )
@@ -69,7 +70,7 @@ func (s *Server) handleWebsocket(w http.ResponseWriter, r *http.Request) {
 			conn.Close(websocket.StatusPolicyViolation, "too slow")
 			return
 		case <-s.quit:
-			conn.Close(websocket.StatusGoingAway, "server closing")
+			closeWithGrace(conn, cancel)
 			return
 		case <-ctx.Done():
 			conn.CloseNow()
@@ -95,4 +96,27 @@ func (s *Server) dropClient(c *wsClient) {
 	s.mu.Lock()
 	delete(s.clients, c)
 	s.mu.Unlock()
+}
+
+// closeGrace is how long Close waits for a client to answer the close
+// handshake before dropping the connection.
+const closeGrace = 200 * time.Millisecond
+
+// closeWithGrace sends a going-away close frame and, if the client does not
+// answer within closeGrace, drops the connection by cancelling the context
+// of its pending read (cancel).
+func closeWithGrace(conn *websocket.Conn, cancel context.CancelFunc) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = conn.Close(websocket.StatusGoingAway, "server closing")
+	}()
+	timer := time.NewTimer(closeGrace)
+	defer timer.Stop()
+	select {
+	case <-done:
+	case <-timer.C:
+		cancel()
+		<-done
+	}
 }
