@@ -182,3 +182,16 @@ func TestOpenRejectsNegativeIndex(t *testing.T) {
 	_, err := Open(t.TempDir(), -1, Options{})
 	require.Error(t, err)
 }
+
+func TestLoad(t *testing.T) {
+	g := openTest(t)
+	require.NoError(t, g.Load("a", 12*GiB))
+	require.NoError(t, g.Load("a", 14*GiB), "replacing a model counts only the new one")
+	err := g.Load("b", 12*GiB)
+	require.ErrorIs(t, err, ErrOutOfMemory)
+	st, err := g.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, map[string]int64{"a": 14 * GiB}, st.Resident)
+	assert.EqualValues(t, 1, st.OOMs)
+	assert.Zero(t, st.Jobs)
+}
