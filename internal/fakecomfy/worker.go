@@ -183,7 +183,7 @@ func (s *Server) finish(it *queueItem, outcome int, failed string, failure error
 	case outcomeError:
 		s.counters.Failed++
 		base["node_id"], base["node_type"], base["executed"] = failed, it.graph[failed].ClassType, executed
-		base["exception_message"] = failure.Error()
+		base["exception_message"] = simgpu.CUDAMessage(failure)
 		base["exception_type"] = "torch.OutOfMemoryError"
 		base["traceback"] = []string{"  File \"execution.py\", line 1, in execute\n"}
 		base["current_inputs"], base["current_outputs"] = map[string]any{}, map[string]any{}

@@ -33,3 +33,13 @@ func formatGiB(n int64) string {
 	}
 	return fmt.Sprintf("%.2f MiB", float64(n)/float64(1<<20))
 }
+
+// CUDAMessage returns the CUDA-style text of an out-of-memory error from
+// this package (without the "simgpu:" context), or err's text otherwise.
+func CUDAMessage(err error) string {
+	var oom *oomError
+	if errors.As(err, &oom) {
+		return oom.Error()
+	}
+	return err.Error()
+}
