@@ -119,8 +119,9 @@ func (s *Server) handleIndex(w http.ResponseWriter, _ *http.Request) {
 	_, _ = w.Write([]byte(indexHTML))
 }
 
-// wait sleeps d, returning false early if the job is stopped or the server
-// closes; it reports whether the full time passed and why not.
+// wait sleeps d; it returns notStopped when the full time passed, or why
+// it returned early (interrupt, broken by an unload, or server closing,
+// which counts as an interrupt).
 func (s *Server) wait(rj *runningJob, d time.Duration) stopReason {
 	timer := time.NewTimer(d)
 	defer timer.Stop()
