@@ -1,0 +1,106 @@
+package shim
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+)
+
+// Defaults of Config's fields.
+const (
+	// DefaultMaxBody bounds a GPU request's body: img2img payloads carry
+	// base64 images of several megabytes.
+	DefaultMaxBody int64 = 256 << 20
+	// DefaultDrainTimeout bounds the wait for running jobs on shutdown.
+	DefaultDrainTimeout = 2 * time.Minute
+	// DefaultIdleTimeout bounds each wait for the backend to report idle
+	// (at start-up beside a busy backend, after an interrupt).
+	DefaultIdleTimeout = 2 * time.Minute
+	// DefaultRetryAfter is the Retry-After sent with a 503.
+	DefaultRetryAfter = 5 * time.Second
+	// DefaultWatchInterval is how often ComfyUI's queue is checked when
+	// its websocket says nothing (the fallback to status frames).
+	DefaultWatchInterval = 2 * time.Second
+)
+
+// Config is what a Shim needs.
+type Config struct {
+	// Upstream is the backend's base URL, such as http://127.0.0.1:8188.
+	Upstream *url.URL
+	// GPU is the GPU whose lock the shim takes.
+	GPU int
+	// LockDir is the lock directory ("" means gpulock's default).
+	LockDir string
+	// Profile is the backend kind (LookupProfile).
+	Profile Profile
+	// Name is the service name others see (default: the profile's name).
+	Name string
+	// GPURoutes are extra GPU routes (ParseRoute), on top of the profile's.
+	GPURoutes []Route
+	// MaxBody bounds a GPU request's body; larger ones get 413.
+	MaxBody int64
+	// MaxQueue bounds the requests waiting in line; 0 means no bound.
+	MaxQueue int
+	// QueueTimeout bounds a request's wait in line; 0 means no bound.
+	QueueTimeout time.Duration
+	// MaxHold bounds how long one job may hold the lock before the shim
+	// interrupts it; 0 means the profile's default (30m for comfyui, off for
+	// the others) and a negative value turns it off.
+	MaxHold time.Duration
+	// DrainTimeout bounds the wait for running jobs at Shutdown.
+	DrainTimeout time.Duration
+	// IdleTimeout bounds each wait for the backend to report idle.
+	IdleTimeout time.Duration
+	// RetryAfter is sent with every 503.
+	RetryAfter time.Duration
+	// WatchInterval is how often ComfyUI's queue is checked without news.
+	WatchInterval time.Duration
+	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
+	Logger *slog.Logger
+}
+
+// withDefaults checks c and fills in its defaults.
+func (c Config) withDefaults() (Config, error) {
+	if c.Upstream == nil || c.Upstream.Host == "" || (c.Upstream.Scheme != "http" && c.Upstream.Scheme != "https") {
+		return c, errors.New("shim: the upstream must be an http:// or https:// URL, such as http://127.0.0.1:8188")
+	}
+	if c.Profile.Name == "" {
+		return c, fmt.Errorf("shim: no profile (want one of %s)", ProfileNames)
+	}
+	if c.MaxBody < 0 || c.MaxQueue < 0 || c.QueueTimeout < 0 {
+		return c, errors.New("shim: max body, max queue and queue timeout cannot be negative")
+	}
+	if c.Name == "" {
+		c.Name = c.Profile.Name
+	}
+	if c.MaxBody == 0 {
+		c.MaxBody = DefaultMaxBody
+	}
+	switch {
+	case c.MaxHold == 0:
+		c.MaxHold = c.Profile.defaultMaxHold
+	case c.MaxHold < 0:
+		c.MaxHold = 0
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = DefaultDrainTimeout
+	}
+	if c.IdleTimeout <= 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.RetryAfter <= 0 {
+		c.RetryAfter = DefaultRetryAfter
+	}
+	if c.WatchInterval <= 0 {
+		c.WatchInterval = DefaultWatchInterval
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	for i := range c.GPURoutes {
+		c.GPURoutes[i].hold = c.Profile.extraHold
+	}
+	return c, nil
+}

@@ -1,0 +1,177 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"sync"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// Shim is the reverse proxy in front of one backend. Make one with New,
+// serve it with Serve (or use it as an http.Handler after Start), and stop
+// it with Shutdown.
+type Shim struct {
+	cfg       Config
+	routes    []Route
+	lock      *gpulock.Lock
+	transport *http.Transport
+	client    *http.Client
+	proxy     *httputil.ReverseProxy
+	errorLog  *log.Logger
+	line      *line
+	watch     *promptWatch // comfyui only
+
+	stopOnce sync.Once
+	cancel   context.CancelFunc
+	wg       sync.WaitGroup
+}
+
+// New checks cfg and returns a Shim. It touches neither the backend nor the
+// lock until Start.
+func New(cfg Config) (*Shim, error) {
+	cfg, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	lock, err := gpulock.New(cfg.GPU, gpulock.WithDir(cfg.LockDir), gpulock.WithService(cfg.Name),
+		gpulock.WithCommand("gpulock shim "+cfg.Profile.Name+" "+cfg.Upstream.Redacted()))
+	if err != nil {
+		return nil, err
+	}
+	s := &Shim{
+		cfg:       cfg,
+		routes:    append(append([]Route(nil), cfg.Profile.routes...), cfg.GPURoutes...),
+		lock:      lock,
+		transport: newTransport(),
+		errorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
+		line:      newLine(cfg.MaxQueue),
+	}
+	s.client = &http.Client{Transport: s.transport, Timeout: time.Minute}
+	s.proxy = s.newProxy(nil, func(w http.ResponseWriter, r *http.Request, err error) {
+		if r.Context().Err() != nil {
+			return // the client left
+		}
+		writeError(w, http.StatusBadGateway, "upstream_unreachable",
+			fmt.Sprintf("gpulock: the backend at %s did not answer: %v; is it running?", cfg.Upstream.Redacted(), err))
+	})
+	if cfg.Profile.Name == "comfyui" {
+		s.watch = newPromptWatch(s)
+	}
+	return s, nil
+}
+
+// Lock returns the GPU lock the shim takes.
+func (s *Shim) Lock() *gpulock.Lock { return s.lock }
+
+// ServeHTTP passes non-GPU requests straight through and queues GPU work.
+func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if route, ok := classify(s.routes, r); ok {
+		s.serveGPU(w, r, route)
+		return
+	}
+	s.proxy.ServeHTTP(w, r)
+}
+
+// Start starts the shim's background work: watching ComfyUI for finished
+// prompts, and, if the backend is busy with work the shim did not forward,
+// holding the lock until it reports idle (bounded by IdleTimeout), so that
+// other services wait. Shutdown stops it.
+func (s *Shim) Start() {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.cancel = cancel
+	if s.watch != nil {
+		s.wg.Go(func() { s.watch.listen(ctx) })
+		s.wg.Go(func() { s.watch.run(ctx) })
+	}
+	s.wg.Go(func() { s.coverBusyBackend(ctx) })
+}
+
+// coverBusyBackend holds the lock while a backend found busy at start-up
+// finishes what it is doing.
+func (s *Shim) coverBusyBackend(ctx context.Context) {
+	busy, err := s.busy(ctx)
+	if err != nil || !busy {
+		return
+	}
+	s.cfg.Logger.Warn("the backend is busy with work the shim did not forward; holding the GPU until it is idle", "bound", s.cfg.IdleTimeout)
+	h, err := s.lock.Acquire(ctx)
+	if err != nil {
+		return
+	}
+	defer h.Release()
+	if err := s.waitIdle(ctx); err != nil {
+		s.cfg.Logger.Error("releasing the GPU although the backend may still be busy", "err", err)
+	}
+}
+
+// Shutdown stops the shim gracefully: requests in line are answered 503,
+// new GPU requests too, and running jobs get until ctx ends (bounded by
+// DrainTimeout) to finish; ComfyUI prompts still running then are
+// interrupted, and the lock is released once the backend reports idle
+// (bounded by IdleTimeout) or anyway. Stopping the listener is the caller's
+// (Serve does it).
+func (s *Shim) Shutdown(ctx context.Context) error {
+	var err error
+	s.stopOnce.Do(func() {
+		s.line.drain()
+		ctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
+		defer cancel()
+		if s.watch != nil {
+			select {
+			case <-s.watch.idleChan():
+			case <-ctx.Done():
+				s.cfg.Logger.Warn("prompts still running at shutdown; interrupting them", "count", s.watch.count())
+				s.watch.interruptAll(context.WithoutCancel(ctx))
+				if e := s.waitIdle(context.WithoutCancel(ctx)); e != nil {
+					err = e
+				}
+			}
+			s.watch.releaseAll("shutdown")
+		}
+		if s.cancel != nil {
+			s.cancel()
+		}
+		s.wg.Wait()
+		s.transport.CloseIdleConnections()
+	})
+	return err
+}
+
+// Serve serves the shim on ln until ctx ends, then shuts down gracefully:
+// the listener closes, requests in line get 503, and running jobs get up to
+// DrainTimeout to finish.
+func (s *Shim) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s,
+		ReadHeaderTimeout: 30 * time.Second,
+		ErrorLog:          s.errorLog,
+	}
+	s.Start()
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	select {
+	case err := <-served:
+		_ = s.Shutdown(context.Background())
+		return err
+	case <-ctx.Done():
+	}
+	s.line.drain() // before the handlers' answers, so queued requests get 503 at once
+	drainCtx, cancel := context.WithTimeout(context.Background(), s.cfg.DrainTimeout)
+	defer cancel()
+	shutErr := srv.Shutdown(drainCtx)
+	if err := s.Shutdown(drainCtx); err != nil && shutErr == nil {
+		shutErr = err
+	}
+	if err := <-served; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return shutErr
+}

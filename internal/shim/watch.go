@@ -1,0 +1,226 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// Reconnection backoff of the shim's ComfyUI websocket.
+const (
+	minReconnectDelay = 100 * time.Millisecond
+	maxReconnectDelay = 2 * time.Second
+)
+
+// promptWatch holds the GPU lock for ComfyUI prompts that the shim has
+// forwarded, and releases each when ComfyUI reports it finished. It listens
+// to ComfyUI's websocket under its own client id: status frames (sent to
+// every socket on each queue change) and the events of prompts sent without
+// a client id (which the shim names itself) tell it when to look; it then
+// asks /queue which prompts are still there. A slow timer looks too, in case
+// the websocket is down. A prompt that is gone from the queue is finished:
+// done, failed, interrupted, deleted, or lost with a ComfyUI restart.
+type promptWatch struct {
+	s        *Shim
+	clientID string
+	wake     chan struct{}
+
+	mu   sync.Mutex
+	held map[string]*heldPrompt
+	idle chan struct{} // closed and replaced whenever held becomes empty
+}
+
+// heldPrompt is a forwarded prompt and the lock held for it.
+type heldPrompt struct {
+	id          string
+	h           *gpulock.Handle
+	since       time.Time
+	interrupted time.Time
+}
+
+func newPromptWatch(s *Shim) *promptWatch {
+	return &promptWatch{
+		s:        s,
+		clientID: "gpulock-shim-" + newUUID(),
+		wake:     make(chan struct{}, 1),
+		held:     map[string]*heldPrompt{},
+		idle:     make(chan struct{}),
+	}
+}
+
+// track hands the lock held for a forwarded prompt to the watch.
+func (pw *promptWatch) track(id string, h *gpulock.Handle, since time.Time) {
+	pw.mu.Lock()
+	if old := pw.held[id]; old != nil {
+		_ = old.h.Release() // the same id again: ComfyUI replaced it
+	}
+	pw.held[id] = &heldPrompt{id: id, h: h, since: since}
+	pw.mu.Unlock()
+	pw.poke()
+}
+
+// poke asks the watch to look at the queue now.
+func (pw *promptWatch) poke() {
+	select {
+	case pw.wake <- struct{}{}:
+	default:
+	}
+}
+
+// count returns the number of prompts held for.
+func (pw *promptWatch) count() int {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	return len(pw.held)
+}
+
+// idleChan returns a channel closed when no prompt is held for.
+func (pw *promptWatch) idleChan() <-chan struct{} {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	if len(pw.held) == 0 {
+		c := make(chan struct{})
+		close(c)
+		return c
+	}
+	return pw.idle
+}
+
+// run checks the held prompts whenever poked or every WatchInterval, until ctx ends.
+func (pw *promptWatch) run(ctx context.Context) {
+	t := time.NewTicker(pw.s.cfg.WatchInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-pw.wake:
+		case <-t.C:
+		}
+		pw.check(ctx)
+	}
+}
+
+// check releases the lock of every held prompt that left ComfyUI's queue,
+// and interrupts those held longer than MaxHold.
+func (pw *promptWatch) check(ctx context.Context) {
+	if pw.count() == 0 {
+		return
+	}
+	inQueue, err := pw.s.comfyQueue(ctx)
+	down := errors.Is(err, errBackendDown)
+	if err != nil && !down {
+		pw.s.cfg.Logger.Warn("cannot read ComfyUI's queue; holding the GPU until it answers", "err", err)
+		return
+	}
+	now := time.Now()
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	for id, p := range pw.held {
+		switch {
+		case down:
+			pw.releaseLocked(p, "backend_down")
+		case !inQueue[id]:
+			pw.releaseLocked(p, "finished")
+		case pw.s.cfg.MaxHold > 0 && p.interrupted.IsZero() && now.Sub(p.since) > pw.s.cfg.MaxHold:
+			p.interrupted = now
+			pw.s.cfg.Logger.Warn("prompt held the GPU past --max-hold; interrupting it", "prompt_id", id, "max_hold", pw.s.cfg.MaxHold)
+			go func() { _ = pw.s.interrupt(context.WithoutCancel(ctx), id) }()
+		case !p.interrupted.IsZero() && now.Sub(p.interrupted) > pw.s.cfg.IdleTimeout:
+			pw.s.cfg.Logger.Error("prompt still running after interrupt; releasing the GPU anyway", "prompt_id", id)
+			pw.releaseLocked(p, "max_hold")
+		}
+	}
+}
+
+func (pw *promptWatch) releaseLocked(p *heldPrompt, outcome string) {
+	_ = p.h.Release()
+	delete(pw.held, p.id)
+	pw.s.cfg.Logger.Info("job done", "service", pw.s.cfg.Name, "prompt_id", p.id,
+		"hold", time.Since(p.since).Round(time.Millisecond), "outcome", outcome)
+	if len(pw.held) == 0 {
+		close(pw.idle)
+		pw.idle = make(chan struct{})
+	}
+}
+
+// releaseAll gives up every held prompt's lock (at the end of a shutdown).
+func (pw *promptWatch) releaseAll(outcome string) {
+	pw.mu.Lock()
+	defer pw.mu.Unlock()
+	for _, p := range pw.held {
+		pw.releaseLocked(p, outcome)
+	}
+}
+
+// interruptAll asks ComfyUI to stop every held prompt.
+func (pw *promptWatch) interruptAll(ctx context.Context) {
+	pw.mu.Lock()
+	ids := make([]string, 0, len(pw.held))
+	for id := range pw.held {
+		ids = append(ids, id)
+	}
+	pw.mu.Unlock()
+	for _, id := range ids {
+		_ = pw.s.interrupt(ctx, id)
+	}
+}
+
+// listen keeps a websocket to ComfyUI open until ctx ends, poking the watch
+// on every frame that may mean a prompt finished, and on every disconnect.
+func (pw *promptWatch) listen(ctx context.Context) {
+	delay := minReconnectDelay
+	for ctx.Err() == nil {
+		connected := pw.listenOnce(ctx)
+		pw.poke()
+		if connected {
+			delay = minReconnectDelay
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(delay):
+		}
+		delay = min(2*delay, maxReconnectDelay)
+	}
+}
+
+// listenOnce reads one websocket connection to its end. It reports whether
+// it connected at all.
+func (pw *promptWatch) listenOnce(ctx context.Context) bool {
+	u := *pw.s.cfg.Upstream
+	u.Scheme = map[string]string{"http": "ws", "https": "wss"}[u.Scheme]
+	u.Path = u.JoinPath("ws").Path
+	u.RawQuery = "clientId=" + pw.clientID
+	conn, _, err := websocket.Dial(ctx, u.String(), &websocket.DialOptions{HTTPClient: &http.Client{Transport: pw.s.transport}})
+	if err != nil {
+		return false
+	}
+	defer conn.CloseNow()
+	conn.SetReadLimit(-1) // preview images can be large; they are read and dropped
+	for {
+		typ, data, err := conn.Read(ctx)
+		if err != nil {
+			return true
+		}
+		if typ != websocket.MessageText {
+			continue // previews
+		}
+		var frame struct {
+			Type string `json:"type"`
+		}
+		if json.Unmarshal(data, &frame) != nil {
+			continue
+		}
+		switch frame.Type {
+		case "status", "execution_success", "execution_error", "execution_interrupted", "executing":
+			pw.poke()
+		}
+	}
+}
