@@ -1,0 +1,126 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+)
+
+// App is the gpulock command line: a urfave/cli app whose Run returns the
+// exit code instead of exiting.
+type App struct {
+	cli    *cli.App
+	stdin  io.Reader
+	stdout io.Writer
+	stderr io.Writer
+}
+
+// NewApp returns the gpulock command line reading stdin and writing stdout
+// and stderr. Commands run by `gpulock exec` get the same three streams.
+func NewApp(stdin io.Reader, stdout, stderr io.Writer) *App {
+	a := &App{stdin: stdin, stdout: stdout, stderr: stderr}
+	app := &cli.App{
+		Name:            "gpulock",
+		Usage:           "share GPUs fairly between programs, one holder per GPU",
+		UsageText:       "gpulock [--lock-dir DIR] COMMAND [flags] [args...]",
+		HideVersion:     true,
+		HideHelpCommand: true,
+		Reader:          stdin,
+		Writer:          stdout,
+		ErrWriter:       stderr,
+		Flags:           []cli.Flag{lockDirFlag()},
+		Commands:        a.commands(),
+		// Commands return *exitError; Run turns it into the exit code.
+		// Without this urfave/cli would call os.Exit itself.
+		ExitErrHandler: func(*cli.Context, error) {},
+		OnUsageError:   onUsageError,
+		Action:         rootAction,
+	}
+	for _, cmd := range app.Commands {
+		if cmd.OnUsageError == nil {
+			cmd.OnUsageError = onUsageError
+		}
+		cmd.Flags = append(cmd.Flags, lockDirFlag())
+	}
+	a.cli = app
+	return a
+}
+
+// commands lists gpulock's commands, one file each. To add a command,
+// write fooCommand() in foo.go and add it here. Planned:
+//
+//	a.shimCommand(), // shim.go: HTTP proxy that holds the lock per GPU job
+//	a.demoCommand(), // demo.go: a self-contained demonstration
+//	a.fakeCommand(), // fake.go: hidden (Hidden: true); fake backends for tests
+//
+// Each command gets --lock-dir added by NewApp; use lockDir(c) to read it.
+// A command's Action returns nil, or an *exitError for any other exit code.
+func (a *App) commands() []*cli.Command {
+	return []*cli.Command{
+		a.execCommand(),
+		a.statusCommand(),
+	}
+}
+
+// Run runs the command line args (args[0] is the program name) and returns
+// the exit code. It never calls os.Exit.
+func (a *App) Run(args []string) int {
+	return a.RunContext(context.Background(), args)
+}
+
+// RunContext is Run with a context whose end stops a waiting command.
+func (a *App) RunContext(ctx context.Context, args []string) (code int) {
+	defer func() {
+		if r := recover(); r != nil {
+			fmt.Fprintf(a.stderr, "gpulock: internal error: %v\n", r)
+			code = exitSoftware
+		}
+	}()
+	err := a.cli.RunContext(ctx, args)
+	if err == nil {
+		return exitOK
+	}
+	var ee *exitError
+	var ec cli.ExitCoder
+	switch {
+	case errors.As(err, &ee):
+		if msg := ee.Error(); msg != "" {
+			fmt.Fprintf(a.stderr, "gpulock: %s\n", oneLine(msg))
+		}
+		return ee.code
+	case errors.As(err, &ec):
+		// urfave/cli's own errors, such as "No help topic for 'x'".
+		fmt.Fprintf(a.stderr, "gpulock: %s (see 'gpulock --help')\n", oneLine(err.Error()))
+		return exitUsage
+	default:
+		fmt.Fprintf(a.stderr, "gpulock: %s (see 'gpulock --help')\n", oneLine(err.Error()))
+		return exitUsage
+	}
+}
+
+// onUsageError turns a flag parsing error into a usage exit with a hint.
+func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
+	hint := "gpulock --help"
+	if isSubcommand && c.Command != nil && c.Command.Name != "" {
+		hint = "gpulock " + c.Command.Name + " --help"
+	}
+	return usageError(hint, "%v", err)
+}
+
+// rootAction runs when no command matched.
+func rootAction(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageError("gpulock --help", "unknown command %q", c.Args().First())
+	}
+	return usageError("gpulock --help", "no command given")
+}
+
+// oneLine keeps a message to one line.
+func oneLine(s string) string {
+	s = strings.TrimSpace(s)
+	return strings.ReplaceAll(s, "\n", "; ")
+}

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"fmt"
+	"math"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// describeHolder says who holds a lock, for messages: "held by comfyui (pid
+// 4242) for 3m12s", "free", or a note that the holder left no description.
+func describeHolder(st gpulock.Status) string {
+	if !st.Held {
+		return "free"
+	}
+	h := st.Holder
+	if h == nil {
+		return "held by a process that left no description (flock(1)?)"
+	}
+	who := "pid " + strconv.Itoa(h.PID)
+	if h.ChildPID != 0 {
+		who += ", child " + strconv.Itoa(h.ChildPID)
+	}
+	if host, _ := os.Hostname(); h.Host != "" && h.Host != host {
+		who += " on " + h.Host
+	}
+	return fmt.Sprintf("held by %s (%s) for %s", orUnknown(h.Service), who, seconds(h.HeldSeconds))
+}
+
+// aheadOf counts the processes in line before pid (all of them when pid is
+// not in line yet).
+func aheadOf(st gpulock.Status, pid int) int {
+	for i, w := range st.Waiters {
+		if w.PID == pid {
+			return i
+		}
+	}
+	return len(st.Waiters)
+}
+
+// describeWait says where a waiting process stands for one lock.
+func describeWait(st gpulock.Status, pid int) string {
+	s := describeHolder(st)
+	switch n := aheadOf(st, pid); n {
+	case 0:
+		return s + ", you are next"
+	case 1:
+		return s + ", 1 ahead of you"
+	default:
+		return s + ", " + strconv.Itoa(n) + " ahead of you"
+	}
+}
+
+// describeBusy says who holds a lock that could not be had, and who else
+// waits for it.
+func describeBusy(st gpulock.Status) string {
+	s := describeHolder(st)
+	switch n := len(st.Waiters); {
+	case n == 1:
+		s += ", 1 waiting"
+	case n > 1:
+		s += ", " + strconv.Itoa(n) + " waiting"
+	}
+	return s
+}
+
+// describeLocks applies describe to the status of each lock: "GPU 0: ..."
+// for one lock, "GPU 0 ...; GPU 2 ..." for several.
+func describeLocks(locks []*gpulock.Lock, describe func(gpulock.Status) string) string {
+	sep := " "
+	if len(locks) == 1 {
+		sep = ": "
+	}
+	parts := make([]string, 0, len(locks))
+	for _, l := range locks {
+		st, err := l.Status()
+		text := "state unknown: " + errText(err)
+		if err == nil {
+			text = describe(st)
+		}
+		parts = append(parts, "GPU "+strconv.Itoa(l.GPU())+sep+text)
+	}
+	return strings.Join(parts, "; ")
+}
+
+func errText(err error) string {
+	if err == nil {
+		return ""
+	}
+	return err.Error()
+}
+
+// seconds formats a number of seconds as a Go duration: "3m12s".
+func seconds(s float64) string {
+	if s < 0 || math.IsNaN(s) {
+		s = 0
+	}
+	return (time.Duration(math.Round(s)) * time.Second).String()
+}
+
+// gpuList formats a GPU set: "0", "0,2,3".
+func gpuList(gpus []int) string {
+	s := make([]string, len(gpus))
+	for i, g := range gpus {
+		s[i] = strconv.Itoa(g)
+	}
+	return strings.Join(s, ",")
+}
+
+// gpuNoun is "GPU 0" for one GPU and "any of GPUs 0,1" for several.
+func gpuNoun(gpus []int) string {
+	if len(gpus) == 1 {
+		return "GPU " + strconv.Itoa(gpus[0])
+	}
+	return "any of GPUs " + gpuList(gpus)
+}
+
+func orUnknown(s string) string {
+	if s == "" {
+		return "?"
+	}
+	return s
+}
+
+// libText is a library error's message without its "gpulock: " prefix,
+// which gpulock's own messages already carry.
+func libText(err error) string {
+	return strings.ReplaceAll(err.Error(), "gpulock: ", "")
+}

@@ -1,0 +1,511 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+	"github.com/urfave/cli/v2"
+)
+
+// Environment variables that `gpulock exec` sets for its child.
+const (
+	// heldGPUEnv lists the GPUs held by enclosing `gpulock exec`s, comma
+	// separated, innermost last.
+	heldGPUEnv = "GPULOCK_HELD_GPU"
+	cudaVisibleEnv = "CUDA_VISIBLE_DEVICES"
+	cudaOrderEnv   = "CUDA_DEVICE_ORDER"
+)
+
+// forwardedSignals are passed on to the child's process group, once each.
+// While gpulock still waits for the lock, they end the wait instead.
+var forwardedSignals = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP,
+	syscall.SIGQUIT, syscall.SIGUSR1, syscall.SIGUSR2,
+}
+
+const (
+	flagName             = "name"
+	flagTimeout          = "timeout"
+	flagNonblock         = "nonblock"
+	flagConflictExitCode = "conflict-exit-code"
+	flagClose            = "close"
+	flagCUDAEnv          = "cuda-env"
+)
+
+func (a *App) execCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "exec",
+		Usage:     "run a command while holding a GPU lock",
+		UsageText: "gpulock exec [flags] [--] COMMAND [ARGS...]",
+		Description: `Waits in line for the GPU, runs COMMAND holding its lock, and returns
+COMMAND's exit code. The lock is the flock(2) of <lock-dir>/gpu<N>.lock, shared
+with util-linux flock(1). COMMAND inherits the locked descriptor as fd 3 (unless
+--close), so the lock is freed only when the last process holding it exits.
+
+COMMAND runs in its own process group; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1
+and SIGUSR2 sent to gpulock are passed on to that group once. If gpulock is
+killed, even with SIGKILL, COMMAND is killed too (Linux).
+
+COMMAND gets GPULOCK_HELD_GPU=<n> and, unless --cuda-env=false,
+CUDA_VISIBLE_DEVICES=<n> and CUDA_DEVICE_ORDER=PCI_BUS_ID, so GPU n is
+nvidia-smi's GPU n. A CUDA_VISIBLE_DEVICES set by the caller is replaced (with a
+notice unless --quiet); use --cuda-env=false to keep it.`,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.StringFlag{
+				Name:    flagGPU,
+				Aliases: []string{"g"},
+				Usage:   "GPU to lock: 0, a set (0,2 or 0-3) whose first free GPU is taken, or any (alias all)",
+				Value:   "0",
+				EnvVars: envVar(flagGPU),
+			},
+			&cli.StringFlag{
+				Name:        flagName,
+				Usage:       "service name shown to others",
+				DefaultText: "the command's base name",
+				EnvVars:     envVar(flagName),
+			},
+			&cli.DurationFlag{
+				Name:        flagTimeout,
+				Aliases:     []string{"w"},
+				Usage:       "give up waiting after this long (a Go duration: 90s, 5m); 0 waits forever",
+				EnvVars:     envVar(flagTimeout),
+				DefaultText: "0 (wait forever)",
+			},
+			&cli.BoolFlag{
+				Name:    flagNonblock,
+				Aliases: []string{"n"},
+				Usage:   "do not wait: fail at once if the GPU is held or others are in line",
+				EnvVars: envVar(flagNonblock),
+			},
+			&cli.IntFlag{
+				Name:    flagConflictExitCode,
+				Aliases: []string{"E"},
+				Usage:   "exit code when the lock could not be had (--nonblock, --timeout); 75 is EX_TEMPFAIL",
+				Value:   exitTempFail,
+				EnvVars: envVar(flagConflictExitCode),
+			},
+			&cli.BoolFlag{
+				Name:    flagClose,
+				Aliases: []string{"o"},
+				Usage:   "do not pass the lock to COMMAND: it is freed when COMMAND exits, even if its children live on (flock -o)",
+				EnvVars: envVar(flagClose),
+			},
+			&cli.BoolFlag{
+				Name:    flagCUDAEnv,
+				Usage:   "set CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER=PCI_BUS_ID for COMMAND",
+				Value:   true,
+				EnvVars: envVar(flagCUDAEnv),
+			},
+			quietFlag(),
+		},
+		Action: a.runExec,
+	}
+}
+
+// execOptions is what `gpulock exec` was asked to do.
+type execOptions struct {
+	dir          string
+	gpus         []int
+	name         string
+	timeout      time.Duration
+	nonblock     bool
+	conflictCode int
+	close        bool
+	cudaEnv      bool
+	quiet        bool
+	args         []string
+}
+
+const execHelp = "gpulock exec --help"
+
+func parseExecOptions(c *cli.Context) (execOptions, error) {
+	o := execOptions{
+		dir:          lockDir(c),
+		name:         c.String(flagName),
+		timeout:      c.Duration(flagTimeout),
+		nonblock:     c.Bool(flagNonblock),
+		conflictCode: c.Int(flagConflictExitCode),
+		close:        c.Bool(flagClose),
+		cudaEnv:      c.Bool(flagCUDAEnv),
+		quiet:        c.Bool(flagQuiet),
+		args:         c.Args().Slice(),
+	}
+	if len(o.args) == 0 || o.args[0] == "" {
+		return o, usageError(execHelp, "missing COMMAND to run")
+	}
+	if o.timeout < 0 {
+		return o, usageError(execHelp, "--timeout %s is negative", o.timeout)
+	}
+	if o.conflictCode < 0 || o.conflictCode > 255 {
+		return o, usageError(execHelp, "--conflict-exit-code %d is out of range 0-255", o.conflictCode)
+	}
+	gpus, err := gpulock.ParseGPUSet(c.String(flagGPU))
+	if errors.Is(err, gpulock.ErrNoGPUs) {
+		return o, &exitError{code: exitUnavailable, msg: libText(err), err: err}
+	}
+	if err != nil {
+		return o, usageError(execHelp, "--gpu: %s", libText(err))
+	}
+	o.gpus, err = notHeld(gpus, os.Getenv(heldGPUEnv))
+	if err != nil {
+		return o, err
+	}
+	if o.name == "" {
+		o.name = filepath.Base(o.args[0])
+	}
+	return o, nil
+}
+
+// notHeld drops from gpus those that enclosing `gpulock exec`s hold (held
+// is GPULOCK_HELD_GPU). Waiting for one of them would wait for ourselves, so
+// a request left with none is refused.
+func notHeld(gpus []int, held string) ([]int, error) {
+	if held == "" {
+		return gpus, nil
+	}
+	isHeld := map[int]bool{}
+	for part := range strings.SplitSeq(held, ",") {
+		if n, err := strconv.Atoi(strings.TrimSpace(part)); err == nil {
+			isHeld[n] = true
+		}
+	}
+	var free []int
+	for _, g := range gpus {
+		if !isHeld[g] {
+			free = append(free, g)
+		}
+	}
+	if len(free) > 0 {
+		return free, nil
+	}
+	what := "GPU " + gpuList(gpus) + " is"
+	if len(gpus) > 1 {
+		what = "GPUs " + gpuList(gpus) + " are all"
+	}
+	return nil, exitf(exitUsage, "%s already held by an enclosing gpulock exec (%s=%s): waiting would wait for ourselves; run the command directly, or ask for another GPU",
+		what, heldGPUEnv, held)
+}
+
+func (a *App) runExec(c *cli.Context) error {
+	o, err := parseExecOptions(c)
+	if err != nil {
+		return err
+	}
+	return a.execute(c.Context, o)
+}
+
+// execute finds the command, waits for the lock, runs the command holding
+// it and returns the command's exit status as an *exitError.
+func (a *App) execute(ctx context.Context, o execOptions) error {
+	path, err := lookPath(o.args[0])
+	if err != nil {
+		return err
+	}
+	if err := checkLockDir(o.dir); err != nil {
+		return err
+	}
+	locks := make([]*gpulock.Lock, len(o.gpus))
+	for i, g := range o.gpus {
+		locks[i], err = gpulock.New(g, gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(commandLine(o.args)))
+		if err != nil {
+			return usageError(execHelp, "%s", libText(err))
+		}
+	}
+
+	sigs := make(chan os.Signal, len(forwardedSignals))
+	signal.Notify(sigs, forwardedSignals...)
+	defer signal.Stop(sigs)
+
+	h, err := a.acquire(ctx, o, locks, sigs)
+	if err != nil {
+		return err
+	}
+	return a.runChild(o, path, h, sigs)
+}
+
+// lookPath finds the command before we wait in line for it.
+func lookPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	switch {
+	case err == nil:
+		return path, nil
+	case errors.Is(err, exec.ErrNotFound), errors.Is(err, exec.ErrDot), errors.Is(err, fs.ErrNotExist):
+		return "", &exitError{code: exitNotFound, msg: name + ": command not found", err: err}
+	default:
+		return "", &exitError{code: exitCannotExec, msg: name + ": cannot execute: " + causeText(err), err: err}
+	}
+}
+
+// checkLockDir gives a clear error for a lock directory that is missing or
+// not a directory.
+func checkLockDir(dir string) error {
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return &exitError{code: lockErrorCode(err), msg: "lock directory " + dir + ": " + causeText(err), err: err}
+	}
+	if !fi.IsDir() {
+		return exitf(exitNoInput, "lock directory %s is not a directory", dir)
+	}
+	return nil
+}
+
+// causeText is the innermost message of err: "permission denied" rather
+// than the whole path error.
+func causeText(err error) string {
+	for {
+		u := errors.Unwrap(err)
+		if u == nil {
+			return err.Error()
+		}
+		err = u
+	}
+}
+
+// signalCause ends a wait because a signal arrived.
+type signalCause struct{ sig syscall.Signal }
+
+func (s signalCause) Error() string { return "interrupted by " + signalName(s.sig) }
+
+// acquire takes one lock of locks: TryAcquire only with --nonblock, else
+// waiting in line, until the --timeout or a signal ends the wait.
+func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock, sigs <-chan os.Signal) (*gpulock.Handle, error) {
+	for _, l := range locks {
+		h, err := l.TryAcquire()
+		if err == nil {
+			return h, nil
+		}
+		if !errors.Is(err, gpulock.ErrBusy) {
+			return nil, lockError(err)
+		}
+	}
+	noun := gpuNoun(o.gpus)
+	if o.nonblock {
+		return nil, exitf(o.conflictCode, "%s busy: %s", strings.TrimPrefix(noun, "any of ")+isAre(len(locks)), describeLocks(locks, describeBusy))
+	}
+
+	ctx, cancel := context.WithCancelCause(ctx)
+	defer cancel(nil)
+	if o.timeout > 0 {
+		var stop context.CancelFunc
+		ctx, stop = context.WithTimeout(ctx, o.timeout)
+		defer stop()
+	}
+	watchDone := make(chan struct{})
+	watchEnded := make(chan struct{})
+	go func() {
+		defer close(watchEnded)
+		select {
+		case s := <-sigs:
+			cancel(signalCause{s.(syscall.Signal)})
+		case <-watchDone:
+		}
+	}()
+	fb := a.startFeedback(o, locks)
+	start := time.Now()
+	h, err := gpulock.AcquireAny(ctx, locks)
+	close(watchDone)
+	<-watchEnded
+	fb.stop()
+
+	var sc signalCause
+	if errors.As(context.Cause(ctx), &sc) {
+		if h != nil {
+			_ = h.Release()
+		}
+		return nil, exitf(exitSignalBase+int(sc.sig), "%s while waiting for %s", sc, noun)
+	}
+	if err != nil {
+		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return nil, exitf(o.conflictCode, "timed out after %s waiting for %s: %s", o.timeout, noun, describeLocks(locks, describeBusy))
+		}
+		return nil, lockError(err)
+	}
+	fb.acquired(h, time.Since(start))
+	return h, nil
+}
+
+func isAre(n int) string {
+	if n == 1 {
+		return " is"
+	}
+	return " are"
+}
+
+// runChild runs the command holding h and returns its exit status.
+func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-chan os.Signal) error {
+	cmd := &exec.Cmd{
+		Path:   path,
+		Args:   o.args,
+		Env:    childEnv(os.Environ(), h.GPU(), o.cudaEnv, a.notice(o)),
+		Stdin:  a.stdin,
+		Stdout: a.stdout,
+		Stderr: a.stderr,
+	}
+	if !o.close {
+		cmd.ExtraFiles = []*os.File{h.File()} // fd 3: the child shares the lock
+	}
+	ttyFD := fdOf(a.stdin)
+	foreground := ttyFD >= 0 && inForeground(ttyFD)
+	cmd.SysProcAttr = childProcAttr(foreground)
+
+	// The parent-death signal belongs to the thread that forks: start the
+	// child from a thread that lives until the child has exited.
+	started := make(chan error, 1)
+	exited := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			started <- err
+			return
+		}
+		started <- nil
+		exited <- cmd.Wait()
+	}()
+	if err := <-started; err != nil {
+		_ = h.Release()
+		return startError(o.args[0], err)
+	}
+	pid := cmd.Process.Pid
+	h.SetChildPID(pid)
+
+	var waitErr error
+	for done := false; !done; {
+		select {
+		case s := <-sigs:
+			_ = syscall.Kill(-pid, s.(syscall.Signal)) // the child's process group
+		case waitErr = <-exited:
+			done = true
+		}
+	}
+	if foreground {
+		takeForeground(ttyFD)
+	}
+	if o.close {
+		_ = h.Release()
+	} else {
+		_ = h.Disown() // processes that inherited the lock keep it
+	}
+	return exitStatus(waitErr)
+}
+
+// startError maps a failure to start the command to 126, 127 or 71.
+func startError(name string, err error) error {
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return &exitError{code: exitNotFound, msg: name + ": command not found: " + causeText(err), err: err}
+	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOEXEC), errors.Is(err, syscall.EISDIR):
+		return &exitError{code: exitCannotExec, msg: name + ": cannot execute: " + causeText(err), err: err}
+	default:
+		return &exitError{code: exitOSErr, msg: name + ": cannot start: " + causeText(err), err: err}
+	}
+}
+
+// exitStatus turns the command's end into gpulock's exit code: its own
+// code, or 128+N when signal N killed it.
+func exitStatus(err error) error {
+	if err == nil {
+		return nil
+	}
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) {
+		return &exitError{code: exitSoftware, msg: "waiting for the command: " + err.Error(), err: err}
+	}
+	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+		return silentExit(exitSignalBase + int(ws.Signal()))
+	}
+	return silentExit(ee.ExitCode())
+}
+
+// childEnv is env with the variables that tell the child which GPU it
+// holds. A CUDA_VISIBLE_DEVICES already set is replaced, and note is told.
+func childEnv(env []string, gpu int, cudaEnv bool, note func(string)) []string {
+	n := strconv.Itoa(gpu)
+	set := map[string]string{}
+	held := n
+	if prev, ok := lookupEnv(env, heldGPUEnv); ok && prev != "" {
+		held = prev + "," + n
+	}
+	set[heldGPUEnv] = held
+	if cudaEnv {
+		if prev, ok := lookupEnv(env, cudaVisibleEnv); ok && prev != n {
+			note(fmt.Sprintf("replacing %s=%s with %s, the GPU held (--gpu numbers are nvidia-smi's; --cuda-env=false keeps yours)", cudaVisibleEnv, prev, n))
+		}
+		set[cudaVisibleEnv] = n
+		set[cudaOrderEnv] = "PCI_BUS_ID"
+	}
+	out := make([]string, 0, len(env)+len(set))
+	for _, kv := range env {
+		k, _, _ := strings.Cut(kv, "=")
+		if _, ok := set[k]; !ok {
+			out = append(out, kv)
+		}
+	}
+	for _, k := range []string{heldGPUEnv, cudaVisibleEnv, cudaOrderEnv} {
+		if v, ok := set[k]; ok {
+			out = append(out, k+"="+v)
+		}
+	}
+	return out
+}
+
+func lookupEnv(env []string, key string) (string, bool) {
+	for i := len(env) - 1; i >= 0; i-- {
+		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
+			return v, true
+		}
+	}
+	return "", false
+}
+
+// notice returns a function that prints a one-line notice unless --quiet.
+func (a *App) notice(o execOptions) func(string) {
+	return func(msg string) {
+		if !o.quiet {
+			fmt.Fprintf(a.stderr, "gpulock: %s\n", msg)
+		}
+	}
+}
+
+// commandLine renders args for others to read, quoting where needed.
+func commandLine(args []string) string {
+	q := make([]string, len(args))
+	for i, s := range args {
+		if s == "" || strings.ContainsAny(s, " \t\n\"'\\$`") {
+			s = strconv.Quote(s)
+		}
+		q[i] = s
+	}
+	return strings.Join(q, " ")
+}
+
+// signalName names the signals gpulock handles.
+func signalName(s syscall.Signal) string {
+	switch s {
+	case syscall.SIGINT:
+		return "SIGINT"
+	case syscall.SIGTERM:
+		return "SIGTERM"
+	case syscall.SIGHUP:
+		return "SIGHUP"
+	case syscall.SIGQUIT:
+		return "SIGQUIT"
+	case syscall.SIGUSR1:
+		return "SIGUSR1"
+	case syscall.SIGUSR2:
+		return "SIGUSR2"
+	}
+	return "signal " + strconv.Itoa(int(s))
+}

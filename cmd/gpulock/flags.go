@@ -1,0 +1,73 @@
+package main
+
+import (
+	"os"
+
+	"github.com/gpulock/gpulock/gpulock"
+	"github.com/urfave/cli/v2"
+)
+
+// Every flag can also be set by an environment variable: GPULOCK_ and the
+// flag's name in capitals with '-' as '_' (--conflict-exit-code is
+// GPULOCK_CONFLICT_EXIT_CODE), except --lock-dir, which is the library's
+// GPULOCK_DIR. A flag on the command line wins over its variable.
+const (
+	flagLockDir = "lock-dir"
+	flagGPU     = "gpu"
+	flagQuiet   = "quiet"
+)
+
+// envVar is the environment variable of a flag.
+func envVar(flag string) []string {
+	b := []byte("GPULOCK_" + flag)
+	for i, c := range b {
+		switch {
+		case c == '-':
+			b[i] = '_'
+		case 'a' <= c && c <= 'z':
+			b[i] = c - 'a' + 'A'
+		}
+	}
+	return []string{string(b)}
+}
+
+// lockDirFlag is --lock-dir. urfave/cli reads an app's flags only before the
+// command name, so every command takes it too; see lockDir.
+func lockDirFlag() cli.Flag {
+	return &cli.StringFlag{
+		Name:    flagLockDir,
+		Usage:   "directory of the lock files; every program sharing a GPU must use the same one",
+		Value:   gpulock.DefaultDir,
+		EnvVars: []string{gpulock.DirEnv},
+	}
+}
+
+// quietFlag is --quiet.
+func quietFlag() cli.Flag {
+	return &cli.BoolFlag{
+		Name:    flagQuiet,
+		Aliases: []string{"q"},
+		Usage:   "print nothing of gpulock's own except errors",
+		EnvVars: envVar(flagQuiet),
+	}
+}
+
+// lockDir returns the lock directory: --lock-dir given after the command,
+// else given before it, else $GPULOCK_DIR, else /tmp.
+func lockDir(c *cli.Context) string {
+	fallback := os.Getenv(gpulock.DirEnv)
+	if fallback == "" {
+		fallback = gpulock.DefaultDir
+	}
+	// Each level's flag holds either what its command line said or the
+	// fallback; the innermost one that differs was given explicitly.
+	for _, cc := range c.Lineage() {
+		if cc.Command == nil {
+			continue
+		}
+		if v := cc.String(flagLockDir); v != "" && v != fallback {
+			return v
+		}
+	}
+	return fallback
+}

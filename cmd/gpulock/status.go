@@ -1,0 +1,202 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os/signal"
+	"strconv"
+	"strings"
+	"syscall"
+	"text/tabwriter"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+	"github.com/urfave/cli/v2"
+)
+
+const (
+	flagJSON  = "json"
+	flagWatch = "watch"
+)
+
+// watchInterval is how often `gpulock status --watch` redraws.
+const watchInterval = time.Second
+
+func (a *App) statusCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "status",
+		Usage:     "show who holds and who waits for each GPU",
+		UsageText: "gpulock status [--json] [--watch] [--gpu SET]",
+		Description: `Shows every GPU lock in the lock directory: free or held, the holder
+(service, pid, command, host, held for) and the waiters in line with how long
+each has waited. Dead holders and waiters are not shown.
+
+--json prints a JSON array with one object per GPU; this schema is stable
+(it is also what the shim's HTTP status serves):
+
+  [{"name": "gpu0", "gpu": 0, "path": "/tmp/gpu0.lock", "held": true,
+    "holder": {"pid": 4242, "child_pid": 4250, "host": "box", "service": "comfyui",
+               "command": "python main.py", "since": "2025-01-02T15:04:05Z",
+               "held_seconds": 192.5},
+    "waiters": [{"pid": 4300, "host": "box", "service": "a1111", "command": "./webui.sh",
+                 "since": "...", "position": 1, "waited_seconds": 60.1}]}]
+
+"holder" is null when the GPU is free, or when the holder left no description
+(util-linux flock(1), say): "held" is then still true. "child_pid" and
+"command" may be absent. --watch redraws every second until interrupted (with
+--json: one array per line).`,
+		HideHelpCommand: true,
+		Flags: []cli.Flag{
+			&cli.BoolFlag{Name: flagJSON, Usage: "print JSON (see the description for the schema)", EnvVars: envVar(flagJSON)},
+			&cli.BoolFlag{Name: flagWatch, Aliases: []string{"w"}, Usage: "redraw every second until interrupted", EnvVars: envVar(flagWatch)},
+			&cli.StringFlag{Name: flagGPU, Aliases: []string{"g"}, Usage: "show only these GPUs (0, 0,2, 0-3), even if their lock files do not exist yet", EnvVars: envVar(flagGPU)},
+		},
+		Action: a.runStatus,
+	}
+}
+
+func (a *App) runStatus(c *cli.Context) error {
+	if c.Args().Present() {
+		return usageError("gpulock status --help", "unexpected argument %q", c.Args().First())
+	}
+	dir := lockDir(c)
+	var gpus []int
+	if s := c.String(flagGPU); s != "" {
+		var err error
+		if gpus, err = gpulock.ParseGPUSet(s); err != nil {
+			return usageError("gpulock status --help", "--gpu: %s", libText(err))
+		}
+	}
+	show := a.printStatusText
+	if c.Bool(flagJSON) {
+		show = a.printStatusJSON
+	}
+	read := func() error {
+		list, err := readStatuses(dir, gpus)
+		if err != nil {
+			return err
+		}
+		return show(list, dir)
+	}
+	if !c.Bool(flagWatch) {
+		return read()
+	}
+	return a.watch(c.Context, read, c.Bool(flagJSON))
+}
+
+// readStatuses reads the locks of gpus in dir, or every GPU lock there.
+func readStatuses(dir string, gpus []int) ([]gpulock.Status, error) {
+	if err := checkLockDir(dir); err != nil {
+		return nil, err
+	}
+	if gpus == nil {
+		list, err := gpulock.ListStatus(dir)
+		if err != nil {
+			return nil, lockError(err)
+		}
+		return list, nil
+	}
+	list := make([]gpulock.Status, 0, len(gpus))
+	for _, g := range gpus {
+		l, err := gpulock.New(g, gpulock.WithDir(dir))
+		if err != nil {
+			return nil, usageError("gpulock status --help", "%s", libText(err))
+		}
+		st, err := l.Status()
+		if err != nil {
+			return nil, lockError(err)
+		}
+		list = append(list, st)
+	}
+	return list, nil
+}
+
+// watch calls show every second until SIGINT or SIGTERM, then returns nil.
+// On a terminal each text snapshot replaces the last.
+func (a *App) watch(ctx context.Context, show func() error, jsonOut bool) error {
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	fd := fdOf(a.stdout)
+	redraw := !jsonOut && fd >= 0 && isTerminal(fd)
+	t := time.NewTicker(watchInterval)
+	defer t.Stop()
+	for first := true; ; first = false {
+		switch {
+		case redraw:
+			fmt.Fprint(a.stdout, "\x1b[H\x1b[2J") // home, clear screen
+		case !jsonOut && !first:
+			fmt.Fprintln(a.stdout)
+		}
+		if err := show(); err != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}
+
+// printStatusJSON prints the list as one JSON array (one line, so that
+// --watch gives JSON lines).
+func (a *App) printStatusJSON(list []gpulock.Status, _ string) error {
+	if list == nil {
+		list = []gpulock.Status{}
+	}
+	b, err := json.Marshal(list)
+	if err != nil {
+		return &exitError{code: exitSoftware, msg: err.Error(), err: err}
+	}
+	_, _ = a.stdout.Write(append(b, '\n'))
+	return nil
+}
+
+// printStatusText prints a table: one row per GPU, then one per waiter.
+func (a *App) printStatusText(list []gpulock.Status, dir string) error {
+	if len(list) == 0 {
+		fmt.Fprintf(a.stdout, "no GPU locks in %s\n", dir)
+		return nil
+	}
+	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(w, "GPU\tSTATE\tSERVICE\tPID\tHOST\tFOR\tCOMMAND")
+	for _, st := range list {
+		gpu := st.Name
+		if st.GPU != nil {
+			gpu = strconv.Itoa(*st.GPU)
+		}
+		switch h := st.Holder; {
+		case !st.Held:
+			fmt.Fprintf(w, "%s\tfree\t\t\t\t\t\n", gpu)
+		case h == nil:
+			fmt.Fprintf(w, "%s\theld\t?\t?\t\t\t(no description: flock(1)?)\n", gpu)
+		default:
+			pid := strconv.Itoa(h.PID)
+			if h.ChildPID != 0 {
+				pid += "," + strconv.Itoa(h.ChildPID)
+			}
+			fmt.Fprintf(w, "%s\theld\t%s\t%s\t%s\t%s\t%s\n", gpu, cell(h.Service), pid, cell(h.Host), seconds(h.HeldSeconds), cell(h.Command))
+		}
+		for _, wt := range st.Waiters {
+			fmt.Fprintf(w, "\twaiting %d\t%s\t%d\t%s\t%s\t%s\n", wt.Position, cell(wt.Service), wt.PID, cell(wt.Host), seconds(wt.WaitedSeconds), cell(wt.Command))
+		}
+	}
+	return flush(w)
+}
+
+func flush(w *tabwriter.Writer) error {
+	if err := w.Flush(); err != nil {
+		return &exitError{code: exitIOErr, msg: err.Error(), err: err}
+	}
+	return nil
+}
+
+// cell keeps a table cell on one line and free of tabs.
+func cell(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+}
+
