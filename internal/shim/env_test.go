@@ -108,3 +108,6 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 	t.Helper()
 	require.Eventually(t, cond, eventTimeout, pollEvery, "waiting for %s", what)
 }
+
+// promptGraph is a valid ComfyUI prompt of the given steps.
+func promptGraph(steps int) []byte { return fakecomfy.TextToImagePrompt(steps, int64(steps)) }
