@@ -9,6 +9,7 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
+	"strconv"
 	"time"
 )
 
@@ -47,15 +48,30 @@ func (c *Client) http() *http.Client {
 	return &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 64}}
 }
 
+// Result is what one job saw.
+type Result struct {
+	// Wait is the time the job spent in a shim's line (X-Gpulock-Wait), or
+	// zero when no shim answered.
+	Wait time.Duration
+	// Total is the job's time from sending it to its end.
+	Total time.Duration
+}
+
 // post sends a JSON body and decodes a 200 answer into out.
 func (c *Client) post(ctx context.Context, path string, body any, out any) error {
+	_, err := c.postHeader(ctx, path, body, out)
+	return err
+}
+
+// postHeader is post that also returns the answer's headers.
+func (c *Client) postHeader(ctx context.Context, path string, body any, out any) (http.Header, error) {
 	b, err := json.Marshal(body)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.Base+path, bytes.NewReader(b))
 	if err != nil {
-		return err
+		return nil, err
 	}
 	req.Header.Set("Content-Type", "application/json")
 	return c.do(req, out)
@@ -66,52 +82,85 @@ func (c *Client) get(ctx context.Context, path string, out any) error {
 	if err != nil {
 		return err
 	}
-	return c.do(req, out)
+	_, err = c.do(req, out)
+	return err
 }
 
-func (c *Client) do(req *http.Request, out any) error {
+func (c *Client) do(req *http.Request, out any) (http.Header, error) {
 	resp, err := c.http().Do(req)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != http.StatusOK {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
-		return &StatusError{Code: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
+		return resp.Header, &StatusError{Code: resp.StatusCode, Body: string(bytes.TrimSpace(b))}
 	}
 	if out == nil {
 		_, err = io.Copy(io.Discard, resp.Body)
-		return err
+		return resp.Header, err
 	}
-	return json.NewDecoder(resp.Body).Decode(out)
+	return resp.Header, json.NewDecoder(resp.Body).Decode(out)
+}
+
+// waitOf reads X-Gpulock-Wait.
+func waitOf(h http.Header) time.Duration {
+	s, err := strconv.ParseFloat(h.Get("X-Gpulock-Wait"), 64)
+	if err != nil {
+		return 0
+	}
+	return time.Duration(s * float64(time.Second))
 }
 
 // A1111Txt2Img runs one synchronous txt2img job with the given steps.
 func (c *Client) A1111Txt2Img(ctx context.Context, steps int) error {
+	_, err := c.RunA1111(ctx, steps)
+	return err
+}
+
+// RunA1111 runs one synchronous txt2img job with the given steps and says
+// how long it waited and took.
+func (c *Client) RunA1111(ctx context.Context, steps int) (Result, error) {
+	start := time.Now()
 	var out struct {
 		Images []string `json:"images"`
 	}
-	if err := c.post(ctx, "/sdapi/v1/txt2img", map[string]any{"prompt": "a lighthouse", "steps": steps}, &out); err != nil {
-		return err
+	h, err := c.postHeader(ctx, "/sdapi/v1/txt2img", map[string]any{"prompt": "a lighthouse", "steps": steps}, &out)
+	res := Result{Wait: waitOf(h), Total: time.Since(start)}
+	if err != nil {
+		return res, err
 	}
 	if len(out.Images) == 0 {
-		return errors.New("loadgen: txt2img answered without images")
+		return res, errors.New("loadgen: txt2img answered without images")
 	}
-	return nil
+	return res, nil
 }
 
 // ComfyPrompt queues one prompt built by graph and follows it to the end
 // through /history, as API scripts do. It returns the prompt id, and an
 // error if the prompt was refused or ended in an error.
 func (c *Client) ComfyPrompt(ctx context.Context, graph json.RawMessage) (string, error) {
+	id, _, err := c.RunComfy(ctx, graph)
+	return id, err
+}
+
+// RunComfy is ComfyPrompt that also says how long the prompt waited in a
+// shim's line and took in all.
+func (c *Client) RunComfy(ctx context.Context, graph json.RawMessage) (string, Result, error) {
+	start := time.Now()
 	clientID := fmt.Sprintf("loadgen-%08x", rand.Uint32())
 	var queued struct {
 		PromptID string `json:"prompt_id"`
 	}
-	if err := c.post(ctx, "/prompt", map[string]any{"prompt": graph, "client_id": clientID}, &queued); err != nil {
-		return "", err
+	h, err := c.postHeader(ctx, "/prompt", map[string]any{"prompt": graph, "client_id": clientID}, &queued)
+	res := Result{Wait: waitOf(h)}
+	if err != nil {
+		res.Total = time.Since(start)
+		return "", res, err
 	}
-	return queued.PromptID, c.WaitPrompt(ctx, queued.PromptID)
+	err = c.WaitPrompt(ctx, queued.PromptID)
+	res.Total = time.Since(start)
+	return queued.PromptID, res, err
 }
 
 // WaitPrompt follows a queued prompt through /history until it is done.

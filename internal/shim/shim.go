@@ -175,3 +175,6 @@ func (s *Shim) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	return shutErr
 }
+
+// Waiting returns the number of GPU requests in line in this shim.
+func (s *Shim) Waiting() int { return s.line.len() }

@@ -1,0 +1,159 @@
+package demo
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/gpulock/gpulock/internal/fakecomfy"
+	"github.com/gpulock/gpulock/internal/loadgen"
+)
+
+// Options sizes the demo.
+type Options struct {
+	// GPUs is the number of simulated GPUs (default 1).
+	GPUs int
+	// JobsPerService is the number of jobs each service gets per GPU (default 12).
+	JobsPerService int
+	// Clients is the number of concurrent clients per service and GPU (default 4).
+	Clients int
+	// Step is one simulated sampling step (default 20ms); a job takes 6-14 steps.
+	Step time.Duration
+	// Out receives the progress and the summary (default os.Stdout).
+	Out io.Writer
+	// Live redraws one progress line in place (for a terminal); otherwise
+	// progress is printed as plain lines now and then.
+	Live bool
+	// Dir holds the lock and simulation files (default: a new temporary
+	// directory, removed at the end).
+	Dir string
+}
+
+func (o Options) withDefaults() Options {
+	if o.GPUs <= 0 {
+		o.GPUs = 1
+	}
+	if o.JobsPerService <= 0 {
+		o.JobsPerService = 12
+	}
+	if o.Clients <= 0 {
+		o.Clients = 4
+	}
+	if o.Step <= 0 {
+		o.Step = 20 * time.Millisecond
+	}
+	if o.Out == nil {
+		o.Out = os.Stdout
+	}
+	return o
+}
+
+// Report is the outcome of both runs.
+type Report struct {
+	With, Without RunReport
+}
+
+// Run runs the demo: the load through gpulock shims, then without them.
+// It returns early, with ctx's error, when ctx ends.
+func Run(ctx context.Context, opts Options) (Report, error) {
+	opts = opts.withDefaults()
+	dir := opts.Dir
+	if dir == "" {
+		d, err := os.MkdirTemp("", "gpulock-demo-")
+		if err != nil {
+			return Report{}, err
+		}
+		defer os.RemoveAll(d)
+		dir = d
+	}
+	fmt.Fprintf(opts.Out, "gpulock demo: %d simulated GPU(s) of %d GiB; on each a fake ComfyUI (model %d GiB) and a fake A1111 (model %d GiB);\n",
+		opts.GPUs, cardVRAM>>30, comfyModel>>30, a1111Model>>30)
+	fmt.Fprintf(opts.Out, "A running job needs %d GiB (ComfyUI) or %d GiB (A1111) more: two jobs at once overlap, or run out of memory.\n",
+		comfyWorking>>30, a1111Working>>30)
+	fmt.Fprintf(opts.Out, "Load: %d ComfyUI prompts and %d A1111 txt2img jobs per GPU, %d clients each, all at once.\n\n",
+		opts.JobsPerService, opts.JobsPerService, opts.Clients)
+
+	var rep Report
+	var err error
+	fmt.Fprintln(opts.Out, "1/2 with gpulock: a shim in front of each backend")
+	if rep.With, err = runOnce(ctx, opts, dir+"/with", true); err != nil {
+		return rep, err
+	}
+	fmt.Fprintln(opts.Out, "2/2 without gpulock: clients talk to the backends directly")
+	if rep.Without, err = runOnce(ctx, opts, dir+"/without", false); err != nil {
+		return rep, err
+	}
+	fmt.Fprintln(opts.Out)
+	writeSummary(opts.Out, rep)
+	return rep, nil
+}
+
+// runOnce starts the stacks, runs the load and collects the figures.
+func runOnce(ctx context.Context, opts Options, dir string, withShims bool) (RunReport, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return RunReport{}, err
+	}
+	var stacks []*gpuStack
+	defer func() {
+		for _, st := range stacks {
+			st.close()
+		}
+	}()
+	for g := range opts.GPUs {
+		st, err := startStack(g, dir, dir, opts.Step, withShims)
+		if err != nil {
+			return RunReport{}, err
+		}
+		stacks = append(stacks, st)
+	}
+
+	rec := newRecorder()
+	start := time.Now()
+	prog := startProgress(opts, stacks, rec, withShims)
+	var wg sync.WaitGroup
+	for _, st := range stacks {
+		for _, svc := range []string{serviceComfy, serviceA1111} {
+			jobs := make(chan int, opts.JobsPerService)
+			for i := range opts.JobsPerService {
+				jobs <- i
+			}
+			close(jobs)
+			for range opts.Clients {
+				wg.Go(func() { runClient(ctx, st, svc, jobs, opts.Step, rec) })
+			}
+		}
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	prog.stop()
+	if err := ctx.Err(); err != nil {
+		return RunReport{}, err
+	}
+	return collect(stacks, rec, elapsed)
+}
+
+// runClient is one API client: it takes jobs until there are none left.
+func runClient(ctx context.Context, st *gpuStack, service string, jobs <-chan int, step time.Duration, rec *recorder) {
+	c := &loadgen.Client{Base: st.a1111URL}
+	if service == serviceComfy {
+		c.Base = st.comfyURL
+	}
+	for range jobs {
+		if ctx.Err() != nil {
+			return
+		}
+		steps := 6 + rand.IntN(9)
+		var res loadgen.Result
+		var err error
+		if service == serviceComfy {
+			_, res, err = c.RunComfy(ctx, fakecomfy.TextToImagePrompt(steps, rand.Int64()))
+		} else {
+			res, err = c.RunA1111(ctx, steps)
+		}
+		rec.add(st.index, service, res, err)
+	}
+}

@@ -1,0 +1,42 @@
+package demo
+
+import (
+	"bytes"
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
+)
+
+func TestMain(m *testing.M) {
+	goleak.VerifyTestMain(m,
+		goleak.IgnoreTopFunction("github.com/gpulock/gpulock/gpulock.(*queue).run"),
+		goleak.IgnoreAnyFunction("golang.org/x/sys/unix.Syscall"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).readLoop"),
+		goleak.IgnoreTopFunction("net/http.(*persistConn).writeLoop"),
+		goleak.IgnoreTopFunction("internal/poll.runtime_pollWait"),
+	)
+}
+
+func TestDemoShowsTheDifference(t *testing.T) {
+	var out bytes.Buffer
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := Run(ctx, Options{GPUs: 2, JobsPerService: 6, Clients: 3, Step: 5 * time.Millisecond, Out: &out, Dir: t.TempDir()})
+	require.NoError(t, err, out.String())
+	t.Log("\n" + out.String())
+
+	for _, svc := range []string{serviceComfy, serviceA1111} {
+		assert.Equal(t, 12, rep.With.Done[svc], "every %s job completes with gpulock", svc)
+		assert.Zero(t, rep.With.Failed[svc])
+	}
+	assert.Zero(t, rep.With.Overlaps)
+	assert.Zero(t, rep.With.OOMs)
+	assert.Positive(t, rep.Without.Overlaps, "without gpulock jobs overlap")
+	assert.Positive(t, rep.Without.OOMs, "and run out of memory")
+	assert.Contains(t, out.String(), "with gpulock")
+	assert.Contains(t, out.String(), "overlaps (two jobs on one GPU)")
+}
