@@ -28,6 +28,9 @@ type GenerateRequest struct {
 	OverrideSettings  map[string]any `json:"override_settings"`
 	SendImages        *bool          `json:"send_images"`
 	SaveImages        *bool          `json:"save_images"`
+	// ForceTaskID names the job (A1111 1.6+); the fake uses it as the job's
+	// id on the simulated GPU, so tests can follow one job.
+	ForceTaskID string `json:"force_task_id"`
 }
 
 // GenerateResponse is the 200 answer of txt2img and img2img.
@@ -78,7 +81,7 @@ func (s *Server) handleGenerate(job string, img bool) http.HandlerFunc {
 		}
 		steps := max(intOr(req.Steps, s.cfg.DefaultSteps), 1)
 		batch, iters := max(intOr(req.BatchSize, 1), 1), max(intOr(req.NIter, 1), 1)
-		res, ok := s.await(w, r, jobSpec{name: job, steps: steps, iterations: iters, usesModel: true})
+		res, ok := s.await(w, r, jobSpec{name: job, steps: steps, iterations: iters, usesModel: true, taskID: req.ForceTaskID})
 		if !ok {
 			return
 		}

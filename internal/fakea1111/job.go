@@ -44,6 +44,7 @@ type jobSpec struct {
 	steps      int    // sampling steps per iteration
 	iterations int    // job_count
 	usesModel  bool   // needs the checkpoint (generations)
+	taskID     string // the request's force_task_id, if any: the job's id on the simulated GPU
 	// done, if not nil, gets the result in the job goroutine.
 	done func(jobResult)
 }
@@ -88,6 +89,9 @@ func (s *Server) run(spec jobSpec) jobResult {
 	s.counters.Jobs++
 	s.nextID++
 	id := spec.name + "-" + strconv.FormatInt(s.nextID, 10)
+	if spec.taskID != "" {
+		id = spec.taskID
+	}
 	s.state.begin(spec.name, spec.iterations, spec.steps)
 	needLoad := spec.usesModel && !s.loaded
 	s.mu.Unlock()

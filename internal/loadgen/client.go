@@ -39,7 +39,15 @@ type Client struct {
 	Base string
 	// HTTP is the client used; nil means a client with its own transport.
 	HTTP *http.Client
+	// Affinity adds ?clientId=<the client's id> to every ComfyUI request,
+	// so that a load balancer can keep a client on the machine that took
+	// its prompt.
+	Affinity bool
 }
+
+// ErrPromptLost is returned when a queued prompt is neither in ComfyUI's
+// queue nor in its history: the machine that took it died or restarted.
+var ErrPromptLost = errors.New("loadgen: prompt lost (neither queued nor in history)")
 
 func (c *Client) http() *http.Client {
 	if c.HTTP != nil {
@@ -152,36 +160,50 @@ func (c *Client) RunComfy(ctx context.Context, graph json.RawMessage) (string, R
 	var queued struct {
 		PromptID string `json:"prompt_id"`
 	}
-	h, err := c.postHeader(ctx, "/prompt", map[string]any{"prompt": graph, "client_id": clientID}, &queued)
+	h, err := c.postHeader(ctx, c.comfyPath("/prompt", clientID), map[string]any{"prompt": graph, "client_id": clientID}, &queued)
 	res := Result{Wait: waitOf(h)}
 	if err != nil {
 		res.Total = time.Since(start)
 		return "", res, err
 	}
-	err = c.WaitPrompt(ctx, queued.PromptID)
+	err = c.waitPrompt(ctx, queued.PromptID, clientID)
 	res.Total = time.Since(start)
 	return queued.PromptID, res, err
 }
 
+// comfyPath adds the affinity key to a ComfyUI path when asked to.
+func (c *Client) comfyPath(path, clientID string) string {
+	if !c.Affinity {
+		return path
+	}
+	return path + "?clientId=" + clientID
+}
+
 // WaitPrompt follows a queued prompt through /history until it is done.
 func (c *Client) WaitPrompt(ctx context.Context, id string) error {
+	return c.waitPrompt(ctx, id, "")
+}
+
+// waitPrompt follows a prompt until it is in the history. A prompt that is
+// in neither the history nor the queue is lost (ErrPromptLost).
+func (c *Client) waitPrompt(ctx context.Context, id, clientID string) error {
 	t := time.NewTicker(historyPollInterval)
 	defer t.Stop()
 	for {
-		var hist map[string]struct {
-			Status struct {
-				StatusStr string `json:"status_str"`
-				Completed bool   `json:"completed"`
-			} `json:"status"`
-		}
-		if err := c.get(ctx, "/history/"+id, &hist); err != nil {
+		done, err := c.inHistory(ctx, id, clientID)
+		if err != nil || done {
 			return err
 		}
-		if h, ok := hist[id]; ok {
-			if h.Status.StatusStr == "error" {
-				return fmt.Errorf("loadgen: prompt %s ended in an error", id)
+		queued, err := c.inQueue(ctx, id, clientID)
+		if err != nil {
+			return err
+		}
+		if !queued {
+			// It may have finished between the two looks: look again.
+			if done, err := c.inHistory(ctx, id, clientID); err != nil || done {
+				return err
 			}
-			return nil
+			return fmt.Errorf("%w: %s", ErrPromptLost, id)
 		}
 		select {
 		case <-ctx.Done():
@@ -189,4 +211,39 @@ func (c *Client) WaitPrompt(ctx context.Context, id string) error {
 		case <-t.C:
 		}
 	}
+}
+
+// inHistory reports whether the prompt is done, and fails if it ended in an error.
+func (c *Client) inHistory(ctx context.Context, id, clientID string) (bool, error) {
+	var hist map[string]struct {
+		Status struct {
+			StatusStr string `json:"status_str"`
+		} `json:"status"`
+	}
+	if err := c.get(ctx, c.comfyPath("/history/"+id, clientID), &hist); err != nil {
+		return false, err
+	}
+	h, ok := hist[id]
+	if ok && h.Status.StatusStr == "error" {
+		return true, fmt.Errorf("loadgen: prompt %s ended in an error", id)
+	}
+	return ok, nil
+}
+
+// inQueue reports whether the prompt is running or pending.
+func (c *Client) inQueue(ctx context.Context, id, clientID string) (bool, error) {
+	var q struct {
+		Running [][]json.RawMessage `json:"queue_running"`
+		Pending [][]json.RawMessage `json:"queue_pending"`
+	}
+	if err := c.get(ctx, c.comfyPath("/queue", clientID), &q); err != nil {
+		return false, err
+	}
+	for _, item := range append(q.Running, q.Pending...) {
+		var got string
+		if len(item) > 1 && json.Unmarshal(item[1], &got) == nil && got == id {
+			return true, nil
+		}
+	}
+	return false, nil
 }

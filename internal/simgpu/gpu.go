@@ -1,7 +1,9 @@
 package simgpu
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"time"
@@ -14,6 +16,7 @@ type GPU struct {
 	index     int
 	opts      Options
 	statePath string
+	journal   string
 	mutex     fileMutex
 	now       func() time.Time
 }
@@ -31,6 +34,7 @@ func Open(dir string, gpu int, opts Options) (*GPU, error) {
 		index:     gpu,
 		opts:      opts.withDefaults(),
 		statePath: filepath.Join(dir, fmt.Sprintf("simgpu%d.json", gpu)),
+		journal:   filepath.Join(dir, fmt.Sprintf("simgpu%d.journal", gpu)),
 		mutex:     fileMutex{path: filepath.Join(dir, fmt.Sprintf("simgpu%d.mutex", gpu))},
 		now:       time.Now,
 	}, nil
@@ -113,6 +117,9 @@ func (g *GPU) Begin(service, jobID string, modelBytes int64) (*Job, error) {
 		}
 		s.Running = append(s.Running, e)
 		s.Jobs++
+		if err := appendJournal(g.journal, JobRef{Service: service, JobID: jobID, PID: e.PID}); err != nil {
+			return false, err
+		}
 		job = &Job{gpu: g, id: e.ID, Service: service, JobID: jobID}
 		return true, nil
 	})
@@ -138,6 +145,9 @@ func (g *GPU) Free(service string) error {
 func (g *GPU) Reset() error {
 	return g.update(func(s *state, _ int64) (bool, error) {
 		*s = state{NextID: s.NextID, Resident: map[string]int64{}}
+		if err := os.Remove(g.journal); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return false, err
+		}
 		return true, nil
 	})
 }

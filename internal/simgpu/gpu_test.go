@@ -2,6 +2,7 @@ package simgpu
 
 import (
 	"errors"
+	"os"
 	"sync"
 	"testing"
 
@@ -194,4 +195,24 @@ func TestLoad(t *testing.T) {
 	assert.Equal(t, map[string]int64{"a": 14 * GiB}, st.Resident)
 	assert.EqualValues(t, 1, st.OOMs)
 	assert.Zero(t, st.Jobs)
+}
+
+func TestJournalRecordsEveryJobThatBegan(t *testing.T) {
+	g, err := Open(t.TempDir(), 0, Options{})
+	require.NoError(t, err)
+	for _, id := range []string{"a", "b"} {
+		j, err := g.Begin("svc", id, GiB)
+		require.NoError(t, err)
+		require.NoError(t, j.End())
+	}
+	refs, err := g.Journal()
+	require.NoError(t, err)
+	require.Len(t, refs, 2)
+	assert.Equal(t, "a", refs[0].JobID)
+	assert.Equal(t, "b", refs[1].JobID)
+	assert.Equal(t, os.Getpid(), refs[1].PID)
+	require.NoError(t, g.Reset())
+	refs, err = g.Journal()
+	require.NoError(t, err)
+	assert.Empty(t, refs)
 }
