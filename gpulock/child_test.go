@@ -116,8 +116,9 @@ func loop(l *Lock, n, count int, hold time.Duration) {
 
 // killable takes turns forever and checks that nobody else is inside. The
 // occupancy file is flocked by whoever holds the GPU lock; finding it held
-// means two holders, unless the previous one was killed a moment ago and its
-// descriptors are still being closed: the log line names it, and the parent
+// means two holders, unless the other was killed a moment ago and the
+// kernel is still closing its descriptors (in any order). The log line names
+// the other holder, as the kernel's lock table gives it, and the parent
 // excuses only processes it killed.
 func killable(l *Lock) int {
 	occ, err := os.OpenFile(os.Getenv(envOcc), os.O_RDWR, 0)
@@ -132,19 +133,32 @@ func killable(l *Lock) int {
 			return 1
 		}
 		if err := syscall.Flock(int(occ.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+			appendLog("suspect " + flockHolder(occ))
 			_ = syscall.Flock(int(occ.Fd()), syscall.LOCK_EX)
-			prev := make([]byte, 16)
-			n, _ := occ.ReadAt(prev, 0)
-			appendLog("suspect " + strings.TrimSpace(string(prev[:n])))
 		}
-		_ = occ.Truncate(0)
-		_, _ = occ.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
 		appendLog("turn")
 		time.Sleep(time.Duration(rand.IntN(500)) * time.Microsecond) // the work
-		_ = occ.Truncate(0)
 		_ = syscall.Flock(int(occ.Fd()), syscall.LOCK_UN)
 		_ = h.Release()
 	}
+}
+
+// flockHolder returns the pid that holds a flock on f according to
+// /proc/locks, or "gone" if nobody does by now.
+func flockHolder(f *os.File) string {
+	fi, err := f.Stat()
+	if err != nil {
+		return "gone"
+	}
+	ino := ":" + strconv.FormatUint(fi.Sys().(*syscall.Stat_t).Ino, 10)
+	b, _ := os.ReadFile("/proc/locks")
+	for line := range strings.Lines(string(b)) {
+		fields := strings.Fields(line)
+		if len(fields) >= 6 && fields[1] == "FLOCK" && strings.HasSuffix(fields[5], ino) {
+			return fields[4]
+		}
+	}
+	return "gone"
 }
 
 // appendLog appends one line to the shared log; O_APPEND writes of one line

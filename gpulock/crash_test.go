@@ -51,14 +51,19 @@ func TestKilledHoldersAndWaitersBlockNobody(t *testing.T) {
 		k.kill()
 	}
 
-	suspects := 0
+	suspects, gone := 0, 0
 	for _, e := range readLog(t, log) {
 		if prev, ok := strings.CutPrefix(e.text, "suspect "); ok {
 			suspects++
+			if prev == "gone" {
+				gone++ // let go before it could be named: a dying holder, almost surely
+				continue
+			}
 			assert.True(t, killed[prev], "two holders at once: %s was still inside and was not killed", prev)
 		}
 	}
-	t.Logf("%d kills, %d turns, %d turns that began while a killed holder's descriptors were closing", kills, turnsSoFar(), suspects)
+	t.Logf("%d kills, %d turns, %d turns that began while a killed holder's descriptors were closing (%d gone before named)",
+		kills, turnsSoFar(), suspects, gone)
 
 	l := newTestLock(t, dir, 0)
 	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
