@@ -1,10 +1,11 @@
+//go:build unix
+
 package gpulock
 
 import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -132,26 +133,4 @@ func TestTwoBusyProcessesAlternate(t *testing.T) {
 		longest = max(longest, run)
 	}
 	assert.LessOrEqual(t, longest, 2, "turns: %v", entries)
-}
-
-func TestWaitingCostsNoCPU(t *testing.T) {
-	dir := t.TempDir()
-	log := filepath.Join(dir, "log")
-	l := newTestLock(t, dir, 0)
-	holder := startChild(t, "hold", childEnv(dir, 0, "holder", log)...)
-	holder.expect("held")
-	const n = 5
-	var pids []int
-	for i := range n {
-		c := startChild(t, "once", childEnv(dir, 0, "w", log)...)
-		c.expect("waiting")
-		pids = append(pids, c.cmd.Process.Pid)
-		waitFor(t, "waiter to queue", func() bool { return waitersOf(t, l) == i+1 })
-	}
-	before := cpuOf(t, pids)
-	time.Sleep(time.Second) // the interval measured, not a synchronisation
-	used := cpuOf(t, pids) - before
-	t.Logf("%d waiters used %v of CPU in 1s", n, used)
-	assert.Less(t, used, 50*time.Millisecond, "waiters sleep in the kernel")
-	holder.finish()
 }

@@ -15,6 +15,7 @@ type Handle struct {
 
 	mu       sync.Mutex
 	desc     Holder
+	line     []byte // desc as written, one line of JSON
 	done     bool
 	refresh  *time.Timer
 	interval time.Duration
@@ -22,6 +23,7 @@ type Handle struct {
 
 func newHandle(q *queue, l *Lock, f *os.File) *Handle {
 	h := &Handle{lock: l, q: q, f: f, desc: l.description(), interval: l.cfg.refresh}
+	h.line = l.descriptionLine(h.desc.Since)
 	h.writeDescription()
 	if h.interval > 0 {
 		h.mu.Lock() // touch may run before AfterFunc returns
@@ -54,13 +56,14 @@ func (h *Handle) SetChildPID(pid int) {
 		return
 	}
 	h.desc.ChildPID = pid
+	h.line = encodeLine(h.desc)
 	h.writeDescription()
 }
 
 // writeDescription puts the holder description at the start of the lock
 // file. A file opened read-only (another user's, not writable) keeps none.
 func (h *Handle) writeDescription() {
-	_, _ = h.f.WriteAt(encodeLine(h.desc), 0)
+	_, _ = h.f.WriteAt(h.line, 0)
 }
 
 // touch refreshes the lock file's modification time, so that age-based
@@ -105,7 +108,10 @@ func (h *Handle) finish(unlock bool) error {
 		h.refresh.Stop()
 	}
 	if unlock {
-		_ = h.f.Truncate(0) // clear the description before anyone else can hold it
+		// Clear the description before anyone else can hold it: readers use
+		// the first line only, and an empty one says nothing (a one-byte
+		// write costs far less than a truncation).
+		_, _ = h.f.WriteAt([]byte{'\n'}, 0)
 		_ = unlockFD(h.f)
 	}
 	err := h.f.Close()

@@ -49,6 +49,26 @@ var hostname = sync.OnceValue(func() string {
 	return h
 })
 
+// pid is this process's id.
+var pid = os.Getpid()
+
+// descriptionPrefix renders h as JSON without its closing brace and with
+// its Since last and open: descriptionLine appends a time to it. It is the
+// same text encodeLine makes, built once per Lock.
+func descriptionPrefix(h Holder) []byte {
+	line := encodeLine(h) // ..., "since":"0001-01-01T00:00:00Z"}\n
+	i := bytes.LastIndex(line, []byte(`"since":"`))
+	return line[:i+len(`"since":"`)]
+}
+
+// descriptionLine completes the Lock's description prefix with since.
+func (l *Lock) descriptionLine(since time.Time) []byte {
+	line := make([]byte, 0, len(l.descPrefix)+40)
+	line = append(line, l.descPrefix...)
+	line = since.AppendFormat(line, time.RFC3339Nano)
+	return append(line, '"', '}', '\n')
+}
+
 // encodeLine renders v as one line of JSON ending in a newline.
 func encodeLine(v any) []byte {
 	b, err := json.Marshal(v)

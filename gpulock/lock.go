@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"regexp"
 	"strconv"
@@ -34,6 +33,9 @@ type Lock struct {
 	path string
 	cfg  config
 	q    *queue
+	// descPrefix is the holder description as JSON up to the time, which
+	// descriptionLine completes: the rest never changes.
+	descPrefix []byte
 }
 
 // New returns the lock of GPU gpu: the file gpu<gpu>.lock in the lock
@@ -64,7 +66,9 @@ func NewNamed(name string, opts ...Option) (*Lock, error) {
 		return nil, &fs.PathError{Op: "lock dir", Path: cfg.dir, Err: err}
 	}
 	path := filepath.Join(dir, name+".lock")
-	return &Lock{name: name, gpu: -1, path: path, cfg: cfg, q: queueFor(path)}, nil
+	l := &Lock{name: name, gpu: -1, path: path, cfg: cfg, q: queueFor(path)}
+	l.descPrefix = descriptionPrefix(l.description())
+	return l, nil
 }
 
 // Name returns the lock's name, such as "gpu0".
@@ -115,7 +119,7 @@ func (l *Lock) TryAcquire() (*Handle, error) {
 // description is what others see of this process while it holds the lock.
 func (l *Lock) description() Holder {
 	return Holder{
-		PID:     os.Getpid(),
+		PID:     pid,
 		Host:    hostname(),
 		Service: l.cfg.service,
 		Command: l.cfg.command,
@@ -126,7 +130,7 @@ func (l *Lock) description() Holder {
 // waiterDescription is what others see of this process while it waits.
 func (l *Lock) waiterDescription(since time.Time) Waiter {
 	return Waiter{
-		PID:     os.Getpid(),
+		PID:     pid,
 		Host:    hostname(),
 		Service: l.cfg.service,
 		Command: l.cfg.command,

@@ -12,21 +12,25 @@ import (
 // writable by all users, so that services run as different users share them.
 const lockFilePerm fs.FileMode = 0o666
 
-// openLockFile opens the lock file at path, creating it if it does not exist.
+// openLockFile opens the lock file at path, creating it if it does not
+// exist, and returns it with its file info.
 // An existing file is opened without O_CREAT: Linux's fs.protected_regular
 // refuses O_CREAT on another user's file in a sticky directory even when its
 // mode would allow the open. A file we may not write is opened read-only,
 // which is enough for flock (the holder description is then not written).
 // Symlinks, directories and other non-regular files are refused with an
 // error wrapping ErrNotRegular.
-func openLockFile(path string) (*os.File, error) {
+//
+// A read-write open never blocks, even on a FIFO; a read-only one could, so
+// it asks for O_NONBLOCK (which flock ignores).
+func openLockFile(path string) (*os.File, fs.FileInfo, error) {
 	for range 3 {
-		f, err := openNoFollow(path, os.O_RDWR|syscall.O_NONBLOCK, 0)
+		f, err := openNoFollow(path, os.O_RDWR, 0)
 		if errors.Is(err, fs.ErrPermission) {
 			f, err = openNoFollow(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 		}
 		if errors.Is(err, fs.ErrNotExist) {
-			f, err = openNoFollow(path, os.O_RDWR|os.O_CREATE|os.O_EXCL|syscall.O_NONBLOCK, lockFilePerm)
+			f, err = openNoFollow(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, lockFilePerm)
 			if errors.Is(err, fs.ErrExist) {
 				continue // somebody else made it just now: open theirs
 			}
@@ -35,33 +39,30 @@ func openLockFile(path string) (*os.File, error) {
 			}
 		}
 		if errors.Is(err, syscall.EISDIR) {
-			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+			return nil, nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
 		}
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
-			return nil, err
+			return nil, nil, err
 		}
 		if !fi.Mode().IsRegular() {
 			f.Close()
-			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+			return nil, nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
 		}
-		return f, nil
+		return f, fi, nil
 	}
-	return nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("file keeps appearing and disappearing; is something deleting lock files?")}
+	return nil, nil, &fs.PathError{Op: "open", Path: path, Err: fmt.Errorf("file keeps appearing and disappearing; is something deleting lock files?")}
 }
 
-// stillNamed reports whether path still names the file f. A /tmp cleaner
-// that deletes an idle lock file would otherwise let a waiter that was
-// blocked on the old file and a newcomer on the new one both "hold" the lock.
-func stillNamed(f *os.File, path string) (bool, error) {
-	held, err := f.Stat()
-	if err != nil {
-		return false, err
-	}
+// stillNamed reports whether path still names the open file whose info is
+// held. A /tmp cleaner that deletes an idle lock file would otherwise let a
+// waiter that was blocked on the old file and a newcomer on the new one both
+// "hold" the lock.
+func stillNamed(held fs.FileInfo, path string) (bool, error) {
 	named, err := os.Lstat(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return false, nil

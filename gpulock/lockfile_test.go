@@ -1,3 +1,5 @@
+//go:build unix
+
 package gpulock
 
 import (
@@ -128,7 +130,9 @@ func TestLockFileDeletedWhileWaiting(t *testing.T) {
 		t.Fatal("no grant after the holder left")
 	}
 	require.NotNil(t, h)
-	ok, err := stillNamed(h.File(), l.Path())
+	fi, err := h.File().Stat()
+	require.NoError(t, err)
+	ok, err := stillNamed(fi, l.Path())
 	require.NoError(t, err)
 	assert.True(t, ok, "the grant is on the file the path names now, which newcomers lock too")
 	require.NoError(t, h.Release())

@@ -136,7 +136,7 @@ func (q *queue) tryLocked(l *Lock) (*Handle, error) {
 // only a lock on the file that the path names now.
 func (q *queue) lockFile(wait bool) (*os.File, error) {
 	for {
-		f, err := openLockFile(q.path)
+		f, fi, err := openLockFile(q.path)
 		if err != nil {
 			return nil, err
 		}
@@ -147,7 +147,7 @@ func (q *queue) lockFile(wait bool) (*os.File, error) {
 			}
 			return nil, &fs.PathError{Op: "flock", Path: q.path, Err: err}
 		}
-		same, err := stillNamed(f, q.path)
+		same, err := stillNamed(fi, q.path)
 		if err == nil && same {
 			return f, nil
 		}
@@ -215,11 +215,20 @@ func (q *queue) run() {
 			_ = unlockFD(f)
 			f.Close()
 		default:
-			q.withdrawLocked()
+			// Hand the lock over first; our place in line, which the next
+			// process waits on, goes right after.
+			done := q.ticket
+			q.ticket = nil
+			q.gen++
 			w := q.waiters.Remove(q.waiters.Front()).(*waiter)
 			w.elem = nil
 			q.held = true
 			w.ch <- result{h: newHandle(q, w.lock, f)}
+			q.mu.Unlock()
+			if done != nil {
+				done.remove()
+			}
+			continue
 		}
 		q.mu.Unlock()
 	}

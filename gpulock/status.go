@@ -80,15 +80,6 @@ func ListStatus(dir string) ([]Status, error) {
 	return out, nil
 }
 
-func readDirNames(dir string) ([]string, error) {
-	d, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer d.Close()
-	return d.Readdirnames(-1)
-}
-
 // gpuOfFileName returns N for a file named gpu<N>.lock.
 func gpuOfFileName(name string) (int, bool) {
 	num, ok := strings.CutPrefix(name, "gpu")

@@ -20,3 +20,12 @@ func flockFD(*os.File, bool, bool) error { return errUnsupported }
 func unlockFD(*os.File) error { return errUnsupported }
 
 func pidAlive(int) bool { return false }
+
+func readDirNames(dir string) ([]string, error) {
+	d, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer d.Close()
+	return d.Readdirnames(-1)
+}
