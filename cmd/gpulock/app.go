@@ -51,18 +51,15 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *App {
 }
 
 // commands lists gpulock's commands, one file each. To add a command,
-// write fooCommand() in foo.go and add it here. Planned:
-//
-//	a.shimCommand(), // shim.go: HTTP proxy that holds the lock per GPU job
-//	a.demoCommand(), // demo.go: a self-contained demonstration
-//	a.fakeCommand(), // fake.go: hidden (Hidden: true); fake backends for tests
-//
-// Each command gets --lock-dir added by NewApp; use lockDir(c) to read it.
+// write fooCommand() in foo.go and add it here. Each command gets --lock-dir added by NewApp; use lockDir(c) to read it.
 // A command's Action returns nil, or an *exitError for any other exit code.
 func (a *App) commands() []*cli.Command {
 	return []*cli.Command{
 		a.execCommand(),
 		a.statusCommand(),
+		a.shimCommand(),
+		a.demoCommand(),
+		a.fakeCommand(), // hidden: fake backends for tests and trying things out
 	}
 }
 
