@@ -30,7 +30,7 @@ func (a *App) fakeCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "fake",
 		Usage:     "run a fake ComfyUI or A1111 on a simulated GPU (for tests and demos)",
-		UsageText: "gpulock fake comfyui|a1111 --listen 127.0.0.1:8188 --sim-dir DIR [--gpu N]",
+		UsageText: "gpulock fake --listen 127.0.0.1:8188 --sim-dir DIR [--gpu N] comfyui|a1111",
 		Hidden:    true,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: flagListen, Usage: "address to serve on", Required: true},
