@@ -129,11 +129,21 @@ func (c *Client) A1111Txt2Img(ctx context.Context, steps int) error {
 // RunA1111 runs one synchronous txt2img job with the given steps and says
 // how long it waited and took.
 func (c *Client) RunA1111(ctx context.Context, steps int) (Result, error) {
+	return c.RunA1111Task(ctx, steps, "")
+}
+
+// RunA1111Task is RunA1111 with the job named taskID (A1111's force_task_id)
+// when taskID is not empty.
+func (c *Client) RunA1111Task(ctx context.Context, steps int, taskID string) (Result, error) {
 	start := time.Now()
 	var out struct {
 		Images []string `json:"images"`
 	}
-	h, err := c.postHeader(ctx, "/sdapi/v1/txt2img", map[string]any{"prompt": "a lighthouse", "steps": steps}, &out)
+	body := map[string]any{"prompt": "a lighthouse", "steps": steps}
+	if taskID != "" {
+		body["force_task_id"] = taskID
+	}
+	h, err := c.postHeader(ctx, "/sdapi/v1/txt2img", body, &out)
 	res := Result{Wait: waitOf(h), Total: time.Since(start)}
 	if err != nil {
 		return res, err
@@ -155,12 +165,22 @@ func (c *Client) ComfyPrompt(ctx context.Context, graph json.RawMessage) (string
 // RunComfy is ComfyPrompt that also says how long the prompt waited in a
 // shim's line and took in all.
 func (c *Client) RunComfy(ctx context.Context, graph json.RawMessage) (string, Result, error) {
+	return c.RunComfyID(ctx, graph, "")
+}
+
+// RunComfyID is RunComfy with the prompt's id chosen by the client when
+// promptID is not empty (ComfyUI takes a given prompt_id as it is).
+func (c *Client) RunComfyID(ctx context.Context, graph json.RawMessage, promptID string) (string, Result, error) {
 	start := time.Now()
 	clientID := fmt.Sprintf("loadgen-%08x", rand.Uint32())
 	var queued struct {
 		PromptID string `json:"prompt_id"`
 	}
-	h, err := c.postHeader(ctx, c.comfyPath("/prompt", clientID), map[string]any{"prompt": graph, "client_id": clientID}, &queued)
+	body := map[string]any{"prompt": graph, "client_id": clientID}
+	if promptID != "" {
+		body["prompt_id"] = promptID
+	}
+	h, err := c.postHeader(ctx, c.comfyPath("/prompt", clientID), body, &queued)
 	res := Result{Wait: waitOf(h)}
 	if err != nil {
 		res.Total = time.Since(start)
