@@ -23,6 +23,11 @@ const (
 	// DefaultWatchInterval is how often ComfyUI's queue is checked when
 	// its websocket says nothing (the fallback to status frames).
 	DefaultWatchInterval = 2 * time.Second
+	// DefaultIdlePollInterval is how often an idle A1111 is asked whether
+	// it started work on its own (an extension's job): the detection delay.
+	DefaultIdlePollInterval = 100 * time.Millisecond
+	// DefaultVRAMTimeout bounds the wait for a backend to free its VRAM.
+	DefaultVRAMTimeout = 30 * time.Second
 )
 
 // Config is what a Shim needs.
@@ -57,6 +62,14 @@ type Config struct {
 	RetryAfter time.Duration
 	// WatchInterval is how often ComfyUI's queue is checked without news.
 	WatchInterval time.Duration
+	// IdlePollInterval is how often an idle A1111 is asked whether it is
+	// busy with work it started on its own.
+	IdlePollInterval time.Duration
+	// FreeOnHandoff makes the backend free its VRAM before the GPU goes to
+	// another service (see vramHandoff).
+	FreeOnHandoff bool
+	// VRAMTimeout bounds the wait for the backend to free its VRAM.
+	VRAMTimeout time.Duration
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }
@@ -95,6 +108,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.WatchInterval <= 0 {
 		c.WatchInterval = DefaultWatchInterval
+	}
+	if c.IdlePollInterval <= 0 {
+		c.IdlePollInterval = DefaultIdlePollInterval
+	}
+	if c.VRAMTimeout <= 0 {
+		c.VRAMTimeout = DefaultVRAMTimeout
 	}
 	if c.Logger == nil {
 		c.Logger = slog.Default()

@@ -7,9 +7,11 @@ import (
 	"io"
 	"net/http"
 	"time"
-
-	"github.com/gpulock/gpulock/gpulock"
 )
+
+// HeaderRequestID names a GPU request's place in line in /gpulock/status,
+// when the client sends it.
+const HeaderRequestID = "X-Request-Id"
 
 // serveGPU serves a request on a GPU route: read the body, wait in line,
 // forward while holding the lock, and hold it as long as the route says.
@@ -38,31 +40,41 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 		}
 	}
 
+	routeName := r.Method + " " + r.URL.Path
 	start := time.Now()
-	h, err := s.waitForLock(r.Context(), r.Method+" "+r.URL.Path)
-	waited := time.Since(start)
+	hd, err := s.acquire(r.Context(), routeName, r.Header.Get(HeaderRequestID))
 	if err != nil {
-		s.refuse(w, r, err, waited)
+		s.refuse(w, r, err, time.Since(start))
 		return
 	}
-	w.Header().Set(HeaderWait, seconds(waited))
+	w.Header().Set(HeaderWait, seconds(hd.waited))
 
 	switch route.hold {
 	case holdRequest:
-		defer s.release(h, r, waited, start)
-		s.forward(w, r, body, r.Context())
+		res := s.forward(w, r, body, r.Context())
+		hd.release(outcomeOf(res))
 	case holdUntilAnswer:
-		defer s.release(h, r, waited, start)
-		s.forward(w, r, body, context.WithoutCancel(r.Context()))
+		res := s.forward(w, r, body, context.WithoutCancel(r.Context()))
+		hd.release(outcomeOf(res))
 	case holdUntilPromptDone:
 		res := s.forward(w, r, body, context.WithoutCancel(r.Context()))
 		if res.status != http.StatusOK {
-			s.release(h, r, waited, start) // refused or unreachable: nothing was queued
+			hd.release(outcomeOf(res), "prompt_id", promptID) // refused or unreachable: nothing was queued
 			return
 		}
-		s.watch.track(promptID, h, start.Add(waited))
-		s.cfg.Logger.Info("prompt queued", "service", s.cfg.Name, "prompt_id", promptID, "wait", waited.Round(time.Millisecond))
+		s.watch.track(promptID, hd)
 	}
+}
+
+// outcomeOf names what became of a forwarded request.
+func outcomeOf(res forwarded) string {
+	switch {
+	case res.status == 0:
+		return outcomeUpstreamDown
+	case res.status >= 400:
+		return outcomeRefused
+	}
+	return outcomeDone
 }
 
 // readBody reads a GPU request's whole body, bounded by max: Go's server
@@ -71,50 +83,30 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 	return io.ReadAll(http.MaxBytesReader(w, r.Body, max))
 }
 
-// waitForLock waits in line for the GPU lock.
-func (s *Shim) waitForLock(ctx context.Context, route string) (*gpulock.Handle, error) {
-	p, wctx, stop, err := s.line.join(ctx, route, s.cfg.QueueTimeout)
-	if err != nil {
-		return nil, err
-	}
-	defer stop()
-	defer s.line.leave(p)
-	h, err := s.lock.Acquire(wctx)
-	if err != nil {
-		if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) {
-			return nil, cause
-		}
-		return nil, err
-	}
-	return h, nil
-}
-
-// refuse answers a request that did not get the lock.
+// refuse answers a request that did not get the lock, and counts it.
 func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited time.Duration) {
-	log := s.cfg.Logger.With("service", s.cfg.Name, "route", r.Method+" "+r.URL.Path, "wait", waited.Round(time.Millisecond))
+	outcome := outcomeLockError
 	switch {
 	case errors.Is(err, errQueueFull):
-		log.Warn("job refused", "outcome", "queue_full")
-		writeUnavailable(w, s.cfg.RetryAfter, "queue_full",
+		outcome = outcomeQueueFull
+		writeUnavailable(w, s.cfg.RetryAfter, outcome,
 			fmt.Sprintf("gpulock: %d requests already wait for GPU %d; nothing was forwarded, try again later", s.cfg.MaxQueue, s.cfg.GPU))
 	case errors.Is(err, errQueueTimeout):
-		log.Warn("job refused", "outcome", "queue_timeout")
-		writeUnavailable(w, s.cfg.RetryAfter, "queue_timeout",
+		outcome = outcomeQueueTimeout
+		writeUnavailable(w, s.cfg.RetryAfter, outcome,
 			fmt.Sprintf("gpulock: waited %s for GPU %d without getting it; nothing was forwarded, try again later", s.cfg.QueueTimeout, s.cfg.GPU))
 	case errors.Is(err, errShuttingDown):
-		log.Warn("job refused", "outcome", "shutting_down")
-		writeUnavailable(w, s.cfg.RetryAfter, "shutting_down", "gpulock: the shim is shutting down; nothing was forwarded, try another instance")
+		outcome = outcomeShutdown
+		writeUnavailable(w, s.cfg.RetryAfter, outcome, "gpulock: the shim is shutting down; nothing was forwarded, try another instance")
 	case r.Context().Err() != nil:
-		log.Info("job abandoned", "outcome", "client_left")
+		outcome = outcomeClientLeft
 	default:
-		log.Error("job failed", "outcome", "lock_error", "err", err)
-		writeError(w, http.StatusInternalServerError, "lock_error", err.Error())
+		writeError(w, http.StatusInternalServerError, outcome, err.Error())
 	}
-}
-
-// release gives the lock back after a job that held it for its request.
-func (s *Shim) release(h *gpulock.Handle, r *http.Request, waited time.Duration, start time.Time) {
-	_ = h.Release()
-	s.cfg.Logger.Info("job done", "service", s.cfg.Name, "route", r.Method+" "+r.URL.Path,
-		"wait", waited.Round(time.Millisecond), "hold", time.Since(start.Add(waited)).Round(time.Millisecond))
+	s.metrics.finished(outcome, 0)
+	level := s.cfg.Logger.Warn
+	if outcome == outcomeClientLeft {
+		level = s.cfg.Logger.Info
+	}
+	level("job", "service", s.cfg.Name, "route", r.Method+" "+r.URL.Path, "wait", waited.Round(time.Millisecond), "outcome", outcome, "err", err)
 }

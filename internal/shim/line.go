@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -31,10 +32,11 @@ type line struct {
 
 // place is one request in line.
 type place struct {
-	id     uint64
-	route  string
-	since  time.Time
-	cancel context.CancelCauseFunc
+	id        uint64
+	requestID string
+	route     string
+	since     time.Time
+	cancel    context.CancelCauseFunc
 }
 
 func newLine(max int) *line {
@@ -45,7 +47,7 @@ func newLine(max int) *line {
 // ends when the caller's does, after timeout (errQueueTimeout) or at
 // shutdown (errShuttingDown). It fails with errQueueFull or errShuttingDown
 // without queueing.
-func (l *line) join(ctx context.Context, route string, timeout time.Duration) (*place, context.Context, func(), error) {
+func (l *line) join(ctx context.Context, route, requestID string, timeout time.Duration) (*place, context.Context, func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.draining {
@@ -62,7 +64,10 @@ func (l *line) join(ctx context.Context, route string, timeout time.Duration) (*
 		stop = func() { stopTimer(); cancel(nil) }
 	}
 	l.next++
-	p := &place{id: l.next, route: route, since: time.Now(), cancel: cancel}
+	if requestID == "" {
+		requestID = "gpulock-" + strconv.FormatUint(l.next, 10)
+	}
+	p := &place{id: l.next, requestID: requestID, route: route, since: time.Now(), cancel: cancel}
 	l.waiting[p.id] = p
 	return p, ctx, stop, nil
 }

@@ -28,6 +28,9 @@ type Shim struct {
 	errorLog  *log.Logger
 	line      *line
 	watch     *promptWatch // comfyui only
+	metrics   *metrics
+	vram      *vramHandoff
+	cover     *cover
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -65,14 +68,34 @@ func New(cfg Config) (*Shim, error) {
 	if cfg.Profile.Name == "comfyui" {
 		s.watch = newPromptWatch(s)
 	}
+	s.metrics = newMetrics(s)
+	s.vram = &vramHandoff{s: s, enabled: cfg.FreeOnHandoff}
+	s.cover = &cover{s: s}
 	return s, nil
 }
 
 // Lock returns the GPU lock the shim takes.
 func (s *Shim) Lock() *gpulock.Lock { return s.lock }
 
+// Paths the shim answers itself.
+const (
+	// PathStatus serves the GPU's status (the schema of gpulock status
+	// --json) with this shim's line and counters.
+	PathStatus = "/gpulock/status"
+	// PathMetrics serves Prometheus metrics.
+	PathMetrics = "/gpulock/metrics"
+)
+
 // ServeHTTP passes non-GPU requests straight through and queues GPU work.
 func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case PathStatus:
+		s.serveStatus(w, r)
+		return
+	case PathMetrics:
+		s.metrics.handler().ServeHTTP(w, r)
+		return
+	}
 	if route, ok := classify(s.routes, r); ok {
 		s.serveGPU(w, r, route)
 		return
@@ -81,34 +104,19 @@ func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 // Start starts the shim's background work: watching ComfyUI for finished
-// prompts, and, if the backend is busy with work the shim did not forward,
-// holding the lock until it reports idle (bounded by IdleTimeout), so that
-// other services wait. Shutdown stops it.
+// prompts, and watching the backend for GPU work it starts on its own, for
+// which the shim holds the lock on its behalf so that other services wait.
+// Shutdown stops it.
 func (s *Shim) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
-	if s.watch != nil {
+	switch s.cfg.Profile.Name {
+	case "comfyui":
 		s.wg.Go(func() { s.watch.listen(ctx) })
 		s.wg.Go(func() { s.watch.run(ctx) })
-	}
-	s.wg.Go(func() { s.coverBusyBackend(ctx) })
-}
-
-// coverBusyBackend holds the lock while a backend found busy at start-up
-// finishes what it is doing.
-func (s *Shim) coverBusyBackend(ctx context.Context) {
-	busy, err := s.busy(ctx)
-	if err != nil || !busy {
-		return
-	}
-	s.cfg.Logger.Warn("the backend is busy with work the shim did not forward; holding the GPU until it is idle", "bound", s.cfg.IdleTimeout)
-	h, err := s.lock.Acquire(ctx)
-	if err != nil {
-		return
-	}
-	defer h.Release()
-	if err := s.waitIdle(ctx); err != nil {
-		s.cfg.Logger.Error("releasing the GPU although the backend may still be busy", "err", err)
+		s.watch.poke() // a busy ComfyUI at start-up is covered at once
+	case "a1111":
+		s.wg.Go(func() { s.cover.watchA1111(ctx) })
 	}
 }
 
@@ -140,6 +148,7 @@ func (s *Shim) Shutdown(ctx context.Context) error {
 			s.cancel()
 		}
 		s.wg.Wait()
+		s.cover.stop()
 		s.transport.CloseIdleConnections()
 	})
 	return err

@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-	"github.com/gpulock/gpulock/gpulock"
 )
 
 // Reconnection backoff of the shim's ComfyUI websocket.
@@ -39,8 +38,7 @@ type promptWatch struct {
 // heldPrompt is a forwarded prompt and the lock held for it.
 type heldPrompt struct {
 	id          string
-	h           *gpulock.Handle
-	since       time.Time
+	hd          *hold
 	interrupted time.Time
 }
 
@@ -55,13 +53,14 @@ func newPromptWatch(s *Shim) *promptWatch {
 }
 
 // track hands the lock held for a forwarded prompt to the watch.
-func (pw *promptWatch) track(id string, h *gpulock.Handle, since time.Time) {
+func (pw *promptWatch) track(id string, hd *hold) {
 	pw.mu.Lock()
-	if old := pw.held[id]; old != nil {
-		_ = old.h.Release() // the same id again: ComfyUI replaced it
-	}
-	pw.held[id] = &heldPrompt{id: id, h: h, since: since}
+	old := pw.held[id]
+	pw.held[id] = &heldPrompt{id: id, hd: hd}
 	pw.mu.Unlock()
+	if old != nil {
+		old.hd.release(outcomeDone, "prompt_id", id) // the same id again: ComfyUI replaced it
+	}
 	pw.poke()
 }
 
@@ -110,53 +109,86 @@ func (pw *promptWatch) run(ctx context.Context) {
 // check releases the lock of every held prompt that left ComfyUI's queue,
 // and interrupts those held longer than MaxHold.
 func (pw *promptWatch) check(ctx context.Context) {
-	if pw.count() == 0 {
-		return
-	}
 	inQueue, err := pw.s.comfyQueue(ctx)
 	down := errors.Is(err, errBackendDown)
 	if err != nil && !down {
 		pw.s.cfg.Logger.Warn("cannot read ComfyUI's queue; holding the GPU until it answers", "err", err)
 		return
 	}
+	pw.coverForeign(ctx, inQueue)
 	now := time.Now()
+	var done []*heldPrompt
+	var outcomes []string
 	pw.mu.Lock()
-	defer pw.mu.Unlock()
 	for id, p := range pw.held {
+		outcome := ""
 		switch {
 		case down:
-			pw.releaseLocked(p, "backend_down")
+			outcome = outcomeUpstreamDown
 		case !inQueue[id]:
-			pw.releaseLocked(p, "finished")
-		case pw.s.cfg.MaxHold > 0 && p.interrupted.IsZero() && now.Sub(p.since) > pw.s.cfg.MaxHold:
+			outcome = outcomeDone
+		case pw.s.cfg.MaxHold > 0 && p.interrupted.IsZero() && p.hd.holdFor() > pw.s.cfg.MaxHold:
 			p.interrupted = now
 			pw.s.cfg.Logger.Warn("prompt held the GPU past --max-hold; interrupting it", "prompt_id", id, "max_hold", pw.s.cfg.MaxHold)
 			go func() { _ = pw.s.interrupt(context.WithoutCancel(ctx), id) }()
 		case !p.interrupted.IsZero() && now.Sub(p.interrupted) > pw.s.cfg.IdleTimeout:
 			pw.s.cfg.Logger.Error("prompt still running after interrupt; releasing the GPU anyway", "prompt_id", id)
-			pw.releaseLocked(p, "max_hold")
+			outcome = outcomeMaxHold
+		}
+		if outcome != "" {
+			delete(pw.held, id)
+			done = append(done, p)
+			outcomes = append(outcomes, outcome)
 		}
 	}
+	pw.mu.Unlock()
+	pw.finish(done, outcomes)
 }
 
-func (pw *promptWatch) releaseLocked(p *heldPrompt, outcome string) {
-	_ = p.h.Release()
-	delete(pw.held, p.id)
-	pw.s.cfg.Logger.Info("job done", "service", pw.s.cfg.Name, "prompt_id", p.id,
-		"hold", time.Since(p.since).Round(time.Millisecond), "outcome", outcome)
+// coverForeign holds the GPU on ComfyUI's behalf while its queue holds
+// prompts the shim did not forward (queued on ComfyUI's port directly).
+func (pw *promptWatch) coverForeign(ctx context.Context, inQueue map[string]bool) {
+	pw.mu.Lock()
+	foreign := false
+	for id := range inQueue {
+		if pw.held[id] == nil {
+			foreign = true
+			break
+		}
+	}
+	pw.mu.Unlock()
+	pw.s.cover.set(ctx, foreign)
+}
+
+// finish releases the locks of prompts taken out of held, then wakes those
+// waiting for the watch to be idle.
+func (pw *promptWatch) finish(done []*heldPrompt, outcomes []string) {
+	for i, p := range done {
+		p.hd.release(outcomes[i], "prompt_id", p.id)
+	}
+	if len(done) == 0 {
+		return
+	}
+	pw.mu.Lock()
 	if len(pw.held) == 0 {
 		close(pw.idle)
 		pw.idle = make(chan struct{})
 	}
+	pw.mu.Unlock()
 }
 
 // releaseAll gives up every held prompt's lock (at the end of a shutdown).
 func (pw *promptWatch) releaseAll(outcome string) {
 	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	for _, p := range pw.held {
-		pw.releaseLocked(p, outcome)
+	var done []*heldPrompt
+	var outcomes []string
+	for id, p := range pw.held {
+		delete(pw.held, id)
+		done = append(done, p)
+		outcomes = append(outcomes, outcome)
 	}
+	pw.mu.Unlock()
+	pw.finish(done, outcomes)
 }
 
 // interruptAll asks ComfyUI to stop every held prompt.
@@ -214,13 +246,20 @@ func (pw *promptWatch) listenOnce(ctx context.Context) bool {
 		}
 		var frame struct {
 			Type string `json:"type"`
+			Data struct {
+				Node *string `json:"node"`
+			} `json:"data"`
 		}
 		if json.Unmarshal(data, &frame) != nil {
 			continue
 		}
 		switch frame.Type {
-		case "status", "execution_success", "execution_error", "execution_interrupted", "executing":
+		case "status", "execution_success", "execution_error", "execution_interrupted":
 			pw.poke()
+		case "executing":
+			if frame.Data.Node == nil { // the prompt's last event
+				pw.poke()
+			}
 		}
 	}
 }

@@ -1,0 +1,71 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// hold is one holding of the GPU lock by the shim: for a forwarded job, or
+// on behalf of the backend's own work. Every holding goes through acquire
+// and release, so that hand-offs, metrics and logs see all of them.
+type hold struct {
+	s      *Shim
+	h      *gpulock.Handle
+	route  string
+	waited time.Duration
+	since  time.Time // when the lock was taken
+	once   sync.Once
+}
+
+// acquire waits in line for the GPU lock (bounded by QueueTimeout and ctx)
+// and readies the backend for work (A1111 reloads a checkpoint it unloaded
+// at a hand-off). requestID names the place in line in the status.
+func (s *Shim) acquire(ctx context.Context, route, requestID string) (*hold, error) {
+	start := time.Now()
+	p, wctx, stop, err := s.line.join(ctx, route, requestID, s.cfg.QueueTimeout)
+	if err != nil {
+		return nil, err
+	}
+	h, err := s.lock.Acquire(wctx)
+	stop()
+	s.line.leave(p)
+	waited := time.Since(start)
+	if err != nil {
+		if cause := context.Cause(wctx); cause != nil && !errors.Is(cause, context.Canceled) {
+			err = cause
+		}
+		return nil, err
+	}
+	s.metrics.wait.Observe(waited.Seconds())
+	hd := &hold{s: s, h: h, route: route, waited: waited, since: time.Now()}
+	if route != routeBackendWork {
+		s.cover.own.Add(1)
+	}
+	s.vram.beforeWork(ctx)
+	return hd, nil
+}
+
+// holdFor returns how long the lock has been held.
+func (hd *hold) holdFor() time.Duration { return time.Since(hd.since) }
+
+// release gives the lock back after a job, once: if the next in line is
+// another service and --free-on-handoff is on, the backend frees its VRAM
+// first. The outcome is counted and logged.
+func (hd *hold) release(outcome string, attrs ...any) {
+	hd.once.Do(func() {
+		hd.s.vram.beforeRelease(hd.s.lock)
+		held := hd.holdFor()
+		_ = hd.h.Release()
+		if hd.route != routeBackendWork {
+			hd.s.cover.own.Add(-1)
+		}
+		hd.s.metrics.finished(outcome, held)
+		args := append([]any{"service", hd.s.cfg.Name, "route", hd.route, "wait", hd.waited.Round(time.Millisecond),
+			"hold", held.Round(time.Millisecond), "outcome", outcome}, attrs...)
+		hd.s.cfg.Logger.Info("job", args...)
+	})
+}

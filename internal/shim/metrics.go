@@ -1,0 +1,83 @@
+package shim
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Outcomes of GPU requests, the values of the "outcome" label and of the
+// log lines' outcome field.
+const (
+	outcomeDone         = "done"          // forwarded, the job ended
+	outcomeRefused      = "refused"       // forwarded, the backend refused it (ComfyUI 400, say)
+	outcomeUpstreamDown = "upstream_down" // forwarded, the backend could not be reached
+	outcomeQueueFull    = "queue_full"    // 503, nothing forwarded
+	outcomeQueueTimeout = "queue_timeout" // 503, nothing forwarded
+	outcomeShutdown     = "shutting_down" // 503, nothing forwarded
+	outcomeClientLeft   = "client_left"   // the client left while in line
+	outcomeLockError    = "lock_error"    // the lock could not be taken
+	outcomeMaxHold      = "max_hold"      // released after interrupting a job over --max-hold
+)
+
+// metrics are the shim's Prometheus instruments, in a registry of the
+// shim's own (served at /gpulock/metrics).
+type metrics struct {
+	registry     *prometheus.Registry
+	queueLength  prometheus.GaugeFunc
+	wait         prometheus.Histogram
+	hold         prometheus.Histogram
+	requests     *prometheus.CounterVec
+	handoffs     prometheus.Counter
+	vramFree     prometheus.Histogram
+	backendBusy  prometheus.Counter
+	backendCover prometheus.Counter
+}
+
+// jobBuckets span a quick hand-off to an hour-long job, in seconds.
+var jobBuckets = []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
+
+func newMetrics(s *Shim) *metrics {
+	labels := prometheus.Labels{"service": s.cfg.Name, "gpu": strconv.Itoa(s.cfg.GPU)}
+	opts := func(name, help string) prometheus.Opts {
+		return prometheus.Opts{Namespace: "gpulock", Subsystem: "shim", Name: name, Help: help, ConstLabels: labels}
+	}
+	hist := func(name, help string) prometheus.Histogram {
+		o := opts(name, help)
+		return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: o.Namespace, Subsystem: o.Subsystem,
+			Name: o.Name, Help: o.Help, ConstLabels: o.ConstLabels, Buckets: jobBuckets})
+	}
+	m := &metrics{
+		registry: prometheus.NewRegistry(),
+		queueLength: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("queue_length", "GPU requests waiting in line in this shim.")),
+			func() float64 { return float64(s.line.len()) }),
+		wait:     hist("wait_seconds", "Time GPU requests spent in line before holding the GPU."),
+		hold:     hist("hold_seconds", "Time the GPU lock was held per job, VRAM hand-off included."),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total", "GPU requests by outcome.")), []string{"outcome"}),
+		handoffs: prometheus.NewCounter(prometheus.CounterOpts(opts("vram_handoffs_total",
+			"Times this backend freed its VRAM before handing the GPU to another service."))),
+		vramFree: hist("vram_free_seconds", "Time the backend took to free its VRAM at a hand-off."),
+		backendBusy: prometheus.NewCounter(prometheus.CounterOpts(opts("backend_busy_seconds_total",
+			"Time the backend was busy with work the shim did not forward, holding the GPU on its behalf."))),
+		backendCover: prometheus.NewCounter(prometheus.CounterOpts(opts("backend_started_jobs_total",
+			"Times the shim found the backend busy with work it did not forward."))),
+	}
+	m.registry.MustRegister(m.queueLength, m.wait, m.hold, m.requests, m.handoffs, m.vramFree, m.backendBusy, m.backendCover)
+	return m
+}
+
+// handler serves the metrics in Prometheus's text format.
+func (m *metrics) handler() http.Handler {
+	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+}
+
+// finished counts a GPU request's outcome and, if it held the GPU, its hold time.
+func (m *metrics) finished(outcome string, held time.Duration) {
+	m.requests.WithLabelValues(outcome).Inc()
+	if held > 0 {
+		m.hold.Observe(held.Seconds())
+	}
+}
