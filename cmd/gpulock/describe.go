@@ -68,13 +68,9 @@ func describeBusy(st gpulock.Status) string {
 	return s
 }
 
-// describeLocks applies describe to the status of each lock: "GPU 0: ..."
-// for one lock, "GPU 0 ...; GPU 2 ..." for several.
+// describeLocks applies describe to the status of each lock: just the
+// description for one lock, "GPU 0 ...; GPU 2 ..." for several.
 func describeLocks(locks []*gpulock.Lock, describe func(gpulock.Status) string) string {
-	sep := " "
-	if len(locks) == 1 {
-		sep = ": "
-	}
 	parts := make([]string, 0, len(locks))
 	for _, l := range locks {
 		st, err := l.Status()
@@ -82,7 +78,10 @@ func describeLocks(locks []*gpulock.Lock, describe func(gpulock.Status) string) 
 		if err == nil {
 			text = describe(st)
 		}
-		parts = append(parts, "GPU "+strconv.Itoa(l.GPU())+sep+text)
+		if len(locks) == 1 {
+			return text
+		}
+		parts = append(parts, "GPU "+strconv.Itoa(l.GPU())+" "+text)
 	}
 	return strings.Join(parts, "; ")
 }

@@ -23,7 +23,7 @@ import (
 const (
 	// heldGPUEnv lists the GPUs held by enclosing `gpulock exec`s, comma
 	// separated, innermost last.
-	heldGPUEnv = "GPULOCK_HELD_GPU"
+	heldGPUEnv     = "GPULOCK_HELD_GPU"
 	cudaVisibleEnv = "CUDA_VISIBLE_DEVICES"
 	cudaOrderEnv   = "CUDA_DEVICE_ORDER"
 )

@@ -35,10 +35,7 @@ func (a *App) startFeedback(o execOptions, locks []*gpulock.Lock) *feedback {
 	pid := os.Getpid()
 	line := func() string {
 		d := describeLocks(locks, func(st gpulock.Status) string { return describeWait(st, pid) })
-		if len(locks) == 1 {
-			return "gpulock: waiting for " + d
-		}
-		return "gpulock: waiting for " + gpuNoun(o.gpus) + " (" + d + ")"
+		return "gpulock: waiting for " + gpuNoun(o.gpus) + ": " + d
 	}
 	if !fb.tty {
 		fmt.Fprintln(a.stderr, line())

@@ -199,4 +199,3 @@ func cell(s string) string {
 	}
 	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
 }
-
