@@ -24,6 +24,8 @@ const (
 	flagMaxHold      = "max-hold"
 	flagDrainTimeout = "drain-timeout"
 	flagIdleTimeout  = "idle-timeout"
+	flagFreeHandoff  = "free-on-handoff"
+	flagVRAMTimeout  = "vram-timeout"
 )
 
 // shimCommand is `gpulock shim`: a reverse proxy in front of one web UI's
@@ -50,6 +52,8 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.DurationFlag{Name: flagMaxHold, Usage: "interrupt a job that holds the GPU longer (0: off; default 30m for comfyui, off otherwise)", EnvVars: envVar(flagMaxHold)},
 			&cli.DurationFlag{Name: flagDrainTimeout, Usage: "on SIGTERM, how long running jobs may take to finish", Value: shim.DefaultDrainTimeout, EnvVars: envVar(flagDrainTimeout)},
 			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
+			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},
+			&cli.DurationFlag{Name: flagVRAMTimeout, Usage: "how long to wait for the backend to free its VRAM", Value: shim.DefaultVRAMTimeout, EnvVars: envVar(flagVRAMTimeout)},
 		},
 		Action: a.runShim,
 	}
@@ -113,7 +117,7 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
 		}
 	}
-	for _, f := range []string{flagQueueTimeout, flagMaxHold, flagDrainTimeout, flagIdleTimeout} {
+	for _, f := range []string{flagQueueTimeout, flagMaxHold, flagDrainTimeout, flagIdleTimeout, flagVRAMTimeout} {
 		if c.Duration(f) < 0 {
 			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
 		}
@@ -123,17 +127,19 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		maxHold = -1 // explicitly off
 	}
 	return shim.Config{
-		Upstream:     u,
-		GPU:          gpu,
-		LockDir:      lockDir(c),
-		Profile:      profile,
-		Name:         c.String(flagName),
-		GPURoutes:    routes,
-		MaxBody:      c.Int64(flagMaxBody),
-		MaxQueue:     c.Int(flagMaxQueue),
-		QueueTimeout: c.Duration(flagQueueTimeout),
-		MaxHold:      maxHold,
-		DrainTimeout: c.Duration(flagDrainTimeout),
-		IdleTimeout:  c.Duration(flagIdleTimeout),
+		Upstream:      u,
+		GPU:           gpu,
+		LockDir:       lockDir(c),
+		Profile:       profile,
+		Name:          c.String(flagName),
+		GPURoutes:     routes,
+		MaxBody:       c.Int64(flagMaxBody),
+		MaxQueue:      c.Int(flagMaxQueue),
+		QueueTimeout:  c.Duration(flagQueueTimeout),
+		MaxHold:       maxHold,
+		DrainTimeout:  c.Duration(flagDrainTimeout),
+		IdleTimeout:   c.Duration(flagIdleTimeout),
+		FreeOnHandoff: c.Bool(flagFreeHandoff),
+		VRAMTimeout:   c.Duration(flagVRAMTimeout),
 	}, nil
 }

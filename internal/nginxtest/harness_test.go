@@ -159,6 +159,11 @@ type machine struct {
 // startMachine starts machine index with gpus simulated GPUs; extra flags
 // go to every shim.
 func startMachine(t *testing.T, index, gpus int, shimFlags ...string) *machine {
+	return startMachineWith(t, index, gpus, nil, shimFlags)
+}
+
+// startMachineWith is startMachine with extra flags for the fake backends too.
+func startMachineWith(t *testing.T, index, gpus int, fakeFlags, shimFlags []string) *machine {
 	t.Helper()
 	m := &machine{index: index, dir: t.TempDir(), gpus: gpus}
 	m.simDir = filepath.Join(m.dir, "sim")
@@ -168,9 +173,10 @@ func startMachine(t *testing.T, index, gpus int, shimFlags ...string) *machine {
 		for _, kind := range []string{"comfyui", "a1111"} {
 			backend := freePort(t)
 			name := fmt.Sprintf("m%d-gpu%d-%s", index, g, kind)
-			fake := startProc(t, m.dir, name+"-backend", gpulockBin, "fake",
-				"--listen", "127.0.0.1:"+strconv.Itoa(backend), "--sim-dir", m.simDir, "--gpu", strconv.Itoa(g),
-				"--step", step.String(), "--default-steps", "4", kind)
+			fakeArgs := append([]string{"fake",
+				"--listen", "127.0.0.1:" + strconv.Itoa(backend), "--sim-dir", m.simDir, "--gpu", strconv.Itoa(g),
+				"--step", step.String(), "--default-steps", "4"}, fakeFlags...)
+			fake := startProc(t, m.dir, name+"-backend", gpulockBin, append(fakeArgs, kind)...)
 			waitListening(t, backend, fake)
 			port := freePort(t)
 			args := append([]string{"shim", "--listen", "127.0.0.1:" + strconv.Itoa(port),

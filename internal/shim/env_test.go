@@ -111,3 +111,8 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 
 // promptGraph is a valid ComfyUI prompt of the given steps.
 func promptGraph(steps int) []byte { return fakecomfy.TextToImagePrompt(steps, int64(steps)) }
+
+// fakecomfyPrompt is a prompt request of the given steps, for EnqueueLocal.
+func fakecomfyPrompt(steps int) fakecomfy.PromptRequest {
+	return fakecomfy.PromptRequest{Prompt: promptGraph(steps)}
+}
