@@ -51,15 +51,21 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *App {
 }
 
 // commands lists gpulock's commands, one file each. To add a command,
-// write fooCommand() in foo.go and add it here. Each command gets --lock-dir added by NewApp; use lockDir(c) to read it.
-// A command's Action returns nil, or an *exitError for any other exit code.
+// write (a *App) fooCommand() *cli.Command in foo.go and add it here.
+// Each command gets --lock-dir added by NewApp (read it with lockDir) and
+// onUsageError unless it sets its own; its Action returns nil, or an
+// *exitError for any other exit code (see exitcodes.go).
+//
+// Keep `exec` light: a command's heavy dependencies (metrics, websockets,
+// fake backends) belong in their own packages, with no work at package
+// initialisation, since every gpulock run links and initialises them.
 func (a *App) commands() []*cli.Command {
 	return []*cli.Command{
-		a.execCommand(),
-		a.statusCommand(),
-		a.shimCommand(),
-		a.demoCommand(),
-		a.fakeCommand(), // hidden: fake backends for tests and trying things out
+		a.execCommand(),   // exec.go
+		a.statusCommand(), // status.go
+		a.shimCommand(),   // shim.go
+		a.demoCommand(),   // demo.go
+		a.fakeCommand(),   // fake.go, hidden: fake backends for tests and the demo
 	}
 }
 
