@@ -64,6 +64,15 @@
 // refreshes the file's times so such cleaners leave it alone. Use a local
 // filesystem: flock over NFS is emulated and not reliable.
 //
+// # Primitives
+//
+// Tickets are probed and waited on with github.com/gofrs/flock (TryRLock,
+// RLock) opened with O_NOFOLLOW. The lock file itself is opened and flocked
+// with golang.org/x/sys/unix, because gpulock needs its descriptor: to write
+// the holder description and to hand the locked descriptor to a child
+// (Handle.File), which gofrs/flock does not expose. Its TryLockContext
+// polls, so it is never the wait path.
+//
 // On systems without flock(2) (Windows, Plan 9, js/wasm) every acquisition
 // returns an error wrapping [errors.ErrUnsupported].
 package gpulock

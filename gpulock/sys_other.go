@@ -29,3 +29,8 @@ func readDirNames(dir string) ([]string, error) {
 	defer d.Close()
 	return d.Readdirnames(-1)
 }
+
+const (
+	oNoFollow = 0
+	oNonBlock = 0
+)

@@ -105,3 +105,9 @@ func readDirNames(dir string) ([]string, error) {
 		_, _, names = unix.ParseDirent(buf[:n], -1, names)
 	}
 }
+
+// oNoFollow makes an open fail on a symlink.
+const oNoFollow = unix.O_NOFOLLOW
+
+// oNonBlock keeps an open of a FIFO from blocking.
+const oNonBlock = unix.O_NONBLOCK

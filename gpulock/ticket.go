@@ -3,6 +3,7 @@ package gpulock
 import (
 	"errors"
 	"fmt"
+	"github.com/gofrs/flock"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -147,31 +148,25 @@ func removeStaleTemp(path string) {
 	if err != nil || time.Since(fi.ModTime()) < staleTempAge {
 		return
 	}
-	if f, ok := probeTicket(path); ok {
-		f.Close()
-	}
+	probeTicket(path)
 }
 
-// probeTicket reports whether the ticket at path belongs to a live process.
-// If so it returns the ticket opened read-only, for the caller to wait on or
-// close. A dead ticket is removed where we may; one we may not remove
-// (another user's, in a sticky directory) or cannot open is skipped, never
-// waited on.
-func probeTicket(path string) (*os.File, bool) {
-	f, err := openNoFollow(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
+// probeTicket reports whether the ticket at path belongs to a live process,
+// and returns it as a gofrs/flock lock to wait on (RLock) if so. A dead
+// ticket is removed where we may; one we may not remove (another user's,
+// in a sticky directory) or cannot open is skipped, never waited on.
+func probeTicket(path string) (*flock.Flock, bool) {
+	t := flock.New(path, flock.SetFlag(os.O_RDONLY|oNoFollow|oNonBlock))
+	free, err := t.TryRLock()
+	switch {
+	case err != nil:
+		return nil, false // gone, unreadable, or not a file: skip it
+	case free:
+		_ = os.Remove(path) // its owner died
+		_ = t.Unlock()
 		return nil, false
 	}
-	err = flockFD(f, false, false)
-	if isWouldBlock(err) {
-		return f, true
-	}
-	if err == nil {
-		_ = os.Remove(path)
-		_ = unlockFD(f)
-	}
-	f.Close()
-	return nil, false
+	return t, true
 }
 
 // waitTurn blocks until no live ticket is ahead of t. It waits in flock(2)
@@ -187,12 +182,12 @@ func waitTurn(t *ticket) {
 		ahead, _ := slices.BinarySearch(names, t.name)
 		waited := false
 		for i := ahead - 1; i >= 0 && !waited; i-- {
-			f, ok := probeTicket(filepath.Join(t.dir, names[i]))
+			prev, ok := probeTicket(filepath.Join(t.dir, names[i]))
 			if !ok {
 				continue
 			}
-			_ = flockFD(f, false, true) // until that process's turn is over or it dies
-			f.Close()
+			_ = prev.RLock() // until that process's turn is over or it dies
+			_ = prev.Unlock()
 			waited = true
 		}
 		if !waited {
@@ -208,8 +203,7 @@ func anyLiveTicket(dir string) (bool, error) {
 		return false, err
 	}
 	for i := len(names) - 1; i >= 0; i-- {
-		if f, ok := probeTicket(filepath.Join(dir, names[i])); ok {
-			f.Close()
+		if _, ok := probeTicket(filepath.Join(dir, names[i])); ok {
 			return true, nil
 		}
 	}
@@ -218,8 +212,11 @@ func anyLiveTicket(dir string) (bool, error) {
 
 // readTicket returns the description in a live ticket.
 func readTicket(path string) (Waiter, bool) {
-	f, ok := probeTicket(path)
-	if !ok {
+	if _, ok := probeTicket(path); !ok {
+		return Waiter{}, false
+	}
+	f, err := openNoFollow(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
 		return Waiter{}, false
 	}
 	defer f.Close()
