@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io/fs"
 	"path/filepath"
-	"regexp"
 	"strconv"
 	"time"
 )
@@ -13,8 +12,19 @@ import (
 // MaxGPU is the highest GPU number gpulock accepts.
 const MaxGPU = 1023
 
-// validName is what a lock name may look like: it becomes a file name.
-var validName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$`)
+// validName reports whether name may name a lock: it becomes a file name.
+// 1 to 64 letters, digits, '_' or '-', starting with a letter or digit.
+func validName(name string) bool {
+	if name == "" || len(name) > 64 || name[0] == '_' || name[0] == '-' {
+		return false
+	}
+	for _, c := range []byte(name) {
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
 
 // Lock is an exclusive lock shared by every process on the machine that uses
 // the same lock file: <dir>/<name>.lock, taken with flock(2) LOCK_EX.
@@ -57,7 +67,7 @@ func New(gpu int, opts ...Option) (*Lock, error) {
 // '_' or '-', starting with a letter or digit. It does not touch the file
 // system.
 func NewNamed(name string, opts ...Option) (*Lock, error) {
-	if !validName.MatchString(name) {
+	if !validName(name) {
 		return nil, fmt.Errorf("%w %s: use 1-64 letters, digits, '_' or '-', starting with a letter or digit", ErrInvalidName, quote(name))
 	}
 	cfg := newConfig(opts)
