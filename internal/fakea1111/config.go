@@ -18,6 +18,9 @@ const (
 	DefaultSteps = 50
 	// DefaultModelLoadDuration is the time a checkpoint takes to load.
 	DefaultModelLoadDuration = 100 * time.Millisecond
+	// DefaultGradioDataTimeout is how long gradio 3.41's queue waits for a
+	// client's data frame after asking for it (gather_event_data).
+	DefaultGradioDataTimeout = 60 * time.Second
 	// extrasSteps is the steps of work an extras or interrogate job takes.
 	extrasSteps = 3
 )
@@ -40,6 +43,9 @@ type Config struct {
 	// ModelLoadDuration is the time a checkpoint change or reload takes.
 	// If zero, DefaultModelLoadDuration.
 	ModelLoadDuration time.Duration
+	// GradioDataTimeout is how long /queue/join waits for the data frame
+	// after send_data. If zero, DefaultGradioDataTimeout.
+	GradioDataTimeout time.Duration
 }
 
 // withDefaults returns c with zero fields replaced by the defaults.
@@ -58,6 +64,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.ModelLoadDuration == 0 {
 		c.ModelLoadDuration = DefaultModelLoadDuration
+	}
+	if c.GradioDataTimeout == 0 {
+		c.GradioDataTimeout = DefaultGradioDataTimeout
 	}
 	return c
 }

@@ -45,6 +45,8 @@ type jobSpec struct {
 	iterations int    // job_count
 	usesModel  bool   // needs the checkpoint (generations)
 	taskID     string // the request's force_task_id, if any: the job's id on the simulated GPU
+	// started, if not nil, runs under s.mu once the job holds the queue lock.
+	started func()
 	// done, if not nil, gets the result in the job goroutine.
 	done func(jobResult)
 }
@@ -93,6 +95,9 @@ func (s *Server) run(spec jobSpec) jobResult {
 		id = spec.taskID
 	}
 	s.state.begin(spec.name, spec.iterations, spec.steps)
+	if spec.started != nil {
+		spec.started()
+	}
 	needLoad := spec.usesModel && !s.loaded
 	s.mu.Unlock()
 

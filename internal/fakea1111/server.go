@@ -28,6 +28,7 @@ type Server struct {
 	checkpoint string
 	counters   Counters
 	nextID     int64
+	tasks      taskBook // the gradio UI's task ids
 }
 
 // Counters counts what a Server did.
@@ -104,6 +105,7 @@ func (s *Server) routes() *http.ServeMux {
 	mux.HandleFunc("GET /sdapi/v1/sd-models", s.handleSDModels)
 	mux.HandleFunc("GET /sdapi/v1/samplers", s.handleSamplers)
 	mux.HandleFunc("GET /sdapi/v1/memory", s.handleMemory)
+	s.gradioRoutes(mux)
 	return mux
 }
 
