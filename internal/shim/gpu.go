@@ -49,20 +49,26 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 	}
 	w.Header().Set(HeaderWait, seconds(hd.waited))
 
+	// A panic below (never expected: ReverseProxy's client-gone panic is
+	// handled in forward) must not leave the GPU locked for good.
+	outcome := outcomeLockError
+	defer func() { hd.release(outcome) }() // a no-op once released
 	switch route.hold {
 	case holdRequest:
-		res := s.forward(w, r, body, r.Context())
-		hd.release(outcomeOf(res))
+		outcome = outcomeOf(s.forward(w, r, body, r.Context()))
 	case holdUntilAnswer:
-		res := s.forward(w, r, body, context.WithoutCancel(r.Context()))
-		hd.release(outcomeOf(res))
+		outcome = outcomeOf(s.forward(w, r, body, context.WithoutCancel(r.Context())))
 	case holdUntilPromptDone:
+		s.watch.expect(promptID) // ours, not the backend's own work, while it is forwarded
 		res := s.forward(w, r, body, context.WithoutCancel(r.Context()))
 		if res.status != http.StatusOK {
-			hd.release(outcomeOf(res), "prompt_id", promptID) // refused or unreachable: nothing was queued
+			s.watch.unexpect(promptID)
+			outcome = outcomeOf(res) // refused or unreachable: nothing was queued
+			hd.release(outcome, "prompt_id", promptID)
 			return
 		}
 		s.watch.track(promptID, hd)
+		hd = &hold{} // the watch releases it now; the deferred release must not
 	}
 }
 

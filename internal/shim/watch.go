@@ -30,8 +30,9 @@ type promptWatch struct {
 	clientID string
 	wake     chan struct{}
 
-	mu   sync.Mutex
-	held map[string]*heldPrompt
+	mu       sync.Mutex
+	held     map[string]*heldPrompt
+	expected map[string]bool // prompts being forwarded, not yet held
 	idle chan struct{} // closed and replaced whenever held becomes empty
 }
 
@@ -48,13 +49,31 @@ func newPromptWatch(s *Shim) *promptWatch {
 		clientID: "gpulock-shim-" + newUUID(),
 		wake:     make(chan struct{}, 1),
 		held:     map[string]*heldPrompt{},
+		expected: map[string]bool{},
 		idle:     make(chan struct{}),
 	}
+}
+
+// expect marks a prompt that is being forwarded as the shim's own, so that
+// finding it in ComfyUI's queue before track is not taken for the
+// backend's own work.
+func (pw *promptWatch) expect(id string) {
+	pw.mu.Lock()
+	pw.expected[id] = true
+	pw.mu.Unlock()
+}
+
+// unexpect forgets a prompt that ComfyUI did not take.
+func (pw *promptWatch) unexpect(id string) {
+	pw.mu.Lock()
+	delete(pw.expected, id)
+	pw.mu.Unlock()
 }
 
 // track hands the lock held for a forwarded prompt to the watch.
 func (pw *promptWatch) track(id string, hd *hold) {
 	pw.mu.Lock()
+	delete(pw.expected, id)
 	old := pw.held[id]
 	pw.held[id] = &heldPrompt{id: id, hd: hd}
 	pw.mu.Unlock()
@@ -151,7 +170,7 @@ func (pw *promptWatch) coverForeign(ctx context.Context, inQueue map[string]bool
 	pw.mu.Lock()
 	foreign := false
 	for id := range inQueue {
-		if pw.held[id] == nil {
+		if pw.held[id] == nil && !pw.expected[id] {
 			foreign = true
 			break
 		}
