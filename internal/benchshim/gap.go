@@ -137,6 +137,7 @@ func (b *bench) gap(o gapOpts) error {
 	}
 
 	var cross, same []time.Duration
+	byDir := map[string][]time.Duration{}
 	for i := 1; i < len(periods); i++ {
 		if periods[i].service == "" || periods[i-1].service == "" {
 			continue
@@ -144,6 +145,8 @@ func (b *bench) gap(o gapOpts) error {
 		g := time.Duration(periods[i].start - periods[i-1].end)
 		if periods[i].service != periods[i-1].service {
 			cross = append(cross, g)
+			dir := periods[i-1].service + " -> " + periods[i].service
+			byDir[dir] = append(byDir[dir], g)
 		} else {
 			same = append(same, g)
 		}
@@ -156,7 +159,8 @@ func (b *bench) gap(o gapOpts) error {
 	for _, row := range []struct {
 		name string
 		gaps []time.Duration
-	}{{"end -> start, different services", cross}, {"end -> start, same service", same}} {
+	}{{"end -> start, different services", cross}, {"  comfyui -> a1111", byDir["comfyui -> a1111"]},
+		{"  a1111 -> comfyui", byDir["a1111 -> comfyui"]}, {"end -> start, same service", same}} {
 		if len(row.gaps) == 0 {
 			fmt.Printf("| %-38s | %5d | | | | |\n", row.name, 0)
 			continue

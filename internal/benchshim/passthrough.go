@@ -116,6 +116,13 @@ func (b *bench) passthrough(o passthroughOpts) error {
 			p50.Round(time.Microsecond), p99.Round(time.Microsecond), (p99 - directP99).Round(time.Microsecond),
 			100*rps/tunedRPS, 100*rps/nginxRPS, strings.Join(all, ", "))
 	}
+	// Paired per round: the shim and the tuned proxy ran back to back.
+	var ratios, added []string
+	for i := range results["shim"] {
+		ratios = append(ratios, fmt.Sprintf("%.1f%%", 100*results["shim"][i].rps/results["proxy-tuned"][i].rps))
+		added = append(added, (results["shim"][i].p99 - results["direct"][i].p99).Round(time.Microsecond).String())
+	}
+	fmt.Printf("per round: shim / proxy-tuned req/s %s; shim p99 - direct p99 %s\n", strings.Join(ratios, ", "), strings.Join(added, ", "))
 	return nil
 }
 
