@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/coder/websocket"
@@ -60,6 +61,9 @@ type GradioStats struct {
 	// DataTimeouts counts sockets that sent no data frame within
 	// GradioDataTimeout: they got process_completed with an error.
 	DataTimeouts int64
+	// ClientGone counts sockets whose client closed (or vanished) before
+	// process_completed was sent, counted as soon as the fake notices.
+	ClientGone int64
 	// Predicts counts POST /run/predict and /api/predict calls.
 	Predicts int64
 	// UIJobs counts task(...) jobs started, over both routes.
@@ -255,11 +259,17 @@ func (s *Server) handleQueueJoin(w http.ResponseWriter, r *http.Request) {
 	frames := make(chan wsRead, 1)
 	done := make(chan struct{})
 	readerDone := make(chan struct{})
-	defer func() { close(done); conn.CloseNow(); <-readerDone }()
+	var completing atomic.Bool // the handler ends the socket: the close that follows is ours
+	defer func() { completing.Store(true); close(done); conn.CloseNow(); <-readerDone }()
 	go func() {
 		defer close(readerDone)
 		for {
 			_, data, err := conn.Read(context.Background())
+			if err != nil && !completing.Load() {
+				s.mu.Lock()
+				s.tasks.stats.ClientGone++
+				s.mu.Unlock()
+			}
 			select {
 			case frames <- wsRead{data, err}:
 			case <-done:
@@ -301,6 +311,7 @@ func (s *Server) handleQueueJoin(w http.ResponseWriter, r *http.Request) {
 	}
 	f, ok = next(s.cfg.GradioDataTimeout)
 	if !ok {
+		completing.Store(true)
 		s.mu.Lock()
 		s.tasks.stats.DataTimeouts++
 		s.mu.Unlock()
@@ -333,6 +344,7 @@ func (s *Server) handleQueueJoin(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	out := <-ch // the job runs to its end even if the client has left
+	completing.Store(true)
 	if s.sendFrame(conn, map[string]any{"msg": "process_completed", "output": out, "success": true}) != nil {
 		s.mu.Lock()
 		s.counters.Abandoned++
