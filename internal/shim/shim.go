@@ -88,6 +88,10 @@ const (
 
 // ServeHTTP passes non-GPU requests straight through and queues GPU work.
 func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.isGradioQueue(r) {
+		s.serveGradioQueue(w, r)
+		return
+	}
 	switch r.URL.Path {
 	case PathStatus:
 		s.serveStatus(w, r)
