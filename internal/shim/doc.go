@@ -5,8 +5,8 @@
 // failing.
 //
 // Requests that are not GPU work (pages, static files, JSON APIs,
-// websockets, server-sent events, uploads) pass straight through and never
-// wait. A GPU request's body is read first (bounded by MaxBody), then it
+// websockets other than A1111's job queue, server-sent events, uploads)
+// pass straight through and never wait. A GPU request's body is read first (bounded by MaxBody), then it
 // waits in line for the lock (gpulock's fair turns: first come first served
 // in this shim, turns in arrival order with the other shims of the GPU), and
 // is forwarded once the lock is held. How long the lock is then held depends
@@ -17,7 +17,12 @@
 //     (success, error, interrupted, deleted from the queue, or ComfyUI
 //     restarted), watching ComfyUI's websocket and /queue.
 //   - a1111: the API is synchronous; the lock is held until A1111 answers,
-//     even if the client has gone (A1111 keeps generating anyway).
+//     even if the client has gone (A1111 keeps generating anyway). The
+//     browser UI's jobs run over gradio's /queue/join websocket, which the
+//     shim ends itself (gradio.go): it holds the job's data frame until the
+//     lock is held and releases on process_completed; with
+//     --no-gradio-queue they are POST /run/predict calls, held until A1111
+//     answers.
 //   - generic: the lock is held for the request's whole life, streamed
 //     response body included.
 //

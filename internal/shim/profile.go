@@ -50,7 +50,7 @@ var profiles = map[string]Profile{
 	},
 	"a1111": {
 		Name: "a1111",
-		routes: []Route{
+		routes: append([]Route{
 			mustRoute("POST /sdapi/v1/txt2img", holdUntilAnswer),
 			mustRoute("POST /sdapi/v1/img2img", holdUntilAnswer),
 			mustRoute("POST /sdapi/v1/extra-single-image", holdUntilAnswer),
@@ -61,7 +61,7 @@ var profiles = map[string]Profile{
 			mustRoute("POST /sdapi/v1/train/*", holdUntilAnswer),
 			mustRoute("POST /sdapi/v1/create/*", holdUntilAnswer),
 			withBodyCheck(mustRoute("POST /sdapi/v1/options", holdUntilAnswer), changesModel),
-		},
+		}, gradioRoutes()...),
 		extraHold: holdUntilAnswer,
 	},
 	"generic": {
