@@ -50,6 +50,7 @@ func TestKilledHoldersAndWaitersBlockNobody(t *testing.T) {
 		kids[i] = startChild(t, "killable", env...)
 	}
 	for _, k := range kids {
+		killed[strconv.Itoa(k.cmd.Process.Pid)] = true // the others may see it die too
 		k.kill()
 	}
 
