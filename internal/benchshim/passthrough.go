@@ -36,7 +36,8 @@ type wrkResult struct {
 }
 
 // passthrough starts the tiny backend and the four proxies in front of it
-// and runs wrk against each, opts.runs rounds in turn, then prints medians.
+// and runs wrk against each, opts.runs rounds in turn (each round in a
+// rotated order), then prints medians.
 func (b *bench) passthrough(o passthroughOpts) error {
 	backend, err := freeAddr()
 	if err != nil {
@@ -85,7 +86,10 @@ func (b *bench) passthrough(o passthroughOpts) error {
 	}
 	results := map[string][]wrkResult{}
 	for round := range o.runs {
-		for _, t := range targets {
+		// Each round starts one target later, so that none always follows
+		// the same other (the machine is shared: order effects are real).
+		order := append(slices.Clone(targets[round%len(targets):]), targets[:round%len(targets)]...)
+		for _, t := range order {
 			r, err := b.wrk(t, o, o.duration)
 			if err != nil {
 				return err
