@@ -1,11 +1,13 @@
 // Command benchshim measures gpulock shim on loopback: passthrough
-// throughput and latency against a plain ReverseProxy and nginx
-// (passthrough), the memory and CPU of 10,000 GPU requests waiting in one
+// throughput and latency at saturation against a plain ReverseProxy and
+// nginx (passthrough, with wrk), passthrough latency at a fixed rate below
+// saturation (latency), the memory and CPU of 10,000 GPU requests waiting in one
 // shim (waiting), and the gap between one service's job ending and
 // another's starting on a simulated GPU (gap). Results go to
 // docs/BENCHMARKS.md.
 //
 //	go run ./internal/benchshim passthrough [-runs 3] [-d 10s]
+//	go run ./internal/benchshim latency [-rate 2000] [-runs 3]
 //	go run ./internal/benchshim waiting [-n 10000] [-runs 3]
 //	go run ./internal/benchshim gap [-jobs 60]
 //
@@ -54,7 +56,7 @@ func main() {
 
 func run(args []string) error {
 	if len(args) == 0 {
-		return errors.New("say which: passthrough, waiting or gap")
+		return errors.New("say which: passthrough, latency, waiting or gap")
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 	defer stop()
@@ -79,6 +81,18 @@ func run(args []string) error {
 		}
 		defer b.stopAll()
 		return b.passthrough(o)
+	case "latency":
+		o := latencyOpts{}
+		fs.IntVar(&o.rate, "rate", 2000, "requests/s over all connections")
+		fs.IntVar(&o.conns, "c", 32, "connections")
+		fs.DurationVar(&o.duration, "d", 10*time.Second, "duration per run")
+		fs.IntVar(&o.runs, "runs", 3, "runs per target (the median is reported)")
+		_ = fs.Parse(args[1:])
+		if err := b.setup(*gpulockBin); err != nil {
+			return err
+		}
+		defer b.stopAll()
+		return b.latency(o)
 	case "waiting":
 		o := waitingOpts{}
 		fs.IntVar(&o.n, "n", 10000, "GPU requests waiting at once")
@@ -106,7 +120,7 @@ func run(args []string) error {
 		defer b.stopAll()
 		return b.gap(o)
 	}
-	return fmt.Errorf("unknown benchmark %q: want passthrough, waiting or gap", args[0])
+	return fmt.Errorf("unknown benchmark %q: want passthrough, latency, waiting or gap", args[0])
 }
 
 // bench holds what a benchmark started, to stop it at the end.

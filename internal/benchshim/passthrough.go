@@ -39,42 +39,8 @@ type wrkResult struct {
 // and runs wrk against each, opts.runs rounds in turn (each round in a
 // rotated order), then prints medians.
 func (b *bench) passthrough(o passthroughOpts) error {
-	backend, err := freeAddr()
+	targets, err := b.startFronts()
 	if err != nil {
-		return err
-	}
-	if _, err := b.start("backend", backend, b.self, "child", "backend", backend); err != nil {
-		return err
-	}
-	up := "http://" + backend
-	targets := []target{{name: "direct", addr: backend}}
-	add := func(name string, argv func(addr string) []string) error {
-		addr, err := freeAddr()
-		if err != nil {
-			return err
-		}
-		if _, err := b.start(name, addr, argv(addr)...); err != nil {
-			return err
-		}
-		targets = append(targets, target{name: name, addr: addr})
-		return nil
-	}
-	lockDir := filepath.Join(b.tmp, "locks")
-	if err := os.MkdirAll(lockDir, 0o755); err != nil {
-		return err
-	}
-	if err := add("shim", func(addr string) []string {
-		return []string{b.gpulock, "shim", "--listen", addr, "--upstream", up, "--profile", "generic",
-			"--gpu-route", "POST " + pathGen, "--lock-dir", lockDir, "--gpu", "0"}
-	}); err != nil {
-		return err
-	}
-	for _, role := range []string{"proxy-tuned", "proxy-default"} {
-		if err := add(role, func(addr string) []string { return []string{b.self, "child", role, addr, up} }); err != nil {
-			return err
-		}
-	}
-	if err := add("nginx", func(addr string) []string { return b.nginxArgv(addr, backend) }); err != nil {
 		return err
 	}
 
@@ -128,6 +94,50 @@ func (b *bench) passthrough(o passthroughOpts) error {
 	}
 	fmt.Printf("per round: shim / proxy-tuned req/s %s; shim p99 - direct p99 %s\n", strings.Join(ratios, ", "), strings.Join(added, ", "))
 	return nil
+}
+
+// startFronts starts the tiny backend and, in front of it, the shim, the
+// two plain ReverseProxies and nginx, and returns the five ways to reach it.
+func (b *bench) startFronts() ([]target, error) {
+	backend, err := freeAddr()
+	if err != nil {
+		return nil, err
+	}
+	if _, err := b.start("backend", backend, b.self, "child", "backend", backend); err != nil {
+		return nil, err
+	}
+	up := "http://" + backend
+	targets := []target{{name: "direct", addr: backend}}
+	add := func(name string, argv func(addr string) []string) error {
+		addr, err := freeAddr()
+		if err != nil {
+			return err
+		}
+		if _, err := b.start(name, addr, argv(addr)...); err != nil {
+			return err
+		}
+		targets = append(targets, target{name: name, addr: addr})
+		return nil
+	}
+	lockDir := filepath.Join(b.tmp, "locks")
+	if err := os.MkdirAll(lockDir, 0o755); err != nil {
+		return nil, err
+	}
+	if err := add("shim", func(addr string) []string {
+		return []string{b.gpulock, "shim", "--listen", addr, "--upstream", up, "--profile", "generic",
+			"--gpu-route", "POST " + pathGen, "--lock-dir", lockDir, "--gpu", "0"}
+	}); err != nil {
+		return nil, err
+	}
+	for _, role := range []string{"proxy-tuned", "proxy-default"} {
+		if err := add(role, func(addr string) []string { return []string{b.self, "child", role, addr, up} }); err != nil {
+			return nil, err
+		}
+	}
+	if err := add("nginx", func(addr string) []string { return b.nginxArgv(addr, backend) }); err != nil {
+		return nil, err
+	}
+	return targets, nil
 }
 
 // median returns the median of f over rs (the mean of the middle two for
