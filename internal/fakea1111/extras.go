@@ -2,6 +2,7 @@ package fakea1111
 
 import (
 	"encoding/base64"
+	"github.com/gpulock/gpulock/internal/fakeimage"
 	"net/http"
 	"strconv"
 )
@@ -22,7 +23,7 @@ func (s *Server) handleExtraSingle(w http.ResponseWriter, r *http.Request) {
 	if _, ok := s.await(w, r, jobSpec{name: "extras", steps: extrasSteps, iterations: 1}); !ok {
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"html_info": "<p>fake upscale</p>", "image": base64.StdEncoding.EncodeToString(tinyPNG())})
+	writeJSON(w, http.StatusOK, map[string]any{"html_info": "<p>fake upscale</p>", "image": base64.StdEncoding.EncodeToString(fakeimage.PNG())})
 }
 
 // handleExtraBatch answers POST /sdapi/v1/extra-batch-images.
@@ -47,7 +48,7 @@ func (s *Server) handleExtraBatch(w http.ResponseWriter, r *http.Request) {
 	}
 	images := make([]string, len(req.ImageList))
 	for i := range images {
-		images[i] = base64.StdEncoding.EncodeToString(tinyPNG())
+		images[i] = base64.StdEncoding.EncodeToString(fakeimage.PNG())
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"html_info": "", "images": images})
 }

@@ -3,6 +3,7 @@ package fakea1111
 import (
 	"encoding/base64"
 	"encoding/json"
+	"github.com/gpulock/gpulock/internal/fakeimage"
 	"net/http"
 	"slices"
 	"strings"
@@ -101,7 +102,7 @@ func (s *Server) handleGenerate(job string, img bool) http.HandlerFunc {
 		infoJSON, _ := json.Marshal(info)
 		images := make([]string, batch*iters)
 		for i := range images {
-			images[i] = base64.StdEncoding.EncodeToString(tinyPNG())
+			images[i] = base64.StdEncoding.EncodeToString(fakeimage.PNG())
 		}
 		writeJSON(w, http.StatusOK, GenerateResponse{Images: images, Parameters: params, Info: string(infoJSON)})
 	}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"github.com/gpulock/gpulock/internal/fakeimage"
 	"image/png"
 	"net/http"
 	"testing"
@@ -12,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 )
 
-var b64PNG = base64.StdEncoding.EncodeToString(tinyPNG())
+var b64PNG = base64.StdEncoding.EncodeToString(fakeimage.PNG())
 
 func TestGenerateAndValidation(t *testing.T) {
 	f := newFixture(t, nil)

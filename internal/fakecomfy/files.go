@@ -2,6 +2,7 @@ package fakecomfy
 
 import (
 	"errors"
+	"github.com/gpulock/gpulock/internal/fakeimage"
 	"io"
 	"net/http"
 	"path"
@@ -81,7 +82,7 @@ func (s *Server) handleView(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "image/png")
-	_, _ = w.Write(tinyPNG())
+	_, _ = w.Write(fakeimage.PNG())
 }
 
 // madeImage reports whether a SaveImage of this server wrote name.

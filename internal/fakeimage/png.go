@@ -1,4 +1,5 @@
-package fakecomfy
+// Package fakeimage makes the images that the fake backends answer with.
+package fakeimage
 
 import (
 	"bytes"
@@ -8,8 +9,8 @@ import (
 	"sync"
 )
 
-// tinyPNG returns a valid 1x1 PNG, the image every SaveImage produces.
-var tinyPNG = sync.OnceValue(func() []byte {
+// PNG returns a valid 1x1 PNG: every fake job's image.
+var PNG = sync.OnceValue(func() []byte {
 	img := image.NewRGBA(image.Rect(0, 0, 1, 1))
 	img.Set(0, 0, color.RGBA{R: 0x80, G: 0x40, B: 0xc0, A: 0xff})
 	var buf bytes.Buffer
