@@ -2,9 +2,10 @@ package fakea1111
 
 import (
 	"encoding/base64"
-	"github.com/gpulock/gpulock/internal/fakeimage"
 	"net/http"
 	"strconv"
+
+	"github.com/gpulock/gpulock/internal/fakeimage"
 )
 
 // handleExtraSingle answers POST /sdapi/v1/extra-single-image after a

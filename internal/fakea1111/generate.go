@@ -3,10 +3,11 @@ package fakea1111
 import (
 	"encoding/base64"
 	"encoding/json"
-	"github.com/gpulock/gpulock/internal/fakeimage"
 	"net/http"
 	"slices"
 	"strings"
+
+	"github.com/gpulock/gpulock/internal/fakeimage"
 )
 
 // GenerateRequest is the body of txt2img and img2img; every field is

@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
-	"github.com/gpulock/gpulock/internal/fakeimage"
 	"image/png"
 	"net/http"
 	"testing"
 
+	"github.com/gpulock/gpulock/internal/fakeimage"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )

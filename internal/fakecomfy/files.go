@@ -2,11 +2,12 @@ package fakecomfy
 
 import (
 	"errors"
-	"github.com/gpulock/gpulock/internal/fakeimage"
 	"io"
 	"net/http"
 	"path"
 	"strconv"
+
+	"github.com/gpulock/gpulock/internal/fakeimage"
 )
 
 // handleUploadImage answers POST /upload/image: the multipart "image" part
