@@ -35,8 +35,10 @@ func TestDemoShowsTheDifference(t *testing.T) {
 	}
 	assert.Zero(t, rep.With.Overlaps)
 	assert.Zero(t, rep.With.OOMs)
-	assert.Positive(t, rep.Without.Overlaps, "without gpulock jobs overlap")
-	assert.Positive(t, rep.Without.OOMs, "and run out of memory")
+	// Without gpulock jobs collide: they overlap, or the one that starts
+	// second runs out of memory (which of the two depends on who starts
+	// first, so neither alone is certain).
+	assert.Positive(t, rep.Without.Overlaps+rep.Without.OOMs, "without gpulock jobs collide")
 	assert.Contains(t, out.String(), "with gpulock")
 	assert.Contains(t, out.String(), "overlaps (two jobs on one GPU)")
 }
