@@ -31,6 +31,7 @@ type promptWatch struct {
 	wake     chan struct{}
 
 	mu       sync.Mutex
+	seq      uint64 // counts track calls
 	held     map[string]*heldPrompt
 	expected map[string]bool // prompts being forwarded, not yet held
 	idle chan struct{} // closed and replaced whenever held becomes empty
@@ -40,6 +41,7 @@ type promptWatch struct {
 type heldPrompt struct {
 	id          string
 	hd          *hold
+	seq         uint64 // when it was tracked, in track calls
 	interrupted time.Time
 }
 
@@ -75,7 +77,8 @@ func (pw *promptWatch) track(id string, hd *hold) {
 	pw.mu.Lock()
 	delete(pw.expected, id)
 	old := pw.held[id]
-	pw.held[id] = &heldPrompt{id: id, hd: hd}
+	pw.seq++
+	pw.held[id] = &heldPrompt{id: id, hd: hd, seq: pw.seq}
 	pw.mu.Unlock()
 	if old != nil {
 		old.hd.release(outcomeDone, "prompt_id", id) // the same id again: ComfyUI replaced it
@@ -128,6 +131,12 @@ func (pw *promptWatch) run(ctx context.Context) {
 // check releases the lock of every held prompt that left ComfyUI's queue,
 // and interrupts those held longer than MaxHold.
 func (pw *promptWatch) check(ctx context.Context) {
+	// Only prompts tracked before the queue is asked for can be missing
+	// from its answer because they finished: one tracked while the answer
+	// is on its way may simply not have been queued yet when it was made.
+	pw.mu.Lock()
+	asked := pw.seq
+	pw.mu.Unlock()
 	inQueue, err := pw.s.comfyQueue(ctx)
 	down := errors.Is(err, errBackendDown)
 	if err != nil && !down {
@@ -140,6 +149,9 @@ func (pw *promptWatch) check(ctx context.Context) {
 	var outcomes []string
 	pw.mu.Lock()
 	for id, p := range pw.held {
+		if p.seq > asked {
+			continue // the next look decides
+		}
 		outcome := ""
 		switch {
 		case down:
