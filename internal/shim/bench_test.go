@@ -13,7 +13,6 @@ import (
 	"net/url"
 	"runtime"
 	"strconv"
-	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -103,7 +102,7 @@ func BenchmarkPassthrough(b *testing.B) {
 		{"proxy-default", func() string { return serve(b, plain(def, nil)) }},
 		// What a BufferPool would save: ReverseProxy otherwise allocates a
 		// 32 KB copy buffer per response.
-		{"proxy-tuned-pool", func() string { return serve(b, plain(tuned, &bufferPool{})) }},
+		{"proxy-tuned-pool", func() string { return serve(b, plain(tuned, copyBuffers)) }},
 	}
 	for _, f := range fronts {
 		b.Run(f.name, func(b *testing.B) {
@@ -128,18 +127,6 @@ func BenchmarkPassthrough(b *testing.B) {
 		})
 	}
 }
-
-// bufferPool is an httputil.BufferPool of 32 KB buffers.
-type bufferPool struct{ p sync.Pool }
-
-func (bp *bufferPool) Get() []byte {
-	if b, ok := bp.p.Get().(*[]byte); ok {
-		return *b
-	}
-	return make([]byte, 32<<10)
-}
-
-func (bp *bufferPool) Put(b []byte) { bp.p.Put(&b) }
 
 // waitingRequests is how many GPU requests BenchmarkWaitingHeap keeps waiting.
 const waitingRequests = 2000
