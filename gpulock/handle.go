@@ -107,6 +107,7 @@ func (h *Handle) finish(unlock bool) error {
 	if h.refresh != nil {
 		h.refresh.Stop()
 	}
+	h.q.releasing()
 	if unlock {
 		// Clear the description before anyone else can hold it: readers use
 		// the first line only, and an empty one says nothing (a one-byte

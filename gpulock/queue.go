@@ -159,13 +159,30 @@ func (q *queue) lockFile(wait bool) (*os.File, error) {
 	}
 }
 
-// startRunnerLocked starts the runner when waiters need one.
+// startRunnerLocked starts the runner when waiters need one. It takes the
+// process's place in line first, right here: the moment a process begins
+// waiting (its first waiter, or its release with more waiters) is its
+// place in line, however late the runner goroutine gets a CPU.
 func (q *queue) startRunnerLocked() {
 	if q.running || q.held || q.waiters.Len() == 0 {
 		return
 	}
+	q.takePlaceLocked()
 	q.running = true
 	go q.run()
+}
+
+// takePlaceLocked puts the process in line if it is not, for its first
+// waiter. Without a place (the queue directory is not usable) the runner
+// waits on the lock file alone: order is lost, exclusion is not.
+func (q *queue) takePlaceLocked() {
+	if q.ticket != nil || q.waiters.Len() == 0 {
+		return
+	}
+	front := q.waiters.Front().Value.(*waiter)
+	if t, err := createTicket(q.qdir, front.lock.waiterDescription(front.since)); err == nil {
+		q.ticket = t
+	}
 }
 
 // withdrawLocked gives up this process's place in line, so that nobody waits
@@ -186,17 +203,16 @@ func (q *queue) run() {
 	for {
 		q.mu.Lock()
 		if q.held || q.waiters.Len() == 0 {
-			q.withdrawLocked()
+			// A holder's place for its next turn (taken as it releases)
+			// stays; a place nobody waits for goes.
+			if q.waiters.Len() == 0 {
+				q.withdrawLocked()
+			}
 			q.running = false
 			q.mu.Unlock()
 			return
 		}
-		if q.ticket == nil {
-			front := q.waiters.Front().Value.(*waiter)
-			if t, err := createTicket(q.qdir, front.lock.waiterDescription(front.since)); err == nil {
-				q.ticket = t
-			} // else wait without a place in line: order is lost, exclusion is not.
-		}
+		q.takePlaceLocked() // again, after a withdrawal
 		t, gen := q.ticket, q.gen
 		q.mu.Unlock()
 
@@ -242,6 +258,16 @@ func (q *queue) failAllLocked(err error) {
 		w.ch <- result{err: err}
 	}
 	q.withdrawLocked()
+}
+
+// releasing is called by a Handle before it gives the lock back: if this
+// process has more waiters, it goes to the back of the line now, while it
+// still holds the lock, so that no other process can take two turns while
+// this one is slow to queue again.
+func (q *queue) releasing() {
+	q.mu.Lock()
+	q.takePlaceLocked()
+	q.mu.Unlock()
 }
 
 // released is called by a Handle once the lock is given back.
