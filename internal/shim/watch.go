@@ -34,7 +34,7 @@ type promptWatch struct {
 	seq      uint64 // counts track calls
 	held     map[string]*heldPrompt
 	expected map[string]bool // prompts being forwarded, not yet held
-	idle chan struct{} // closed and replaced whenever held becomes empty
+	idle     chan struct{}   // closed and replaced whenever held becomes empty
 }
 
 // heldPrompt is a forwarded prompt and the lock held for it.
