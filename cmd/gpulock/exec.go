@@ -225,6 +225,8 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 		}
 	}
 
+	warnIfServed(locks, a.notice(o))
+
 	sigs := make(chan os.Signal, len(forwardedSignals))
 	signal.Notify(sigs, forwardedSignals...)
 	defer signal.Stop(sigs)
@@ -468,6 +470,18 @@ func lookupEnv(env []string, key string) (string, bool) {
 		}
 	}
 	return "", false
+}
+
+// warnIfServed says so when a gpulock shim serves one of the GPUs: the
+// command then takes turns with the shim's jobs, which is right for a batch
+// job, but a web UI run this way would hold the GPU for its whole life.
+func warnIfServed(locks []*gpulock.Lock, notice func(string)) {
+	for _, l := range locks {
+		if l.Served() {
+			notice(fmt.Sprintf("a gpulock shim serves GPU %d: this command takes turns with its jobs; "+
+				"do not run a web UI this way, it would hold GPU %d for its whole life", l.GPU(), l.GPU()))
+		}
+	}
 }
 
 // notice returns a function that prints a one-line notice unless --quiet.

@@ -63,3 +63,25 @@ func TestSystemdUnitsCommandLines(t *testing.T) {
 	}
 	assert.Equal(t, 3, tested, "two shim units and one exec unit")
 }
+
+// TestExecWarnsWhenAShimServesTheGPU runs a shim and then gpulock exec on
+// its GPU: exec says that a web UI must not be run this way, and still runs
+// the command once the GPU is free.
+func TestExecWarnsWhenAShimServesTheGPU(t *testing.T) {
+	lockDir := t.TempDir()
+	port := freePort(t)
+	shim := startProc(t, t.TempDir(), "shim", gpulockBin, "shim", "--listen", "127.0.0.1:"+strconv.Itoa(port),
+		"--upstream", "http://127.0.0.1:1", "--gpu", "0", "--profile", "generic", "--lock-dir", lockDir)
+	waitListening(t, port, shim)
+	out, err := exec.Command(gpulockBin, "exec", "--lock-dir", lockDir, "--gpu", "0", "--", "true").CombinedOutput()
+	require.NoError(t, err, "%s", out)
+	assert.Contains(t, string(out), "a gpulock shim serves GPU 0")
+	out, err = exec.Command(gpulockBin, "exec", "--lock-dir", lockDir, "--gpu", "0", "--quiet", "--", "true").CombinedOutput()
+	require.NoError(t, err)
+	assert.Empty(t, string(out), "--quiet silences it")
+
+	shim.kill()
+	out, err = exec.Command(gpulockBin, "exec", "--lock-dir", lockDir, "--gpu", "0", "--", "true").CombinedOutput()
+	require.NoError(t, err)
+	assert.NotContains(t, string(out), "shim serves", "the mark dies with the shim")
+}

@@ -34,6 +34,7 @@ type Shim struct {
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
+	unserve  func() error
 	wg       sync.WaitGroup
 }
 
@@ -114,6 +115,13 @@ func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Shim) Start() {
 	ctx, cancel := context.WithCancel(context.Background())
 	s.cancel = cancel
+	// Tell gpulock exec that this GPU is served, so that it can warn
+	// against running a web UI under it.
+	if stop, err := s.lock.Serve(); err == nil {
+		s.unserve = stop
+	} else {
+		s.cfg.Logger.Warn("cannot mark the GPU as served by a shim", "err", err)
+	}
 	switch s.cfg.Profile.Name {
 	case "comfyui":
 		s.wg.Go(func() { s.watch.listen(ctx) })
@@ -153,6 +161,9 @@ func (s *Shim) Shutdown(ctx context.Context) error {
 		}
 		s.wg.Wait()
 		s.cover.stop()
+		if s.unserve != nil {
+			_ = s.unserve()
+		}
 		s.transport.CloseIdleConnections()
 	})
 	return err
