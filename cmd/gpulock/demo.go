@@ -23,7 +23,7 @@ const (
 func (a *App) demoCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "demo",
-		Usage: "show what gpulock does, on simulated GPUs with fake ComfyUI and A1111 backends (about 15 s)",
+		Usage: "show what gpulock does, on simulated GPUs with fake ComfyUI and A1111 backends (about 10 s)",
 		Description: "Starts, on loopback, a fake ComfyUI and a fake A1111 on each simulated GPU and a shim in front of\n" +
 			"each, sends a mixed load of API clients through the shims, then sends the same load straight to the\n" +
 			"backends, and prints jobs done, overlaps, out-of-memory failures, GPU busy time and waits side by side.",
