@@ -62,11 +62,14 @@ func (c *cover) set(ctx context.Context, busy bool) {
 // take waits in line on the backend's behalf; if the backend is idle again
 // by the time the turn comes, it lets the lock go at once.
 func (c *cover) take(ctx context.Context) {
-	hd, err := c.s.acquire(ctx, routeBackendWork, "")
+	hd, err := c.s.acquireIn(ctx, routeBackendWork, "", false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.waiting = false
 	if err != nil {
+		// Shutting down. Forget the wish, so that a later sighting of the
+		// backend's work tries again rather than taking it as covered.
+		c.wanted = false
 		return
 	}
 	if !c.wanted {
@@ -117,11 +120,10 @@ func (c *cover) watchA1111(ctx context.Context) {
 		if err != nil {
 			busy = false // down: nothing runs
 		}
-		switch {
-		case busy && c.own.Load() == 0:
+		if busy && c.own.Load() == 0 {
 			busyInARow++
-		case !busy:
-			busyInARow = 0
+		} else {
+			busyInARow = 0 // idle, or busy with the shim's own job
 		}
 		if covering {
 			c.set(ctx, busy && c.own.Load() == 0)

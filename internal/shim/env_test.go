@@ -116,3 +116,7 @@ func promptGraph(steps int) []byte { return fakecomfy.TextToImagePrompt(steps, i
 func fakecomfyPrompt(steps int) fakecomfy.PromptRequest {
 	return fakecomfy.PromptRequest{Prompt: promptGraph(steps)}
 }
+
+// shutdownPatience is how long a test lets Shutdown run to see that it
+// waits: a measured interval, not a synchronisation.
+const shutdownPatience = 100 * time.Millisecond

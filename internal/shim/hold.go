@@ -25,8 +25,18 @@ type hold struct {
 // and readies the backend for work (A1111 reloads a checkpoint it unloaded
 // at a hand-off). requestID names the place in line in the status.
 func (s *Shim) acquire(ctx context.Context, route, requestID string) (*hold, error) {
+	return s.acquireIn(ctx, route, requestID, true)
+}
+
+// acquireIn is acquire; bounded says whether MaxQueue and QueueTimeout
+// apply (not to holdings on the backend's behalf: its work runs anyway).
+func (s *Shim) acquireIn(ctx context.Context, route, requestID string, bounded bool) (*hold, error) {
 	start := time.Now()
-	p, wctx, stop, err := s.line.join(ctx, route, requestID, s.cfg.QueueTimeout)
+	timeout := s.cfg.QueueTimeout
+	if !bounded {
+		timeout = 0
+	}
+	p, wctx, stop, err := s.line.join(ctx, route, requestID, timeout, bounded)
 	if err != nil {
 		return nil, err
 	}
@@ -44,6 +54,7 @@ func (s *Shim) acquire(ctx context.Context, route, requestID string) (*hold, err
 	hd := &hold{s: s, h: h, route: route, waited: waited, since: time.Now()}
 	if route != routeBackendWork {
 		s.cover.own.Add(1)
+		s.inflight.add()
 	}
 	s.vram.beforeWork(ctx)
 	return hd, nil
@@ -65,6 +76,7 @@ func (hd *hold) release(outcome string, attrs ...any) {
 		_ = hd.h.Release()
 		if hd.route != routeBackendWork {
 			hd.s.cover.own.Add(-1)
+			hd.s.inflight.done()
 		}
 		hd.s.metrics.finished(outcome, held)
 		args := append([]any{"service", hd.s.cfg.Name, "route", hd.route, "wait", hd.waited.Round(time.Millisecond),

@@ -44,16 +44,16 @@ func newLine(max int) *line {
 }
 
 // join puts a request in line. It returns the context to wait with, which
-// ends when the caller's does, after timeout (errQueueTimeout) or at
-// shutdown (errShuttingDown). It fails with errQueueFull or errShuttingDown
-// without queueing.
-func (l *line) join(ctx context.Context, route, requestID string, timeout time.Duration) (*place, context.Context, func(), error) {
+// ends when the caller's does, after timeout if not zero (errQueueTimeout)
+// or at shutdown (errShuttingDown). It fails with errShuttingDown, or with
+// errQueueFull when bounded, without queueing.
+func (l *line) join(ctx context.Context, route, requestID string, timeout time.Duration, bounded bool) (*place, context.Context, func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.draining {
 		return nil, nil, nil, errShuttingDown
 	}
-	if l.max > 0 && len(l.waiting) >= l.max {
+	if bounded && l.max > 0 && len(l.waiting) >= l.max {
 		return nil, nil, nil, errQueueFull
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

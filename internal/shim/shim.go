@@ -31,6 +31,7 @@ type Shim struct {
 	metrics   *metrics
 	vram      *vramHandoff
 	cover     *cover
+	inflight  *inflight
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -72,6 +73,7 @@ func New(cfg Config) (*Shim, error) {
 	s.metrics = newMetrics(s)
 	s.vram = &vramHandoff{s: s, enabled: cfg.FreeOnHandoff}
 	s.cover = &cover{s: s}
+	s.inflight = newInflight()
 	return s, nil
 }
 
@@ -133,28 +135,32 @@ func (s *Shim) Start() {
 }
 
 // Shutdown stops the shim gracefully: requests in line are answered 503,
-// new GPU requests too, and running jobs get until ctx ends (bounded by
-// DrainTimeout) to finish; ComfyUI prompts still running then are
-// interrupted, and the lock is released once the backend reports idle
-// (bounded by IdleTimeout) or anyway. Stopping the listener is the caller's
-// (Serve does it).
+// new GPU requests too, and the shim's running jobs (forwarded requests,
+// ComfyUI prompts, UI jobs) get until ctx ends (bounded by DrainTimeout) to
+// finish. ComfyUI prompts still running then are interrupted, and their
+// lock is released once the backend reports idle (bounded by IdleTimeout)
+// or anyway; a prompt whose forwarding ends after that is interrupted and
+// released at once. Stopping the listener is the caller's (Serve does it).
 func (s *Shim) Shutdown(ctx context.Context) error {
 	var err error
 	s.stopOnce.Do(func() {
 		s.line.drain()
 		ctx, cancel := context.WithTimeout(ctx, s.cfg.DrainTimeout)
 		defer cancel()
-		if s.watch != nil {
-			select {
-			case <-s.watch.idleChan():
-			case <-ctx.Done():
-				s.cfg.Logger.Warn("prompts still running at shutdown; interrupting them", "count", s.watch.count())
+		select {
+		case <-s.inflight.idle():
+		case <-ctx.Done():
+			s.cfg.Logger.Warn("jobs still running at shutdown", "count", s.inflight.count())
+			if s.watch != nil && s.watch.count() > 0 {
 				s.watch.interruptAll(context.WithoutCancel(ctx))
 				if e := s.waitIdle(context.WithoutCancel(ctx)); e != nil {
 					err = e
 				}
 			}
-			s.watch.releaseAll("shutdown")
+		}
+		if s.watch != nil {
+			s.watch.stop()
+			s.watch.releaseAll(outcomeShutdown)
 		}
 		if s.cancel != nil {
 			s.cancel()

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"os"
 	"sync"
@@ -116,11 +117,18 @@ func (v *vramHandoff) comfyVRAMFree(ctx context.Context) (int64, error) {
 	return st.Devices[0].VRAMFree, nil
 }
 
+// errStillBusy says the backend was busy, so its VRAM was left alone.
+var errStillBusy = errors.New("shim: the backend is busy; its VRAM stays as it is")
+
 // unloadA1111 moves A1111's checkpoint to RAM, only while A1111 is idle
 // (unloading during a generation breaks it).
 func (v *vramHandoff) unloadA1111(ctx context.Context) error {
-	if busy, err := v.s.busy(ctx); err != nil || busy {
+	busy, err := v.s.busy(ctx)
+	if err != nil {
 		return err
+	}
+	if busy {
+		return errStillBusy
 	}
 	if err := v.s.callJSON(ctx, http.MethodPost, "/sdapi/v1/unload-checkpoint", "", nil); err != nil {
 		return err

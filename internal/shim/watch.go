@@ -34,7 +34,7 @@ type promptWatch struct {
 	seq      uint64 // counts track calls
 	held     map[string]*heldPrompt
 	expected map[string]bool // prompts being forwarded, not yet held
-	idle     chan struct{}   // closed and replaced whenever held becomes empty
+	stopped  bool            // the watch no longer runs: track releases at once
 }
 
 // heldPrompt is a forwarded prompt and the lock held for it.
@@ -52,7 +52,6 @@ func newPromptWatch(s *Shim) *promptWatch {
 		wake:     make(chan struct{}, 1),
 		held:     map[string]*heldPrompt{},
 		expected: map[string]bool{},
-		idle:     make(chan struct{}),
 	}
 }
 
@@ -72,9 +71,19 @@ func (pw *promptWatch) unexpect(id string) {
 	pw.mu.Unlock()
 }
 
-// track hands the lock held for a forwarded prompt to the watch.
+// track hands the lock held for a forwarded prompt to the watch. After the
+// watch stopped (a shutdown that timed out), the prompt is interrupted and
+// its lock released at once: nobody would look after it.
 func (pw *promptWatch) track(id string, hd *hold) {
 	pw.mu.Lock()
+	if pw.stopped {
+		delete(pw.expected, id)
+		pw.mu.Unlock()
+		pw.s.cfg.Logger.Error("prompt forwarded after the shutdown's wait; interrupting it", "prompt_id", id)
+		_ = pw.s.interrupt(context.Background(), id)
+		hd.release(outcomeShutdown, "prompt_id", id)
+		return
+	}
 	delete(pw.expected, id)
 	old := pw.held[id]
 	pw.seq++
@@ -99,18 +108,6 @@ func (pw *promptWatch) count() int {
 	pw.mu.Lock()
 	defer pw.mu.Unlock()
 	return len(pw.held)
-}
-
-// idleChan returns a channel closed when no prompt is held for.
-func (pw *promptWatch) idleChan() <-chan struct{} {
-	pw.mu.Lock()
-	defer pw.mu.Unlock()
-	if len(pw.held) == 0 {
-		c := make(chan struct{})
-		close(c)
-		return c
-	}
-	return pw.idle
 }
 
 // run checks the held prompts whenever poked or every WatchInterval, until ctx ends.
@@ -139,11 +136,12 @@ func (pw *promptWatch) check(ctx context.Context) {
 	pw.mu.Unlock()
 	inQueue, err := pw.s.comfyQueue(ctx)
 	down := errors.Is(err, errBackendDown)
-	if err != nil && !down {
-		pw.s.cfg.Logger.Warn("cannot read ComfyUI's queue; holding the GPU until it answers", "err", err)
-		return
+	unknown := err != nil && !down // ComfyUI answers, but not its queue
+	if unknown {
+		pw.s.cfg.Logger.Warn("cannot read ComfyUI's queue; holding the GPU until it answers or --max-hold", "err", err)
+	} else {
+		pw.coverForeign(ctx, inQueue)
 	}
-	pw.coverForeign(ctx, inQueue)
 	now := time.Now()
 	var done []*heldPrompt
 	var outcomes []string
@@ -156,7 +154,7 @@ func (pw *promptWatch) check(ctx context.Context) {
 		switch {
 		case down:
 			outcome = outcomeUpstreamDown
-		case !inQueue[id]:
+		case !unknown && !inQueue[id]:
 			outcome = outcomeDone
 		case pw.s.cfg.MaxHold > 0 && p.interrupted.IsZero() && p.hd.holdFor() > pw.s.cfg.MaxHold:
 			p.interrupted = now
@@ -191,20 +189,17 @@ func (pw *promptWatch) coverForeign(ctx context.Context, inQueue map[string]bool
 	pw.s.cover.set(ctx, foreign)
 }
 
-// finish releases the locks of prompts taken out of held, then wakes those
-// waiting for the watch to be idle.
+// finish releases the locks of prompts taken out of held.
 func (pw *promptWatch) finish(done []*heldPrompt, outcomes []string) {
 	for i, p := range done {
 		p.hd.release(outcomes[i], "prompt_id", p.id)
 	}
-	if len(done) == 0 {
-		return
-	}
+}
+
+// stop marks the watch as no longer running (at the end of a shutdown).
+func (pw *promptWatch) stop() {
 	pw.mu.Lock()
-	if len(pw.held) == 0 {
-		close(pw.idle)
-		pw.idle = make(chan struct{})
-	}
+	pw.stopped = true
 	pw.mu.Unlock()
 }
 
