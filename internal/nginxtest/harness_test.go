@@ -166,6 +166,11 @@ func startMachine(t *testing.T, index, gpus int, shimFlags ...string) *machine {
 func startMachineWith(t *testing.T, index, gpus int, fakeFlags, shimFlags []string) *machine {
 	t.Helper()
 	m := &machine{index: index, dir: t.TempDir(), gpus: gpus}
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("machine %d's shims logged:\n%s", index, m.shimLogs())
+		}
+	})
 	m.simDir = filepath.Join(m.dir, "sim")
 	locks := filepath.Join(m.dir, "locks")
 	require.NoError(t, os.MkdirAll(locks, 0o755))
