@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -38,8 +37,7 @@ func (s *Shim) forward(w http.ResponseWriter, r *http.Request, body []byte, ctx 
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return // the client left (generic requests): nobody to answer
 			}
-			writeError(w, http.StatusBadGateway, "upstream_unreachable",
-				fmt.Sprintf("gpulock: the backend at %s did not answer: %v; is it running?", s.cfg.Upstream.Redacted(), err))
+			s.writeUpstreamError(w, err)
 		})
 	defer func() {
 		// ReverseProxy panics with http.ErrAbortHandler when the client

@@ -51,8 +51,12 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 
 	// A panic below (never expected: ReverseProxy's client-gone panic is
 	// handled in forward) must not leave the GPU locked for good.
-	outcome := outcomeLockError
-	defer func() { hd.release(outcome) }() // a no-op once released
+	outcome, handedOver := outcomeLockError, false
+	defer func() {
+		if !handedOver {
+			hd.release(outcome) // a no-op once released
+		}
+	}()
 	switch route.hold {
 	case holdRequest:
 		outcome = outcomeOf(s.forward(w, r, body, r.Context()))
@@ -68,7 +72,7 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 			return
 		}
 		s.watch.track(promptID, hd)
-		hd = &hold{} // the watch releases it now; the deferred release must not
+		handedOver = true // the watch releases it when ComfyUI is done
 	}
 }
 

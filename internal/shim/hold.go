@@ -67,9 +67,6 @@ func (hd *hold) holdFor() time.Duration { return time.Since(hd.since) }
 // another service and --free-on-handoff is on, the backend frees its VRAM
 // first. The outcome is counted and logged.
 func (hd *hold) release(outcome string, attrs ...any) {
-	if hd.s == nil {
-		return // handed over to someone else
-	}
 	hd.once.Do(func() {
 		hd.s.vram.beforeRelease(hd.s.lock)
 		held := hd.holdFor()

@@ -2,6 +2,7 @@ package shim
 
 import (
 	"encoding/json"
+	"fmt"
 	"math"
 	"net/http"
 	"strconv"
@@ -44,6 +45,12 @@ func writeError(w http.ResponseWriter, code int, typ, message string) {
 func writeUnavailable(w http.ResponseWriter, retryAfter time.Duration, typ, message string) {
 	w.Header().Set(HeaderRetryAfter, strconv.Itoa(int(math.Ceil(retryAfter.Seconds()))))
 	writeError(w, http.StatusServiceUnavailable, typ, message)
+}
+
+// writeUpstreamError answers 502: the backend could not be reached.
+func (s *Shim) writeUpstreamError(w http.ResponseWriter, err error) {
+	writeError(w, http.StatusBadGateway, "upstream_unreachable",
+		fmt.Sprintf("gpulock: the backend at %s did not answer: %v; is it running?", s.cfg.Upstream.Redacted(), err))
 }
 
 // seconds renders a duration for HeaderWait.

@@ -3,7 +3,6 @@ package shim
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log"
 	"log/slog"
 	"net"
@@ -64,8 +63,7 @@ func New(cfg Config) (*Shim, error) {
 		if r.Context().Err() != nil {
 			return // the client left
 		}
-		writeError(w, http.StatusBadGateway, "upstream_unreachable",
-			fmt.Sprintf("gpulock: the backend at %s did not answer: %v; is it running?", cfg.Upstream.Redacted(), err))
+		s.writeUpstreamError(w, err)
 	})
 	if cfg.Profile.Name == "comfyui" {
 		s.watch = newPromptWatch(s)
