@@ -40,3 +40,9 @@ func quote(s string) string {
 	}
 	return s
 }
+
+// ErrBadQueueDir is returned, wrapped in an *fs.PathError, when the queue
+// directory beside a lock file (gpu<N>.queue) is a symlink or not a
+// directory. gpulock never follows it, never touches what it points to, and
+// refuses to queue there.
+var ErrBadQueueDir = errors.New("queue directory is a symlink or not a directory (gpulock never follows symlinks in the lock directory; remove it, and see README on who may write the lock directory)")

@@ -42,6 +42,8 @@ type queue struct {
 	running bool      // the runner goroutine is alive
 	ticket  *ticket   // this process's place in line, if it has one
 	gen     uint64    // counts withdrawals of the place in line
+	// placeErr is why the last try to take a place in line failed.
+	placeErr error
 }
 
 // waiter is one Acquire call in line.
@@ -118,7 +120,11 @@ func busy(l *Lock) error { return fmt.Errorf("%w: %s", ErrBusy, l.path) }
 
 // tryLocked takes the lock if it is free and no other process is in line.
 func (q *queue) tryLocked(l *Lock) (*Handle, error) {
-	if live, err := anyLiveTicket(q.qdir); err == nil && live {
+	live, err := anyLiveTicket(q.qdir)
+	if errors.Is(err, ErrBadQueueDir) {
+		return nil, err // another user may have planted it: refuse, touch nothing
+	}
+	if err == nil && live {
 		return nil, busy(l)
 	}
 	f, err := q.lockFile(false)
@@ -180,9 +186,11 @@ func (q *queue) takePlaceLocked() {
 		return
 	}
 	front := q.waiters.Front().Value.(*waiter)
-	if t, err := createTicket(q.qdir, front.lock.waiterDescription(front.since)); err == nil {
+	t, err := createTicket(q.qdir, front.lock.waiterDescription(front.since))
+	if err == nil {
 		q.ticket = t
 	}
+	q.placeErr = err
 }
 
 // withdrawLocked gives up this process's place in line, so that nobody waits
@@ -213,6 +221,11 @@ func (q *queue) run() {
 			return
 		}
 		q.takePlaceLocked() // again, after a withdrawal
+		if errors.Is(q.placeErr, ErrBadQueueDir) {
+			q.failAllLocked(q.placeErr)
+			q.placeErr = nil
+			continue
+		}
 		t, gen := q.ticket, q.gen
 		q.mu.Unlock()
 

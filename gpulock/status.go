@@ -124,16 +124,28 @@ func readStatus(path, name string, gpu int) (Status, error) {
 			st.Holder = &HolderStatus{Holder: h, HeldSeconds: now.Sub(h.Since).Seconds()}
 		}
 	}
-	dir := queueDirOf(path)
-	tickets, err := listTickets(dir)
+	d, err := openQueueDir(queueDirOf(path), false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return st, nil
+	}
 	if err != nil {
 		return st, err
 	}
-	for _, t := range tickets {
-		w, ok := readTicket(filepath.Join(dir, t))
+	defer d.close()
+	tickets, err := listTickets(d)
+	if err != nil {
+		return st, err
+	}
+	for _, name := range tickets {
+		t, ok := readTicket(d, name)
 		if !ok {
 			continue
 		}
+		t.f.Close()
+		if !t.raw {
+			continue
+		}
+		w := t.w
 		st.Waiters = append(st.Waiters, WaiterStatus{Waiter: w, Position: len(st.Waiters) + 1, WaitedSeconds: now.Sub(w.Since).Seconds()})
 	}
 	return st, nil

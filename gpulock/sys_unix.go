@@ -78,8 +78,7 @@ func pidAlive(pid int) bool {
 }
 
 // readDirNames lists a directory's entries with one open and as few
-// getdents calls as it takes: the queue directory is read on every
-// uncontended acquisition.
+// getdents calls as it takes.
 func readDirNames(dir string) ([]string, error) {
 	fd, err := unix.Open(dir, unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	for err == unix.EINTR {
@@ -89,6 +88,12 @@ func readDirNames(dir string) ([]string, error) {
 		return nil, &fs.PathError{Op: "open", Path: dir, Err: err}
 	}
 	defer unix.Close(fd)
+	return readDirentNames(fd, dir)
+}
+
+// readDirentNames reads the entries of the open directory fd from its
+// current offset.
+func readDirentNames(fd int, dir string) ([]string, error) {
 	var buf [4096]byte
 	var names []string
 	for {

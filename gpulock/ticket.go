@@ -3,14 +3,11 @@ package gpulock
 import (
 	"errors"
 	"fmt"
-	"github.com/gofrs/flock"
 	"io/fs"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
 )
 
@@ -37,7 +34,7 @@ const (
 // exists its owner holds LOCK_EX on it, so a live ticket is one that cannot
 // be flocked shared.
 type ticket struct {
-	dir  string
+	d    *qdir
 	name string
 	f    *os.File
 }
@@ -56,23 +53,38 @@ func isTicketName(name string) bool {
 	return true
 }
 
+// isTempName reports whether name is exactly what createTicket names a
+// ticket still being written: ".tmp-<pid>-<8 hex digits>".
+func isTempName(name string) bool {
+	rest, ok := strings.CutPrefix(name, tempPrefix)
+	if !ok {
+		return false
+	}
+	num, tag, ok := strings.Cut(rest, "-")
+	if !ok || num == "" || len(tag) != 8 {
+		return false
+	}
+	for _, c := range num {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	for _, c := range tag {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
 // ensureQueueDir makes the queue directory if it is missing. It refuses a
 // symlink or a non-directory at that path.
 func ensureQueueDir(dir string) error {
-	fi, err := os.Lstat(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		err = os.Mkdir(dir, 0o777)
-		if err == nil || errors.Is(err, fs.ErrExist) {
-			_ = os.Chmod(dir, queueDirPerm) // undo the umask; best effort, and only the owner may
-			fi, err = os.Lstat(dir)
-		}
-	}
+	d, err := openQueueDir(dir, true)
 	if err != nil {
 		return err
 	}
-	if !fi.IsDir() {
-		return &fs.PathError{Op: "queue", Path: dir, Err: errors.New("not a directory")}
-	}
+	d.close()
 	return nil
 }
 
@@ -80,33 +92,42 @@ func ensureQueueDir(dir string) error {
 // written and flocked under a temporary name first and only then renamed
 // into view, so every visible ticket of a live process is locked.
 func createTicket(dir string, w Waiter) (*ticket, error) {
-	if err := ensureQueueDir(dir); err != nil {
+	d, err := openQueueDir(dir, true)
+	if err != nil {
 		return nil, err
 	}
-	tmp := filepath.Join(dir, fmt.Sprintf("%s%d-%08x", tempPrefix, pid, rand.Uint32()))
-	f, err := openNoFollow(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, ticketPerm)
+	t, err := createTicketIn(d, w)
 	if err != nil {
+		d.close()
+		return nil, err
+	}
+	return t, nil
+}
+
+func createTicketIn(d *qdir, w Waiter) (*ticket, error) {
+	tmp := fmt.Sprintf("%s%d-%08x", tempPrefix, pid, rand.Uint32())
+	f, err := d.open(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, ticketPerm)
+	if err != nil {
+		return nil, err
+	}
+	fail := func(err error) (*ticket, error) {
+		d.removeIfSame(tmp, f)
+		f.Close()
 		return nil, err
 	}
 	// A scanner may hold a shared probe on it for an instant: wait that out.
 	if err := flockFD(f, true, true); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, &fs.PathError{Op: "flock", Path: tmp, Err: err}
+		return fail(&fs.PathError{Op: "flock", Path: f.Name(), Err: err})
 	}
 	_ = f.Chmod(ticketPerm)
 	if _, err := f.WriteAt(encodeLine(w), 0); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, err
+		return fail(err)
 	}
 	name := fmt.Sprintf("%0*d-%d-%08x", ticketTimeDigits, time.Now().UnixNano(), pid, rand.Uint32())
-	if err := os.Rename(tmp, filepath.Join(dir, name)); err != nil {
-		f.Close()
-		os.Remove(tmp)
-		return nil, err
+	if err := d.rename(tmp, name); err != nil {
+		return fail(err)
 	}
-	return &ticket{dir: dir, name: name, f: f}, nil
+	return &ticket{d: d, name: name, f: f}, nil
 }
 
 // remove takes the ticket out of line. The name goes first, so the
@@ -115,18 +136,16 @@ func createTicket(dir string, w Waiter) (*ticket, error) {
 // syscalls but make every turn under contention create it again, which
 // measured slower.
 func (t *ticket) remove() {
-	_ = os.Remove(filepath.Join(t.dir, t.name))
+	t.d.removeIfSame(t.name, t.f)
 	_ = t.f.Close()
+	t.d.close()
 }
 
-// listTickets returns the visible tickets in dir in arrival order. A missing
-// directory is an empty line. Temporary tickets left by a process that died
-// while writing one are removed on the way.
-func listTickets(dir string) ([]string, error) {
-	names, err := readDirNames(dir)
-	if errors.Is(err, fs.ErrNotExist) {
-		return nil, nil
-	}
+// listTickets returns the visible tickets in d in arrival order. Temporary
+// tickets left by a process that died while writing one are removed on the
+// way.
+func listTickets(d *qdir) ([]string, error) {
+	names, err := d.names()
 	if err != nil {
 		return nil, err
 	}
@@ -135,38 +154,49 @@ func listTickets(dir string) ([]string, error) {
 		switch {
 		case isTicketName(n):
 			tickets = append(tickets, n)
-		case strings.HasPrefix(n, tempPrefix):
-			removeStaleTemp(filepath.Join(dir, n))
+		case isTempName(n):
+			removeStaleTemp(d, n)
 		}
 	}
 	slices.Sort(tickets)
 	return tickets, nil
 }
 
-func removeStaleTemp(path string) {
-	fi, err := os.Lstat(path)
-	if err != nil || time.Since(fi.ModTime()) < staleTempAge {
+func removeStaleTemp(d *qdir, name string) {
+	mtime, ok := d.modTime(name)
+	if !ok || time.Since(mtime) < staleTempAge {
 		return
 	}
-	probeTicket(path)
+	if f, live := probeTicket(d, name); live {
+		f.Close()
+	}
 }
 
-// probeTicket reports whether the ticket at path belongs to a live process,
-// and returns it as a gofrs/flock lock to wait on (RLock) if so. A dead
-// ticket is removed where we may; one we may not remove (another user's,
-// in a sticky directory) or cannot open is skipped, never waited on.
-func probeTicket(path string) (*flock.Flock, bool) {
-	t := flock.New(path, flock.SetFlag(os.O_RDONLY|oNoFollow|oNonBlock))
-	free, err := t.TryRLock()
-	switch {
-	case err != nil:
-		return nil, false // gone, unreadable, or not a file: skip it
-	case free:
-		_ = os.Remove(path) // its owner died
-		_ = t.Unlock()
+// probeTicket reports whether the ticket name in d belongs to a live
+// process, and returns it open to wait on (a shared flock) if so. Only a
+// regular file is looked at. A dead ticket is removed where we may; one we
+// may not remove (another user's, in a sticky directory) or cannot open is
+// skipped, never waited on.
+func probeTicket(d *qdir, name string) (*os.File, bool) {
+	f, err := d.open(name, os.O_RDONLY|oNonBlock, 0)
+	if err != nil {
+		return nil, false // gone, unreadable, or a symlink: skip it
+	}
+	if !isRegularFile(f) {
+		f.Close()
 		return nil, false
 	}
-	return t, true
+	err = flockFD(f, false, false)
+	switch {
+	case err == nil:
+		d.removeIfSame(name, f) // its owner died
+		f.Close()
+		return nil, false
+	case isWouldBlock(err):
+		return f, true
+	}
+	f.Close()
+	return nil, false
 }
 
 // waitTurn blocks until no live ticket is ahead of t. It waits in flock(2)
@@ -175,19 +205,19 @@ func probeTicket(path string) (*flock.Flock, bool) {
 // cannot be read (order is then lost, never exclusion).
 func waitTurn(t *ticket) {
 	for {
-		names, err := listTickets(t.dir)
+		names, err := listTickets(t.d)
 		if err != nil {
 			return
 		}
 		ahead, _ := slices.BinarySearch(names, t.name)
 		waited := false
 		for i := ahead - 1; i >= 0 && !waited; i-- {
-			prev, ok := probeTicket(filepath.Join(t.dir, names[i]))
+			prev, ok := probeTicket(t.d, names[i])
 			if !ok {
 				continue
 			}
-			_ = prev.RLock() // until that process's turn is over or it dies
-			_ = prev.Unlock()
+			_ = flockFD(prev, false, true) // until that process's turn is over or it dies
+			prev.Close()
 			waited = true
 		}
 		if !waited {
@@ -196,33 +226,45 @@ func waitTurn(t *ticket) {
 	}
 }
 
-// anyLiveTicket reports whether any live process is in line in dir.
+// anyLiveTicket reports whether any live process is in line in dir. A
+// missing directory is an empty line.
 func anyLiveTicket(dir string) (bool, error) {
-	names, err := listTickets(dir)
+	d, err := openQueueDir(dir, false)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	defer d.close()
+	names, err := listTickets(d)
 	if err != nil {
 		return false, err
 	}
 	for i := len(names) - 1; i >= 0; i-- {
-		if _, ok := probeTicket(filepath.Join(dir, names[i])); ok {
+		if f, ok := probeTicket(d, names[i]); ok {
+			f.Close()
 			return true, nil
 		}
 	}
 	return false, nil
 }
 
-// readTicket returns the description in a live ticket.
-func readTicket(path string) (Waiter, bool) {
-	if _, ok := probeTicket(path); !ok {
-		return Waiter{}, false
+// liveTicket is a ticket of a live process as a status reader sees it.
+type liveTicket struct {
+	w   Waiter
+	f   *os.File
+	raw bool // the description could be read
+}
+
+// readTicket returns the description in a live ticket, with the ticket
+// open (the caller closes it) for the kernel's view of its owner.
+func readTicket(d *qdir, name string) (liveTicket, bool) {
+	f, ok := probeTicket(d, name)
+	if !ok {
+		return liveTicket{}, false
 	}
-	f, err := openNoFollow(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
-	if err != nil {
-		return Waiter{}, false
-	}
-	defer f.Close()
-	var w Waiter
-	if !decodeFirstLine(readHead(f), &w) {
-		return Waiter{}, false
-	}
-	return w, true
+	t := liveTicket{f: f}
+	t.raw = decodeFirstLine(readHead(f), &t.w)
+	return t, true
 }
