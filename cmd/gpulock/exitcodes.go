@@ -33,7 +33,8 @@ const (
 	exitOSErr = 71
 	// exitCantCreate (EX_CANTCREAT): the lock file cannot be created or
 	// used: the lock path is a symlink, a directory or another non-regular
-	// file, or the file system is read-only or full.
+	// file, the queue directory beside it is a symlink or not a directory,
+	// or the file system is read-only or full.
 	exitCantCreate = 73
 	// exitIOErr (EX_IOERR): another I/O error on the lock file or directory.
 	exitIOErr = 74
@@ -92,7 +93,7 @@ func usageError(hint string, format string, args ...any) *exitError {
 // code.
 func lockErrorCode(err error) int {
 	switch {
-	case errors.Is(err, gpulock.ErrNotRegular):
+	case errors.Is(err, gpulock.ErrNotRegular), errors.Is(err, gpulock.ErrBadQueueDir):
 		return exitCantCreate
 	case errors.Is(err, gpulock.ErrNoGPUs), errors.Is(err, errors.ErrUnsupported):
 		return exitUnavailable
