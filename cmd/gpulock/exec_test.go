@@ -240,12 +240,43 @@ func TestNestedExec(t *testing.T) {
 	bin := binPath
 	_, stderr, code := e.run("exec", "--gpu", "0", "--", bin, "exec", "--gpu", "0", "--", "true")
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, requireOneLine(t, stderr), "GPU 0 is already held by an enclosing gpulock exec (GPULOCK_HELD_GPU=0)")
+	assert.Contains(t, requireOneLine(t, stderr), "GPU 0 is already held by an enclosing gpulock exec (pid ")
 
 	// A set drops the GPU held; the inner exec takes another.
 	out, stderr, code := e.run("exec", "--gpu", "0", "--", bin, "exec", "--gpu", "0-1", "--", "sh", "-c", "echo $GPULOCK_HELD_GPU")
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, "0,1\n", out)
+}
+
+// TestNestedExecAsksTheKernel: the guard decides from the lock's holder, not
+// from GPULOCK_HELD_GPU.
+func TestNestedExecAsksTheKernel(t *testing.T) {
+	e := newEnv(t)
+	bin := binPath
+
+	// A stale variable (as `exec --close` leaves to the command's children)
+	// with the GPU free: the inner exec runs.
+	out, stderr, code := e.with("GPULOCK_HELD_GPU=0").run("exec", "--", "echo", "ran")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "ran\n", out)
+
+	// The variable removed: the inner exec is still refused at once rather
+	// than waiting for its own parent (the run's deadline would fail it).
+	_, stderr, code = e.run("exec", "--", "env", "-u", "GPULOCK_HELD_GPU", bin, "exec", "--", "true")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, requireOneLine(t, stderr), "already held by an enclosing gpulock exec")
+
+	// flock(1) running gpulock holds the lock too: refused, and named.
+	flock := need(t, "flock")
+	_, stderr, code = e.run("exec", "--gpu", "1", "--", flock, filepath.Join(e.dir, "gpu0.lock"), bin, "exec", "--nonblock", "--gpu", "0", "--", "true")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, requireOneLine(t, stderr), "GPU 0 is already held by flock (pid ")
+
+	// Someone else's holder is waited for as before, whatever the variable.
+	h := e.hold(0, "other")
+	_, stderr, code = e.with("GPULOCK_HELD_GPU=1").run("exec", "--nonblock", "--", "true")
+	assert.Equal(t, exitTempFail, code, stderr)
+	h.signal(syscall.SIGTERM)
 }
 
 func TestSignalForwardedOnce(t *testing.T) {
