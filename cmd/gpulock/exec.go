@@ -57,7 +57,10 @@ with util-linux flock(1). COMMAND inherits the locked descriptor as fd 3 (unless
 
 COMMAND runs in its own process group; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1
 and SIGUSR2 sent to gpulock are passed on to that group once. If gpulock is
-killed, even with SIGKILL, COMMAND is killed too (Linux).
+killed, even with SIGKILL, COMMAND's whole process group is killed too
+(SIGTERM, then SIGKILL a second later), so the lock is freed. When gpulock
+runs in a terminal's foreground, COMMAND's group becomes the foreground group
+(job control works as usual) and gpulock takes the terminal back after.
 
 COMMAND gets GPULOCK_HELD_GPU=<n> and, unless --cuda-env=false,
 CUDA_VISIBLE_DEVICES=<n> and CUDA_DEVICE_ORDER=PCI_BUS_ID, so GPU n is
@@ -354,6 +357,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 	}
 	pid := cmd.Process.Pid
 	h.SetChildPID(pid)
+	guard := startGroupGuard(pid) // the group's pgid is the child's pid
 
 	var waitErr error
 	for done := false; !done; {
@@ -364,6 +368,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 			done = true
 		}
 	}
+	guard.release()
 	if foreground {
 		takeForeground(ttyFD)
 	}

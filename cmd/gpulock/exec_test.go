@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
 	"github.com/stretchr/testify/assert"
@@ -446,4 +448,44 @@ func TestStatusWatch(t *testing.T) {
 	eventually(t, "a redraw showing the holder", func() bool { return strings.Contains(p.line(), `"service":"late"`) })
 	p.signal(syscall.SIGINT)
 	assert.Equal(t, 0, p.wait())
+}
+
+// TestSIGKILLKillsProcessGroup: a gpulock killed with SIGKILL takes the
+// command's whole process group along, background children included, and
+// the lock is free again within 3 s.
+func TestSIGKILLKillsProcessGroup(t *testing.T) {
+	e := newEnv(t)
+	h := e.start("exec", "--", "sh", "-c", `sleep 1000 & echo $!; sleep 1000 & echo $!; wait`)
+	var pids []int
+	for range 2 {
+		pid, err := strconv.Atoi(h.line())
+		require.NoError(t, err)
+		pids = append(pids, pid)
+	}
+	_, err := e.lockOf(0).TryAcquire()
+	require.ErrorIs(t, err, gpulock.ErrBusy)
+
+	require.NoError(t, syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL))
+	start := time.Now()
+	l, err := e.lockOf(0).AcquireTimeout(3 * time.Second)
+	require.NoError(t, err, "the lock is free within 3 s of the SIGKILL")
+	t.Logf("lock free %s after SIGKILL", time.Since(start))
+	require.NoError(t, l.Release())
+	for _, pid := range pids {
+		eventually(t, fmt.Sprintf("background sleep %d to die", pid), func() bool { return !processLives(pid) })
+	}
+}
+
+// TestNormalExitLeavesGroupAlone: when the command ends normally, the
+// guard does not kill what the command left running.
+func TestNormalExitLeavesGroupAlone(t *testing.T) {
+	e := newEnv(t)
+	out, stderr, code := e.run("exec", "--", "sh", "-c", `sleep 1000 >/dev/null 2>&1 & echo $!`)
+	require.Equal(t, 0, code, stderr)
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	_, err = e.lockOf(0).TryAcquire()
+	require.ErrorIs(t, err, gpulock.ErrBusy, "the background child keeps the lock")
+	assert.True(t, processLives(pid))
 }
