@@ -67,14 +67,17 @@ func startGroupGuard(pgid int) *groupGuard {
 	return &groupGuard{w: w, cmd: cmd}
 }
 
-// release tells the guard that exec ends normally, and reaps it.
+// release tells the guard that exec ends normally. It does not wait for
+// the guard to exit (that would add the guard's whole start-up to exec's
+// run time): exec exits right after, and the guard, reparented, exits as
+// soon as it reads the byte.
 func (g *groupGuard) release() {
 	if g == nil {
 		return
 	}
 	_, _ = g.w.Write([]byte{'x'})
 	_ = g.w.Close()
-	_ = g.cmd.Wait() // the guard exits as soon as it reads the byte
+	_ = g.cmd.Process.Release()
 }
 
 // runGuard is the guard process: main calls it when os.Args[1] is
