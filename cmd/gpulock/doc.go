@@ -30,9 +30,12 @@
 // and CUDA_DEVICE_ORDER=PCI_BUS_ID: --gpu numbers are nvidia-smi's. A
 // CUDA_VISIBLE_DEVICES that the caller set is replaced by the GPU held, with
 // a one-line notice on stderr unless --quiet; --cuda-env=false keeps it
-// (and sets neither variable). A nested exec asking only for GPUs that an
-// enclosing exec holds is refused (it would wait for itself); from a set,
-// the held GPUs are dropped.
+// (and sets neither variable). A nested exec asking only for GPUs whose
+// lock is held by this process or an ancestor (an enclosing exec, a
+// flock(1) that runs gpulock), as the kernel's /proc/locks says, is refused
+// with exit code 2 (it would wait for itself); from a set, those GPUs are
+// dropped. GPULOCK_HELD_GPU is for the command to read: the guard does not
+// trust it.
 //
 // --conflict-exit-code (default 75, EX_TEMPFAIL) is the exit code when the
 // lock could not be had (--nonblock, --timeout); the message names the

@@ -22,7 +22,8 @@ import (
 // Environment variables that `gpulock exec` sets for its child.
 const (
 	// heldGPUEnv lists the GPUs held by enclosing `gpulock exec`s, comma
-	// separated, innermost last.
+	// separated, innermost last. It is for the command to read: the
+	// nested-exec guard asks the kernel who holds the lock (see nested.go).
 	heldGPUEnv     = "GPULOCK_HELD_GPU"
 	cudaVisibleEnv = "CUDA_VISIBLE_DEVICES"
 	cudaOrderEnv   = "CUDA_DEVICE_ORDER"
@@ -56,7 +57,10 @@ with util-linux flock(1). COMMAND inherits the locked descriptor as fd 3 (unless
 
 COMMAND runs in its own process group; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1
 and SIGUSR2 sent to gpulock are passed on to that group once. If gpulock is
-killed, even with SIGKILL, COMMAND is killed too (Linux).
+killed, even with SIGKILL, COMMAND's whole process group is killed too
+(SIGTERM, then SIGKILL a second later), so the lock is freed. When gpulock
+runs in a terminal's foreground, COMMAND's group becomes the foreground group
+(job control works as usual) and gpulock takes the terminal back after.
 
 COMMAND gets GPULOCK_HELD_GPU=<n> and, unless --cuda-env=false,
 CUDA_VISIBLE_DEVICES=<n> and CUDA_DEVICE_ORDER=PCI_BUS_ID, so GPU n is
@@ -159,44 +163,11 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	if err != nil {
 		return o, usageError(execHelp, "--gpu: %s", libText(err))
 	}
-	o.gpus, err = notHeld(gpus, os.Getenv(heldGPUEnv))
-	if err != nil {
-		return o, err
-	}
+	o.gpus = gpus
 	if o.name == "" {
 		o.name = filepath.Base(o.args[0])
 	}
 	return o, nil
-}
-
-// notHeld drops from gpus those that enclosing `gpulock exec`s hold (held
-// is GPULOCK_HELD_GPU). Waiting for one of them would wait for ourselves, so
-// a request left with none is refused.
-func notHeld(gpus []int, held string) ([]int, error) {
-	if held == "" {
-		return gpus, nil
-	}
-	isHeld := map[int]bool{}
-	for part := range strings.SplitSeq(held, ",") {
-		if n, err := strconv.Atoi(strings.TrimSpace(part)); err == nil {
-			isHeld[n] = true
-		}
-	}
-	var free []int
-	for _, g := range gpus {
-		if !isHeld[g] {
-			free = append(free, g)
-		}
-	}
-	if len(free) > 0 {
-		return free, nil
-	}
-	what := "GPU " + gpuList(gpus) + " is"
-	if len(gpus) > 1 {
-		what = "GPUs " + gpuList(gpus) + " are all"
-	}
-	return nil, exitf(exitUsage, "%s already held by an enclosing gpulock exec (%s=%s): waiting would wait for ourselves; run the command directly, or ask for another GPU",
-		what, heldGPUEnv, held)
 }
 
 func (a *App) runExec(c *cli.Context) error {
@@ -293,7 +264,11 @@ func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock,
 			return nil, lockError(err)
 		}
 	}
-	noun := gpuNoun(o.gpus)
+	locks, err := notOurs(locks)
+	if err != nil {
+		return nil, err
+	}
+	noun := gpuNoun(gpusOf(locks))
 	if o.nonblock {
 		return nil, exitf(o.conflictCode, "%s busy: %s", strings.TrimPrefix(noun, "any of ")+isAre(len(locks)), describeLocks(locks, describeBusy))
 	}
@@ -382,6 +357,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 	}
 	pid := cmd.Process.Pid
 	h.SetChildPID(pid)
+	guard := startGroupGuard(pid) // the group's pgid is the child's pid
 
 	var waitErr error
 	for done := false; !done; {
@@ -392,6 +368,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 			done = true
 		}
 	}
+	guard.release()
 	if foreground {
 		takeForeground(ttyFD)
 	}

@@ -2,12 +2,14 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
 	"github.com/stretchr/testify/assert"
@@ -240,12 +242,43 @@ func TestNestedExec(t *testing.T) {
 	bin := binPath
 	_, stderr, code := e.run("exec", "--gpu", "0", "--", bin, "exec", "--gpu", "0", "--", "true")
 	assert.Equal(t, exitUsage, code)
-	assert.Contains(t, requireOneLine(t, stderr), "GPU 0 is already held by an enclosing gpulock exec (GPULOCK_HELD_GPU=0)")
+	assert.Contains(t, requireOneLine(t, stderr), "GPU 0 is already held by an enclosing gpulock exec (pid ")
 
 	// A set drops the GPU held; the inner exec takes another.
 	out, stderr, code := e.run("exec", "--gpu", "0", "--", bin, "exec", "--gpu", "0-1", "--", "sh", "-c", "echo $GPULOCK_HELD_GPU")
 	require.Equal(t, 0, code, stderr)
 	assert.Equal(t, "0,1\n", out)
+}
+
+// TestNestedExecAsksTheKernel: the guard decides from the lock's holder, not
+// from GPULOCK_HELD_GPU.
+func TestNestedExecAsksTheKernel(t *testing.T) {
+	e := newEnv(t)
+	bin := binPath
+
+	// A stale variable (as `exec --close` leaves to the command's children)
+	// with the GPU free: the inner exec runs.
+	out, stderr, code := e.with("GPULOCK_HELD_GPU=0").run("exec", "--", "echo", "ran")
+	require.Equal(t, 0, code, stderr)
+	assert.Equal(t, "ran\n", out)
+
+	// The variable removed: the inner exec is still refused at once rather
+	// than waiting for its own parent (the run's deadline would fail it).
+	_, stderr, code = e.run("exec", "--", "env", "-u", "GPULOCK_HELD_GPU", bin, "exec", "--", "true")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, requireOneLine(t, stderr), "already held by an enclosing gpulock exec")
+
+	// flock(1) running gpulock holds the lock too: refused, and named.
+	flock := need(t, "flock")
+	_, stderr, code = e.run("exec", "--gpu", "1", "--", flock, filepath.Join(e.dir, "gpu0.lock"), bin, "exec", "--nonblock", "--gpu", "0", "--", "true")
+	assert.Equal(t, exitUsage, code)
+	assert.Contains(t, requireOneLine(t, stderr), "GPU 0 is already held by flock (pid ")
+
+	// Someone else's holder is waited for as before, whatever the variable.
+	h := e.hold(0, "other")
+	_, stderr, code = e.with("GPULOCK_HELD_GPU=1").run("exec", "--nonblock", "--", "true")
+	assert.Equal(t, exitTempFail, code, stderr)
+	h.signal(syscall.SIGTERM)
 }
 
 func TestSignalForwardedOnce(t *testing.T) {
@@ -415,4 +448,44 @@ func TestStatusWatch(t *testing.T) {
 	eventually(t, "a redraw showing the holder", func() bool { return strings.Contains(p.line(), `"service":"late"`) })
 	p.signal(syscall.SIGINT)
 	assert.Equal(t, 0, p.wait())
+}
+
+// TestSIGKILLKillsProcessGroup: a gpulock killed with SIGKILL takes the
+// command's whole process group along, background children included, and
+// the lock is free again within 3 s.
+func TestSIGKILLKillsProcessGroup(t *testing.T) {
+	e := newEnv(t)
+	h := e.start("exec", "--", "sh", "-c", `sleep 1000 & echo $!; sleep 1000 & echo $!; wait`)
+	var pids []int
+	for range 2 {
+		pid, err := strconv.Atoi(h.line())
+		require.NoError(t, err)
+		pids = append(pids, pid)
+	}
+	_, err := e.lockOf(0).TryAcquire()
+	require.ErrorIs(t, err, gpulock.ErrBusy)
+
+	require.NoError(t, syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL))
+	start := time.Now()
+	l, err := e.lockOf(0).AcquireTimeout(3 * time.Second)
+	require.NoError(t, err, "the lock is free within 3 s of the SIGKILL")
+	t.Logf("lock free %s after SIGKILL", time.Since(start))
+	require.NoError(t, l.Release())
+	for _, pid := range pids {
+		eventually(t, fmt.Sprintf("background sleep %d to die", pid), func() bool { return !processLives(pid) })
+	}
+}
+
+// TestNormalExitLeavesGroupAlone: when the command ends normally, the
+// guard does not kill what the command left running.
+func TestNormalExitLeavesGroupAlone(t *testing.T) {
+	e := newEnv(t)
+	out, stderr, code := e.run("exec", "--", "sh", "-c", `sleep 1000 >/dev/null 2>&1 & echo $!`)
+	require.Equal(t, 0, code, stderr)
+	pid, err := strconv.Atoi(strings.TrimSpace(out))
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = syscall.Kill(pid, syscall.SIGKILL) })
+	_, err = e.lockOf(0).TryAcquire()
+	require.ErrorIs(t, err, gpulock.ErrBusy, "the background child keeps the lock")
+	assert.True(t, processLives(pid))
 }
