@@ -33,13 +33,20 @@ func FuzzPreparePrompt(f *testing.F) {
 		`{"prompt":{"1":{"class_type":"SaveImage","inputs":{}}}}`,
 		`{"prompt":{},"prompt_id":"abc","client_id":"me"}`,
 		`{"prompt":null}`, `{}`, `[]`, `null`, `{"prompt":1,"prompt_id":7}`, `not json`,
+		// Python's json accepts these, Go's does not.
+		`{"prompt":{"1":{"inputs":{"cfg":NaN}}}}`, `{"prompt":{"1":{"inputs":{"cfg":Infinity}}}}`,
+		`{"prompt":{"1":{"inputs":{"cfg":-Infinity}}}}`, `{"prompt":{},"prompt":{"2":{}}}`,
+		`{"prompt":{"1":{"inputs":{"seed":123456789012345678901234567890}}}}`,
 	} {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, id, ok := preparePrompt(body, "shim-client")
-		if !ok {
+		out, id, v := preparePrompt(body, nil, "shim-client")
+		if v != gpuWork {
 			require.Equal(t, body, out, "a body that is not a prompt passes unchanged")
+			if v == notGPUWork {
+				require.True(t, json.Valid(body), "only a body Go reads is judged no GPU work")
+			}
 			return
 		}
 		require.NotEmpty(t, id)
@@ -50,5 +57,29 @@ func FuzzPreparePrompt(f *testing.F) {
 		require.Equal(t, id, gotID, "the id the shim tracks is the one ComfyUI gets")
 		require.NoError(t, json.Unmarshal(m["client_id"], &client))
 		require.NotEmpty(t, client)
+	})
+}
+
+func FuzzChangesModel(f *testing.F) {
+	for _, seed := range []string{
+		`{"sd_model_checkpoint":"x"}`, `{"CLIP_stop_at_last_layers":2}`, `{"sd_vae":NaN}`,
+		`{"x":Infinity,"sd_unet":"a"}`, `{"x":-Infinity}`, `{"x":1,"x":2}`, `[]`, `null`, `not json`,
+	} {
+		f.Add([]byte(seed))
+	}
+	f.Fuzz(func(t *testing.T, body []byte) {
+		v := changesModel(body, nil)
+		if !json.Valid(body) {
+			require.Equal(t, unknownWork, v, "a body Go cannot read fails closed")
+			return
+		}
+		require.NotEqual(t, unknownWork, v)
+		var m map[string]json.RawMessage
+		if json.Unmarshal(body, &m) == nil {
+			_, a := m["sd_model_checkpoint"]
+			_, b := m["sd_vae"]
+			_, c := m["sd_unet"]
+			require.Equal(t, a || b || c, v == gpuWork)
+		}
 	})
 }

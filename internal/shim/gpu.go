@@ -25,19 +25,25 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 		}
 		return // otherwise the client left while sending: nobody to answer
 	}
-	if route.isGPU != nil && !route.isGPU(body) {
-		s.forward(w, r, body, r.Context()) // not GPU work after all (A1111 /options without a model change)
-		return
+	v := gpuWork
+	if route.judge != nil {
+		v = route.judge(body, r.Header)
 	}
 	var promptID string
-	if route.hold == holdUntilPromptDone {
-		var ok bool
-		body, promptID, ok = preparePrompt(body, s.watch.clientID)
-		if !ok {
-			// No prompt in it: ComfyUI refuses it without queueing anything.
-			s.forward(w, r, body, r.Context())
-			return
-		}
+	if v == gpuWork && route.hold == holdUntilPromptDone {
+		body, promptID, v = preparePrompt(body, r.Header, s.watch.clientID)
+	}
+	switch v {
+	case notGPUWork:
+		// Not GPU work after all: A1111 /options without a model change, or
+		// a ComfyUI body with no prompt, which it refuses without queueing.
+		s.forward(w, r, body, r.Context())
+		return
+	case unknownWork:
+		// The shim cannot read the body, the backend may: fail closed.
+		route.hold = holdUntilIdle
+		s.cfg.Logger.Info("cannot read a GPU request's body; it waits in line and holds the GPU until the backend is idle",
+			"route", r.Method+" "+r.URL.Path)
 	}
 
 	routeName := r.Method + " " + r.URL.Path
@@ -62,6 +68,11 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 		outcome = outcomeOf(s.forward(w, r, body, r.Context()))
 	case holdUntilAnswer:
 		outcome = outcomeOf(s.forward(w, r, body, context.WithoutCancel(r.Context())))
+	case holdUntilIdle:
+		outcome = outcomeOf(s.forward(w, r, body, context.WithoutCancel(r.Context())))
+		if err := s.waitIdle(context.WithoutCancel(r.Context())); err != nil {
+			s.cfg.Logger.Warn("backend still busy after an unreadable GPU request; releasing the GPU", "err", err)
+		}
 	case holdUntilPromptDone:
 		s.watch.expect(promptID) // ours, not the backend's own work, while it is forwarded
 		res := s.forward(w, r, body, context.WithoutCancel(r.Context()))

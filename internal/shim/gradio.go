@@ -56,11 +56,26 @@ var gradioDataWait = 45 * time.Second
 // job. Only calls whose data[0] is "task(...)" are GPU work.
 func gradioRoutes() []Route {
 	return []Route{
-		withBodyCheck(mustRoute("POST /run/predict", holdUntilAnswer), isGradioTask),
-		withBodyCheck(mustRoute("POST /run/predict/", holdUntilAnswer), isGradioTask),
-		withBodyCheck(mustRoute("POST /api/predict", holdUntilAnswer), isGradioTask),
-		withBodyCheck(mustRoute("POST /api/predict/", holdUntilAnswer), isGradioTask),
+		withBodyCheck(mustRoute("POST /run/predict", holdUntilAnswer), judgeGradioCall),
+		withBodyCheck(mustRoute("POST /run/predict/", holdUntilAnswer), judgeGradioCall),
+		withBodyCheck(mustRoute("POST /api/predict", holdUntilAnswer), judgeGradioCall),
+		withBodyCheck(mustRoute("POST /api/predict/", holdUntilAnswer), judgeGradioCall),
 	}
+}
+
+// judgeGradioCall judges a /run/predict body: GPU work when it is a UI job,
+// unknown when it may be one that the shim cannot read (a compressed body,
+// or one naming a task that Go's JSON rejects).
+func judgeGradioCall(body []byte, h http.Header) verdict {
+	switch {
+	case opaqueBody(h):
+		return unknownWork
+	case isGradioTask(body):
+		return gpuWork
+	case bytes.Contains(body, []byte(`"task(`)) && !json.Valid(body):
+		return unknownWork
+	}
+	return notGPUWork
 }
 
 // isGradioTask reports whether a gradio call's JSON body (or data frame)

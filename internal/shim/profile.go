@@ -1,8 +1,6 @@
 package shim
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"strings"
@@ -23,6 +21,9 @@ const (
 	// holdUntilPromptDone holds the lock after the answer, until ComfyUI
 	// reports the queued prompt finished.
 	holdUntilPromptDone
+	// holdUntilIdle holds the lock after the answer, until the backend
+	// reports idle: for a request the shim could not read (unknownWork).
+	holdUntilIdle
 )
 
 // Profile describes one kind of backend.
@@ -88,9 +89,9 @@ type Route struct {
 	Method  string
 	Pattern string
 	hold    holdMode
-	// isGPU, when set, decides from the request body whether this request
+	// judge, when set, decides from the request body whether this request
 	// is GPU work (A1111's /options is only when it changes the model).
-	isGPU func(body []byte) bool
+	judge func(body []byte, h http.Header) verdict
 }
 
 // ParseRoute parses "METHOD /path/pattern", such as "POST /v1/generate" or
@@ -113,8 +114,8 @@ func mustRoute(s string, hold holdMode) Route {
 	return r
 }
 
-func withBodyCheck(r Route, isGPU func([]byte) bool) Route {
-	r.isGPU = isGPU
+func withBodyCheck(r Route, judge func([]byte, http.Header) verdict) Route {
+	r.judge = judge
 	return r
 }
 
@@ -148,25 +149,8 @@ func globMatch(pattern, s string) bool {
 	}
 }
 
-// modelKeys are the A1111 options whose change loads weights onto the GPU.
-var modelKeys = []string{"sd_model_checkpoint", "sd_vae", "sd_unet"}
-
-// changesModel reports whether an A1111 /options body sets a model option.
-func changesModel(body []byte) bool {
-	var opts map[string]json.RawMessage
-	if json.Unmarshal(bytes.TrimSpace(body), &opts) != nil {
-		return false
-	}
-	for _, k := range modelKeys {
-		if _, ok := opts[k]; ok {
-			return true
-		}
-	}
-	return false
-}
-
 // classify returns the GPU route a request's method and path take, if any.
-// A route with isGPU set decides only once the body is read.
+// A route with judge set decides only once the body is read.
 func classify(routes []Route, r *http.Request) (route Route, gpu bool) {
 	for _, rt := range routes {
 		if rt.matches(r.Method, r.URL.Path) {

@@ -4,20 +4,23 @@ import (
 	"crypto/rand"
 	"encoding/json"
 	"fmt"
+	"net/http"
 )
 
 // preparePrompt readies a ComfyUI POST /prompt body for tracking: it makes
 // sure the prompt has an id (ComfyUI takes a given prompt_id as it is) and,
 // when the client named no client_id, names the shim's own websocket client
-// so that the prompt's events reach the shim. ok is false when the body is
-// not a JSON object with a prompt: ComfyUI refuses those without queueing.
-func preparePrompt(body []byte, shimClientID string) (out []byte, promptID string, ok bool) {
-	var m map[string]json.RawMessage
-	if json.Unmarshal(body, &m) != nil || m == nil {
-		return body, "", false
+// so that the prompt's events reach the shim. The verdict is notGPUWork
+// when the body is JSON with no prompt (ComfyUI refuses it without
+// queueing) and unknownWork when the shim cannot read it (NaN, a compressed
+// body): then out is body unchanged.
+func preparePrompt(body []byte, h http.Header, shimClientID string) (out []byte, promptID string, v verdict) {
+	m, v := jsonObject(body, h)
+	if v != gpuWork {
+		return body, "", v
 	}
 	if raw, has := m["prompt"]; !has || string(raw) == "null" {
-		return body, "", false
+		return body, "", notGPUWork
 	}
 	if raw, has := m["prompt_id"]; has {
 		_ = json.Unmarshal(raw, &promptID)
@@ -35,9 +38,9 @@ func preparePrompt(body []byte, shimClientID string) (out []byte, promptID strin
 	}
 	out, err := json.Marshal(m)
 	if err != nil {
-		return body, "", false
+		return body, "", unknownWork
 	}
-	return out, promptID, true
+	return out, promptID, gpuWork
 }
 
 func mustJSON(v any) json.RawMessage {
