@@ -75,6 +75,9 @@ func (a *App) runShim(c *cli.Context) error {
 	if err != nil {
 		return usageError("gpulock shim --help", "%v", err)
 	}
+	if err := checkShimLock(s.Lock()); err != nil {
+		return err
+	}
 	ln, err := net.Listen("tcp", c.String(flagListen))
 	if err != nil {
 		return exitf(exitUnavailable, "cannot listen on %s: %v", c.String(flagListen), err)
