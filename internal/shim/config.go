@@ -28,6 +28,21 @@ const (
 	DefaultIdlePollInterval = 100 * time.Millisecond
 	// DefaultVRAMTimeout bounds the wait for a backend to free its VRAM.
 	DefaultVRAMTimeout = 30 * time.Second
+	// DefaultMaxBuffered bounds the bytes of GPU request bodies the shim
+	// holds in memory at once, over all requests reading, waiting and
+	// being forwarded (raised to MaxBody when that is larger).
+	DefaultMaxBuffered int64 = 1 << 30
+	// DefaultHeaderTimeout bounds the reading of a request's headers.
+	DefaultHeaderTimeout = 30 * time.Second
+	// DefaultBodyTimeout bounds the reading of a request's whole body: a
+	// client that sends it slower gets 408. The wait in line that follows
+	// does not count.
+	DefaultBodyTimeout = 60 * time.Second
+	// DefaultKeepAliveTimeout is how long an idle keep-alive connection is
+	// kept open. It is longer than nginx's default keepalive_timeout (60s)
+	// for upstreams, so that nginx, not the shim, closes a connection both
+	// could use: a POST on a connection the shim just closed is not retried.
+	DefaultKeepAliveTimeout = 75 * time.Second
 )
 
 // Config is what a Shim needs.
@@ -46,6 +61,18 @@ type Config struct {
 	GPURoutes []Route
 	// MaxBody bounds a GPU request's body; larger ones get 413.
 	MaxBody int64
+	// MaxBuffered bounds the bytes of GPU request bodies held in memory at
+	// once, over all requests; a body that does not fit gets 503. 0 means
+	// DefaultMaxBuffered (or MaxBody if larger); it cannot be below MaxBody.
+	MaxBuffered int64
+	// HeaderTimeout bounds the reading of a request's headers (0: DefaultHeaderTimeout).
+	HeaderTimeout time.Duration
+	// BodyTimeout bounds the reading of a request's whole body; slower
+	// ones get 408. 0 means DefaultBodyTimeout, a negative value turns it off.
+	BodyTimeout time.Duration
+	// KeepAliveTimeout bounds how long an idle keep-alive connection stays
+	// open (0: DefaultKeepAliveTimeout).
+	KeepAliveTimeout time.Duration
 	// MaxQueue bounds the requests waiting in line; 0 means no bound.
 	MaxQueue int
 	// QueueTimeout bounds a request's wait in line; 0 means no bound.
@@ -82,14 +109,33 @@ func (c Config) withDefaults() (Config, error) {
 	if c.Profile.Name == "" {
 		return c, fmt.Errorf("shim: no profile (want one of %s)", ProfileNames)
 	}
-	if c.MaxBody < 0 || c.MaxQueue < 0 || c.QueueTimeout < 0 {
-		return c, errors.New("shim: max body, max queue and queue timeout cannot be negative")
+	if c.MaxBody < 0 || c.MaxQueue < 0 || c.QueueTimeout < 0 || c.MaxBuffered < 0 || c.HeaderTimeout < 0 || c.KeepAliveTimeout < 0 {
+		return c, errors.New("shim: max body, max buffered, max queue, queue, header and keep-alive timeouts cannot be negative")
 	}
 	if c.Name == "" {
 		c.Name = c.Profile.Name
 	}
 	if c.MaxBody == 0 {
 		c.MaxBody = DefaultMaxBody
+	}
+	switch {
+	case c.MaxBuffered == 0:
+		c.MaxBuffered = max(DefaultMaxBuffered, c.MaxBody)
+	case c.MaxBuffered < c.MaxBody:
+		return c, fmt.Errorf("shim: max buffered (%d bytes) is below max body (%d bytes), so the largest body could never be read; raise --max-buffered or lower --max-body",
+			c.MaxBuffered, c.MaxBody)
+	}
+	if c.HeaderTimeout == 0 {
+		c.HeaderTimeout = DefaultHeaderTimeout
+	}
+	switch {
+	case c.BodyTimeout == 0:
+		c.BodyTimeout = DefaultBodyTimeout
+	case c.BodyTimeout < 0:
+		c.BodyTimeout = 0
+	}
+	if c.KeepAliveTimeout == 0 {
+		c.KeepAliveTimeout = DefaultKeepAliveTimeout
 	}
 	switch {
 	case c.MaxHold == 0:

@@ -83,7 +83,9 @@ func startShim(t *testing.T, lockDir, profile, upstream string, opts ...envOptio
 	s, err := New(cfg)
 	require.NoError(t, err)
 	s.Start()
-	front := httptest.NewServer(s)
+	front := httptest.NewUnstartedServer(s)
+	s.setTimeouts(front.Config) // the timeouts Serve runs with
+	front.Start()
 	t.Cleanup(func() {
 		front.CloseClientConnections()
 		front.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net/http"
 	"time"
 )
@@ -16,15 +15,24 @@ const HeaderRequestID = "X-Request-Id"
 // serveGPU serves a request on a GPU route: read the body, wait in line,
 // forward while holding the lock, and hold it as long as the route says.
 func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
-	body, err := readBody(w, r, s.cfg.MaxBody)
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large",
-				fmt.Sprintf("gpulock: the request body is over %d bytes; raise the shim's --max-body", s.cfg.MaxBody))
-		}
-		return // otherwise the client left while sending: nobody to answer
+	// The body's deadline comes first: it also bounds what net/http reads
+	// of a body the shim refuses before reading it.
+	lift := s.bodyDeadline(w, r)
+	adm := s.admit(w, r)
+	if adm == nil {
+		return // refused before reading the body, and answered
 	}
+	defer adm.done()
+	body, err := s.readBody(w, r, adm)
+	if errors.Is(err, errBufferFull) {
+		s.refuseUnread(w, r, err)
+		return
+	}
+	if err != nil {
+		s.refuseBody(w, r, err)
+		return
+	}
+	lift()
 	v := gpuWork
 	if route.judge != nil {
 		v = route.judge(body, r.Header)
@@ -48,7 +56,7 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 
 	routeName := r.Method + " " + r.URL.Path
 	start := time.Now()
-	hd, err := s.acquire(r.Context(), routeName, r.Header.Get(HeaderRequestID))
+	hd, err := s.acquire(adm.context(r.Context()), routeName, r.Header.Get(HeaderRequestID))
 	if err != nil {
 		s.refuse(w, r, err, time.Since(start))
 		return
@@ -98,12 +106,6 @@ func outcomeOf(res forwarded) string {
 	return outcomeDone
 }
 
-// readBody reads a GPU request's whole body, bounded by max: Go's server
-// notices a client that leaves only once the body is read.
-func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error) {
-	return io.ReadAll(http.MaxBytesReader(w, r.Body, max))
-}
-
 // refuse answers a request that did not get the lock, and counts it.
 func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited time.Duration) {
 	outcome := outcomeLockError
@@ -112,6 +114,9 @@ func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited 
 		outcome = outcomeQueueFull
 		writeUnavailable(w, s.cfg.RetryAfter, outcome,
 			fmt.Sprintf("gpulock: %d requests already wait for GPU %d; nothing was forwarded, try again later", s.cfg.MaxQueue, s.cfg.GPU))
+	case errors.Is(err, errBufferFull):
+		outcome = outcomeBufferFull
+		writeUnavailable(w, s.cfg.RetryAfter, outcome, s.bufferFullMessage())
 	case errors.Is(err, errQueueTimeout):
 		outcome = outcomeQueueTimeout
 		writeUnavailable(w, s.cfg.RetryAfter, outcome,

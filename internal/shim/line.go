@@ -27,6 +27,7 @@ type line struct {
 	mu       sync.Mutex
 	next     uint64
 	waiting  map[uint64]*place
+	reading  int // admitted requests still reading their bodies (admit)
 	draining bool
 }
 
@@ -46,14 +47,15 @@ func newLine(max int) *line {
 // join puts a request in line. It returns the context to wait with, which
 // ends when the caller's does, after timeout if not zero (errQueueTimeout)
 // or at shutdown (errShuttingDown). It fails with errShuttingDown, or with
-// errQueueFull when bounded, without queueing.
+// errQueueFull when bounded, without queueing; a request admitted before
+// reading its body (its ticket in ctx) takes the place it reserved.
 func (l *line) join(ctx context.Context, route, requestID string, timeout time.Duration, bounded bool) (*place, context.Context, func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.draining {
 		return nil, nil, nil, errShuttingDown
 	}
-	if bounded && l.max > 0 && len(l.waiting) >= l.max {
+	if bounded && !l.redeem(ctx) && l.full() {
 		return nil, nil, nil, errQueueFull
 	}
 	ctx, cancel := context.WithCancelCause(ctx)

@@ -16,6 +16,7 @@ const (
 	outcomeRefused      = "refused"       // forwarded, the backend refused it (ComfyUI 400, say)
 	outcomeUpstreamDown = "upstream_down" // forwarded, the backend could not be reached
 	outcomeQueueFull    = "queue_full"    // 503, nothing forwarded
+	outcomeBufferFull   = "buffer_full"   // 503, nothing forwarded: --max-buffered is reached
 	outcomeQueueTimeout = "queue_timeout" // 503, nothing forwarded
 	outcomeShutdown     = "shutting_down" // 503, nothing forwarded
 	outcomeClientLeft   = "client_left"   // the client left while in line
@@ -35,6 +36,8 @@ type metrics struct {
 	vramFree     prometheus.Histogram
 	backendBusy  prometheus.Counter
 	backendCover prometheus.Counter
+	badRequests  *prometheus.CounterVec
+	buffered     prometheus.GaugeFunc
 }
 
 // jobBuckets span a quick hand-off to an hour-long job, in seconds.
@@ -65,7 +68,13 @@ func newMetrics(s *Shim) *metrics {
 		backendCover: prometheus.NewCounter(prometheus.CounterOpts(opts("backend_started_jobs_total",
 			"Times the shim found the backend busy with work it did not forward."))),
 	}
-	m.registry.MustRegister(m.queueLength, m.wait, m.hold, m.requests, m.handoffs, m.vramFree, m.backendBusy, m.backendCover)
+	m.badRequests = prometheus.NewCounterVec(prometheus.CounterOpts(opts("bad_requests_total",
+		"Requests refused for their body (unreadable, too slow, too large), GPU and pass-through alike.")), []string{"reason"})
+	m.buffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("buffered_bytes",
+		"Bytes of GPU request bodies held in memory now (bounded by --max-buffered).")),
+		func() float64 { return float64(s.budget.inUse()) })
+	m.registry.MustRegister(m.queueLength, m.wait, m.hold, m.requests, m.handoffs, m.vramFree, m.backendBusy, m.backendCover,
+		m.badRequests, m.buffered)
 	return m
 }
 

@@ -25,7 +25,8 @@ type errorBody struct {
 
 type errorDetail struct {
 	// Type is a stable word to branch on: queue_full, queue_timeout,
-	// shutting_down, upstream_unreachable, body_too_large, bad_body.
+	// shutting_down, upstream_unreachable, body_too_large, bad_body,
+	// body_timeout, buffer_full.
 	Type string `json:"type"`
 	// Message says what happened and what to do, for people.
 	Message string `json:"message"`

@@ -31,6 +31,7 @@ type Shim struct {
 	vram      *vramHandoff
 	cover     *cover
 	inflight  *inflight
+	budget    *budget
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -57,14 +58,10 @@ func New(cfg Config) (*Shim, error) {
 		transport: newTransport(),
 		errorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		line:      newLine(cfg.MaxQueue),
+		budget:    &budget{max: cfg.MaxBuffered},
 	}
 	s.client = &http.Client{Transport: s.transport, Timeout: time.Minute}
-	s.proxy = s.newProxy(nil, func(w http.ResponseWriter, r *http.Request, err error) {
-		if r.Context().Err() != nil {
-			return // the client left
-		}
-		s.writeUpstreamError(w, err)
-	})
+	s.proxy = s.newProxy(nil, s.proxyError)
 	if cfg.Profile.Name == "comfyui" {
 		s.watch = newPromptWatch(s)
 	}
@@ -105,7 +102,7 @@ func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		s.serveGPU(w, r, route)
 		return
 	}
-	s.proxy.ServeHTTP(w, r)
+	s.passThrough(w, r)
 }
 
 // Start starts the shim's background work: watching ComfyUI for finished
@@ -177,11 +174,7 @@ func (s *Shim) Shutdown(ctx context.Context) error {
 // the listener closes, requests in line get 503, and running jobs get up to
 // DrainTimeout to finish.
 func (s *Shim) Serve(ctx context.Context, ln net.Listener) error {
-	srv := &http.Server{
-		Handler:           s,
-		ReadHeaderTimeout: 30 * time.Second,
-		ErrorLog:          s.errorLog,
-	}
+	srv := s.newServer()
 	s.Start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
