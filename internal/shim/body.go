@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -115,8 +116,11 @@ func (s *Shim) refuseBody(w http.ResponseWriter, r *http.Request, err error) {
 // is told so (proxyError) rather than that the backend is down.
 func (s *Shim) passThrough(w http.ResponseWriter, r *http.Request) {
 	if hasBody(r) {
-		out := r.WithContext(r.Context()) // net/http keeps r.Body to finish the request
-		out.Body = &clientBody{ReadCloser: r.Body, lift: s.bodyDeadline(w, r)}
+		cb := &clientBody{ReadCloser: r.Body, lift: s.bodyDeadline(w, r)}
+		// A copy of r: net/http keeps r.Body to finish the request. The
+		// context carries cb to proxyError, as ReverseProxy wraps the body.
+		out := r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
+		out.Body = cb
 		r = out
 	}
 	s.proxy.ServeHTTP(w, r)
@@ -125,7 +129,7 @@ func (s *Shim) passThrough(w http.ResponseWriter, r *http.Request) {
 // proxyError answers a pass-through request that the proxy could not
 // complete: the client's body if it could not be read, else the backend.
 func (s *Shim) proxyError(w http.ResponseWriter, r *http.Request, err error) {
-	if cb, ok := r.Body.(*clientBody); ok {
+	if cb, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok {
 		if bodyErr := cb.failed(); bodyErr != nil {
 			s.refuseBody(w, r, bodyErr)
 			return
@@ -136,6 +140,9 @@ func (s *Shim) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	}
 	s.writeUpstreamError(w, err)
 }
+
+// clientBodyKey is the context key of a pass-through request's clientBody.
+type clientBodyKey struct{}
 
 // clientBody is a pass-through request's body on its way to the backend:
 // it lifts the body's read deadline at its end and remembers why it
