@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"os"
 	"sync"
+	"time"
 )
 
 // Reasons a request's body is refused, the values of the "reason" label of
@@ -116,7 +117,7 @@ func (s *Shim) refuseBody(w http.ResponseWriter, r *http.Request, err error) {
 // is told so (proxyError) rather than that the backend is down.
 func (s *Shim) passThrough(w http.ResponseWriter, r *http.Request) {
 	if hasBody(r) {
-		cb := &clientBody{ReadCloser: r.Body, lift: s.bodyDeadline(w, r)}
+		cb := newClientBody(r.Body, s.bodyDeadline(w, r))
 		// A copy of r: net/http keeps r.Body to finish the request. The
 		// context carries cb to proxyError, as ReverseProxy wraps the body.
 		out := r.WithContext(context.WithValue(r.Context(), clientBodyKey{}, cb))
@@ -130,6 +131,12 @@ func (s *Shim) passThrough(w http.ResponseWriter, r *http.Request) {
 // complete: the client's body if it could not be read, else the backend.
 func (s *Shim) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if cb, ok := r.Context().Value(clientBodyKey{}).(*clientBody); ok {
+		if r.Context().Err() != nil {
+			// A body that fails cancels the request as it fails, so the
+			// proxy may give up before the transport's reader returns
+			// with the body's error: wait for it, briefly.
+			cb.settledWithin(bodySettleWait)
+		}
 		if bodyErr := cb.failed(); bodyErr != nil {
 			s.refuseBody(w, r, bodyErr)
 			return
@@ -141,6 +148,12 @@ func (s *Shim) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	s.writeUpstreamError(w, err)
 }
 
+// bodySettleWait bounds the wait for a pass-through body's reader to report
+// how the body ended, once the request is cancelled: net/http's body fails
+// as soon as its connection does, so only a transport busy writing to a
+// stalled backend makes it last.
+const bodySettleWait = time.Second
+
 // clientBodyKey is the context key of a pass-through request's clientBody.
 type clientBodyKey struct{}
 
@@ -151,24 +164,48 @@ type clientBody struct {
 	io.ReadCloser
 	lift func()
 
-	mu  sync.Mutex
-	err error
+	mu      sync.Mutex
+	err     error
+	ended   bool
+	settled chan struct{} // closed at the body's end or its failure
+}
+
+// newClientBody wraps a pass-through request's body; lift lifts its read
+// deadline.
+func newClientBody(body io.ReadCloser, lift func()) *clientBody {
+	return &clientBody{ReadCloser: body, lift: lift, settled: make(chan struct{})}
 }
 
 // Read reads the client's body.
 func (b *clientBody) Read(p []byte) (int, error) {
 	n, err := b.ReadCloser.Read(p)
-	switch {
-	case errors.Is(err, io.EOF):
+	if err == nil {
+		return n, nil
+	}
+	if errors.Is(err, io.EOF) {
 		b.lift()
-	case err != nil:
-		b.mu.Lock()
-		if b.err == nil {
+		err = io.EOF
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if !b.ended {
+		b.ended = true
+		if err != io.EOF {
 			b.err = err
 		}
-		b.mu.Unlock()
+		close(b.settled)
 	}
 	return n, err
+}
+
+// settledWithin waits until the body has ended or failed, at most d.
+func (b *clientBody) settledWithin(d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-b.settled:
+	case <-t.C:
+	}
 }
 
 // failed returns the error that reading the body met, if any.
