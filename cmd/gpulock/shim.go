@@ -26,6 +26,10 @@ const (
 	flagIdleTimeout  = "idle-timeout"
 	flagFreeHandoff  = "free-on-handoff"
 	flagVRAMTimeout  = "vram-timeout"
+	flagMaxBuffered  = "max-buffered"
+	flagBodyTimeout  = "body-timeout"
+	flagHeaderTime   = "header-timeout"
+	flagKeepAlive    = "keepalive-timeout"
 )
 
 // shimCommand is `gpulock shim`: a reverse proxy in front of one web UI's
@@ -54,6 +58,10 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
 			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},
 			&cli.DurationFlag{Name: flagVRAMTimeout, Usage: "how long to wait for the backend to free its VRAM", Value: shim.DefaultVRAMTimeout, EnvVars: envVar(flagVRAMTimeout)},
+			&cli.Int64Flag{Name: flagMaxBuffered, Usage: "most bytes of GPU request bodies held in memory at once; more get 503", DefaultText: "1 GiB, or --max-body if larger", EnvVars: envVar(flagMaxBuffered)},
+			&cli.DurationFlag{Name: flagBodyTimeout, Usage: "longest time to receive a request's body; slower gets 408 (0: off); the wait in line does not count", Value: shim.DefaultBodyTimeout, EnvVars: envVar(flagBodyTimeout)},
+			&cli.DurationFlag{Name: flagHeaderTime, Usage: "longest time to receive a request's headers", Value: shim.DefaultHeaderTimeout, EnvVars: envVar(flagHeaderTime)},
+			&cli.DurationFlag{Name: flagKeepAlive, Usage: "how long an idle keep-alive connection stays open", Value: shim.DefaultKeepAliveTimeout, EnvVars: envVar(flagKeepAlive)},
 		},
 		Action: a.runShim,
 	}
@@ -115,12 +123,13 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		}
 		routes = append(routes, r)
 	}
-	for _, f := range []string{flagMaxBody, flagMaxQueue} {
+	for _, f := range []string{flagMaxBody, flagMaxQueue, flagMaxBuffered} {
 		if c.Int64(f) < 0 {
 			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
 		}
 	}
-	for _, f := range []string{flagQueueTimeout, flagMaxHold, flagDrainTimeout, flagIdleTimeout, flagVRAMTimeout} {
+	for _, f := range []string{flagQueueTimeout, flagMaxHold, flagDrainTimeout, flagIdleTimeout, flagVRAMTimeout,
+		flagBodyTimeout, flagHeaderTime, flagKeepAlive} {
 		if c.Duration(f) < 0 {
 			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
 		}
@@ -128,6 +137,10 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 	maxHold := c.Duration(flagMaxHold)
 	if c.IsSet(flagMaxHold) && maxHold == 0 {
 		maxHold = -1 // explicitly off
+	}
+	bodyTimeout := c.Duration(flagBodyTimeout)
+	if bodyTimeout == 0 {
+		bodyTimeout = -1 // explicitly off
 	}
 	return shim.Config{
 		Upstream:      u,
@@ -144,5 +157,10 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		IdleTimeout:   c.Duration(flagIdleTimeout),
 		FreeOnHandoff: c.Bool(flagFreeHandoff),
 		VRAMTimeout:   c.Duration(flagVRAMTimeout),
+
+		MaxBuffered:      c.Int64(flagMaxBuffered),
+		BodyTimeout:      bodyTimeout,
+		HeaderTimeout:    c.Duration(flagHeaderTime),
+		KeepAliveTimeout: c.Duration(flagKeepAlive),
 	}, nil
 }

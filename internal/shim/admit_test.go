@@ -7,6 +7,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"runtime"
 	"strings"
 	"sync"
@@ -220,4 +221,41 @@ func (h *heapSampler) stop() int64 {
 	}
 	close(h.stopc)
 	return <-h.done
+}
+
+// The byte budget defaults to DefaultMaxBuffered, or MaxBody if larger,
+// and cannot be below MaxBody: the largest body could never be read.
+func TestMaxBufferedDefaultsAndBounds(t *testing.T) {
+	p, err := LookupProfile("generic")
+	require.NoError(t, err)
+	base := Config{Upstream: mustURL(t, "http://127.0.0.1:1"), Profile: p}
+
+	c, err := base.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, DefaultMaxBuffered, c.MaxBuffered)
+	assert.Equal(t, DefaultBodyTimeout, c.BodyTimeout)
+
+	big := base
+	big.MaxBody = 2 * DefaultMaxBuffered
+	c, err = big.withDefaults()
+	require.NoError(t, err)
+	assert.Equal(t, big.MaxBody, c.MaxBuffered)
+
+	low := base
+	low.MaxBody, low.MaxBuffered = 1<<20, 1<<19
+	_, err = low.withDefaults()
+	assert.ErrorContains(t, err, "--max-buffered")
+
+	off := base
+	off.BodyTimeout = -1
+	c, err = off.withDefaults()
+	require.NoError(t, err)
+	assert.Zero(t, c.BodyTimeout, "negative turns it off")
+}
+
+func mustURL(t *testing.T, s string) *url.URL {
+	t.Helper()
+	u, err := url.Parse(s)
+	require.NoError(t, err)
+	return u
 }
