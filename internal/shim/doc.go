@@ -6,8 +6,12 @@
 //
 // Requests that are not GPU work (pages, static files, JSON APIs,
 // websockets other than A1111's job queue, server-sent events, uploads)
-// pass straight through and never wait. A GPU request's body is read first (bounded by MaxBody), then it
-// waits in line for the lock (gpulock's fair turns: first come first served
+// pass straight through and never wait. A GPU request is admitted before
+// its body is read (body.go, admit.go): a declared body over MaxBody, a full
+// line or a body that does not fit in MaxBuffered, the bytes all requests'
+// bodies may hold in memory at once, is refused unread. Its body is then
+// read within BodyTimeout (an unreadable one gets 400, a slow one 408, on
+// pass-through routes too), then it waits in line for the lock (gpulock's fair turns: first come first served
 // in this shim, turns in arrival order with the other shims of the GPU), and
 // is forwarded once the lock is held. How long the lock is then held depends
 // on the backend, because neither backend is "one HTTP request, one GPU job":
@@ -27,6 +31,7 @@
 //     response body included.
 //
 // A 503 from the shim always means nothing was forwarded: the line was full
-// (MaxQueue), the wait too long (QueueTimeout), or the shim is shutting down.
+// (MaxQueue), the bodies in memory too many (MaxBuffered), the wait too long
+// (QueueTimeout), or the shim is shutting down.
 // A 502 means the backend could not be reached.
 package shim
