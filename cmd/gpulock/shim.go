@@ -49,7 +49,9 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.Int64Flag{Name: flagMaxBody, Usage: "largest GPU request body in bytes; larger ones get 413", Value: shim.DefaultMaxBody, EnvVars: envVar(flagMaxBody)},
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most requests waiting in line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
 			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
-			&cli.DurationFlag{Name: flagMaxHold, Usage: "interrupt a job that holds the GPU longer (0: off; default 30m for comfyui, off otherwise)", EnvVars: envVar(flagMaxHold)},
+			&cli.DurationFlag{Name: flagMaxHold, Usage: "longest a job may hold the GPU: comfyui and a1111 are then told to interrupt it, " +
+				"and the GPU is released when it stops or --idle-timeout later; a generic backend cannot be interrupted: " +
+				"its request is cut off (504) and the GPU released at once (0: off)", DefaultText: "30m for comfyui, off otherwise", EnvVars: envVar(flagMaxHold)},
 			&cli.DurationFlag{Name: flagDrainTimeout, Usage: "on SIGTERM, how long running jobs may take to finish", Value: shim.DefaultDrainTimeout, EnvVars: envVar(flagDrainTimeout)},
 			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
 			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},

@@ -34,6 +34,10 @@ func (s *Shim) forward(w http.ResponseWriter, r *http.Request, body []byte, ctx 
 		func(resp *http.Response) error { res.status = resp.StatusCode; return nil },
 		func(w http.ResponseWriter, _ *http.Request, err error) {
 			res.err = err
+			if errors.Is(context.Cause(ctx), errMaxHold) {
+				writeError(w, http.StatusGatewayTimeout, outcomeMaxHold, s.maxHoldMessage())
+				return
+			}
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return // the client left (generic requests): nobody to answer
 			}
