@@ -26,6 +26,7 @@ const (
 	flagIdleTimeout  = "idle-timeout"
 	flagFreeHandoff  = "free-on-handoff"
 	flagVRAMTimeout  = "vram-timeout"
+	flagStatusDetail = "status-detail"
 )
 
 // shimCommand is `gpulock shim`: a reverse proxy in front of one web UI's
@@ -56,6 +57,7 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
 			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},
 			&cli.DurationFlag{Name: flagVRAMTimeout, Usage: "how long to wait for the backend to free its VRAM", Value: shim.DefaultVRAMTimeout, EnvVars: envVar(flagVRAMTimeout)},
+			&cli.BoolFlag{Name: flagStatusDetail, Usage: "show command lines, request ids and the upstream in /gpulock/status to every caller, not only to loopback ones", EnvVars: envVar(flagStatusDetail)},
 		},
 		Action: a.runShim,
 	}
@@ -146,5 +148,6 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		IdleTimeout:   c.Duration(flagIdleTimeout),
 		FreeOnHandoff: c.Bool(flagFreeHandoff),
 		VRAMTimeout:   c.Duration(flagVRAMTimeout),
+		StatusDetail:  c.Bool(flagStatusDetail),
 	}, nil
 }

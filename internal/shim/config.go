@@ -73,6 +73,10 @@ type Config struct {
 	FreeOnHandoff bool
 	// VRAMTimeout bounds the wait for the backend to free its VRAM.
 	VRAMTimeout time.Duration
+	// StatusDetail shows full detail (command lines, request ids, the
+	// upstream) on the shim's pages to every caller, not only to loopback
+	// ones (see fullDetail).
+	StatusDetail bool
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

@@ -31,6 +31,7 @@ type Shim struct {
 	vram      *vramHandoff
 	cover     *cover
 	inflight  *inflight
+	detailKey []byte // hashes request ids in masked pages (detail.go)
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -57,6 +58,7 @@ func New(cfg Config) (*Shim, error) {
 		transport: newTransport(),
 		errorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		line:      newLine(cfg.MaxQueue),
+		detailKey: newDetailKey(),
 	}
 	s.client = &http.Client{Transport: s.transport, Timeout: time.Minute}
 	s.proxy = s.newProxy(nil, func(w http.ResponseWriter, r *http.Request, err error) {
