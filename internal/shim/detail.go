@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
@@ -8,6 +9,7 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"net/http/httputil"
 	"net/netip"
 	"path"
 	"strings"
@@ -54,9 +56,26 @@ func (s *Shim) viewFor(r *http.Request) view {
 }
 
 // fullDetail reports whether the caller of r sees full detail: with
-// --status-detail, or when it is a loopback caller.
+// --status-detail, or when it is a loopback caller. This is the one rule.
 func (s *Shim) fullDetail(r *http.Request) bool {
+	if masked, _ := r.Context().Value(maskedCaller{}).(bool); masked {
+		return s.cfg.StatusDetail
+	}
 	return s.cfg.StatusDetail || loopbackCaller(r)
+}
+
+// maskedCaller marks, in an outgoing request's context, a caller that is
+// not a loopback caller: ReverseProxy's error handler gets the outgoing
+// request, whose X-Forwarded-For no longer holds the client's.
+type maskedCaller struct{}
+
+// markMasked marks pr's outgoing request when its caller is not a
+// loopback caller (only then: pass-through requests from loopback, the
+// common case, cost nothing more).
+func markMasked(pr *httputil.ProxyRequest) {
+	if !loopbackCaller(pr.In) {
+		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), maskedCaller{}, true))
+	}
 }
 
 // newDetailKey returns a random key for hashing request ids, so that a
@@ -154,6 +173,15 @@ func (v view) upstream(u string) string {
 		return maskedUpstream
 	}
 	return escapeText(u)
+}
+
+// backend names the backend in an error answer: its address and the
+// error met only in full detail.
+func (v view) backend(u string, err error) string {
+	if !v.full {
+		return "the backend"
+	}
+	return escapeText(fmt.Sprintf("the backend at %s (%v)", u, err))
 }
 
 // detail names the view, for ShimStatus.Detail.

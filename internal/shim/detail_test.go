@@ -239,3 +239,36 @@ func TestMetricsEscapeControlCharactersInLabels(t *testing.T) {
 	}
 	assert.Equal(t, `gen\x1b[2Jx`, labels["service"])
 }
+
+// TestErrorAnswersHideTheUpstreamFromRemoteCallers: the 502 of a backend
+// that is down names its address only to callers with full detail, on a
+// pass-through route and on a GPU route alike.
+func TestErrorAnswersHideTheUpstreamFromRemoteCallers(t *testing.T) {
+	down := httptest.NewServer(http.NotFoundHandler())
+	addr := strings.TrimPrefix(down.URL, "http://")
+	down.Close() // nothing listens there now
+	_, front := startShim(t, t.TempDir(), "generic", down.URL, func(c *Config) {
+		c.GPURoutes = []Route{mustRoute("POST /generate", holdRequest)}
+	})
+	for _, path := range []string{"/other", "/generate"} {
+		for _, remote := range []bool{false, true} {
+			req, err := http.NewRequest(http.MethodPost, front.URL+path, strings.NewReader(`{}`))
+			require.NoError(t, err)
+			if remote {
+				req.Header.Set("X-Forwarded-For", "203.0.113.7")
+			}
+			resp, err := http.DefaultClient.Do(req)
+			require.NoError(t, err)
+			b, err := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			require.NoError(t, err)
+			assert.Equal(t, http.StatusBadGateway, resp.StatusCode, path)
+			if remote {
+				assert.NotContains(t, string(b), addr, "%s from a remote caller", path)
+				assert.Contains(t, string(b), "is it running?")
+			} else {
+				assert.Contains(t, string(b), addr, "%s from a loopback caller", path)
+			}
+		}
+	}
+}

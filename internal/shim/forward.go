@@ -41,7 +41,7 @@ func (s *Shim) forward(w http.ResponseWriter, r *http.Request, body []byte, ctx 
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return // the client left (generic requests): nobody to answer
 			}
-			s.writeUpstreamError(w, err)
+			s.writeUpstreamError(w, r, err)
 		})
 	defer func() {
 		// ReverseProxy panics with http.ErrAbortHandler when the client

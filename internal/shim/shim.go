@@ -61,11 +61,13 @@ func New(cfg Config) (*Shim, error) {
 		detailKey: newDetailKey(),
 	}
 	s.client = &http.Client{Transport: s.transport, Timeout: time.Minute}
+	// r is the outgoing request, marked by rewrite when its caller
+	// gets masked pages (markMasked).
 	s.proxy = s.newProxy(nil, func(w http.ResponseWriter, r *http.Request, err error) {
 		if r.Context().Err() != nil {
 			return // the client left
 		}
-		s.writeUpstreamError(w, err)
+		s.writeUpstreamError(w, r, err)
 	})
 	if cfg.Profile.Name == "comfyui" {
 		s.watch = newPromptWatch(s)
