@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpulock/gpulock/internal/fakea1111"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -65,6 +66,7 @@ func hangingBackend(t *testing.T, gpuPath string, answerOnInterrupt bool) (*http
 				w.Write([]byte(`{"images": []}`))
 			case <-ended:
 			case <-r.Context().Done():
+			case <-time.After(eventTimeout): // bounds the test if the shim never lets go
 			}
 		case r.Method == http.MethodPost:
 			posts <- r.URL.Path
@@ -106,7 +108,7 @@ func TestMaxHoldAppliesToEveryProfile(t *testing.T) {
 				}
 			})
 			start := time.Now()
-			resp, doc := postJSON(t, front.URL+tc.route, `{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "steps": 2}`)
+			resp, doc := postBounded(t, front.URL+tc.route, `{"prompt": {"1": {"class_type": "X", "inputs": {}}}, "steps": 2}`)
 			took := time.Since(start)
 
 			assert.Equal(t, http.StatusGatewayTimeout, resp.StatusCode)
@@ -139,10 +141,15 @@ func TestMaxHoldInterruptedJobEndsWithItsAnswer(t *testing.T) {
 	s, front := startShim(t, t.TempDir(), "a1111", backend.URL, func(c *Config) {
 		c.MaxHold, c.IdleTimeout = 50*time.Millisecond, time.Hour
 	})
-	resp, doc := postJSON(t, front.URL+"/sdapi/v1/txt2img", `{"steps": 2}`)
+	resp, doc := postBounded(t, front.URL+"/sdapi/v1/txt2img", `{"steps": 2}`)
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	assert.Contains(t, doc, "images")
-	assert.Equal(t, "/sdapi/v1/interrupt", <-posts)
+	select {
+	case p := <-posts:
+		assert.Equal(t, "/sdapi/v1/interrupt", p)
+	default:
+		t.Fatal("no interrupt reached the backend")
+	}
 	waitFor(t, "the GPU to be released", func() bool {
 		h, err := s.Lock().TryAcquire()
 		if err != nil {
@@ -151,4 +158,33 @@ func TestMaxHoldInterruptedJobEndsWithItsAnswer(t *testing.T) {
 		return h.Release() == nil
 	})
 	assert.Equal(t, 1.0, counterWith(t, scrape(t, front.URL)["gpulock_shim_requests_total"], "outcome", outcomeMaxHold))
+}
+
+// TestMaxHoldInterruptsAnA1111UIJob: a UI job over the gradio queue is
+// bounded too: A1111 is told to interrupt it, it completes, and the GPU is
+// released, counted as max_hold.
+func TestMaxHoldInterruptsAnA1111UIJob(t *testing.T) {
+	e := newEnv(t, func(c *Config) { c.MaxHold = 100 * time.Millisecond })
+	u := openUI(t, e.a1111Via, 5, fakea1111.UIJobData("task(long)", longSteps))
+	u.must(t, "process_starts")
+	m := u.must(t, "process_completed")
+	assert.Equal(t, true, m["success"], "an interrupted A1111 job still completes")
+	assert.EqualValues(t, 1, e.a1111.Counters().Interrupted)
+	waitFor(t, "the GPU to be released", func() bool { return ownHolds(e.a1111Shim) == 0 })
+	assert.Equal(t, 1.0, counterWith(t, scrape(t, e.a1111Via)["gpulock_shim_requests_total"], "outcome", outcomeMaxHold))
+}
+
+// postBounded posts body to url as JSON, failing the test if no answer
+// comes within eventTimeout (the backends here may never answer).
+func postBounded(t *testing.T, url, body string) (*http.Response, map[string]any) {
+	t.Helper()
+	c := &http.Client{Timeout: eventTimeout}
+	resp, err := c.Post(url, "application/json", strings.NewReader(body))
+	require.NoError(t, err, "no answer: the GPU request was not bounded by --max-hold")
+	defer resp.Body.Close()
+	var doc map[string]any
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	_ = json.Unmarshal(b, &doc)
+	return resp, doc
 }
