@@ -32,7 +32,8 @@ import (
 // forwardingHeaders name the client's address when a proxy (the nginx
 // example) forwards the request: a request that carries any of them is a
 // loopback caller only if every address they name is loopback.
-var forwardingHeaders = []string{"X-Forwarded-For", "X-Real-IP", "Forwarded", "X-Client-IP", "True-Client-IP", "CF-Connecting-IP"}
+// They are in canonical form, so that looking them up costs no allocation.
+var forwardingHeaders = []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip"}
 
 // Masked values.
 const (
@@ -97,8 +98,8 @@ func loopbackCaller(r *http.Request) bool {
 		return false
 	}
 	for _, h := range forwardingHeaders {
-		for _, v := range r.Header.Values(h) {
-			for _, elem := range strings.Split(v, ",") {
+		for _, v := range r.Header[h] {
+			for elem := range strings.SplitSeq(v, ",") {
 				addr := strings.TrimSpace(elem)
 				if h == "Forwarded" {
 					var ok bool
