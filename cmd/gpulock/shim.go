@@ -30,6 +30,7 @@ const (
 	flagBodyTimeout  = "body-timeout"
 	flagHeaderTime   = "header-timeout"
 	flagKeepAlive    = "keepalive-timeout"
+	flagStatusDetail = "status-detail"
 )
 
 // shimCommand is `gpulock shim`: a reverse proxy in front of one web UI's
@@ -53,7 +54,9 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.Int64Flag{Name: flagMaxBody, Usage: "largest GPU request body in bytes; larger ones get 413", Value: shim.DefaultMaxBody, EnvVars: envVar(flagMaxBody)},
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most requests waiting in line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
 			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
-			&cli.DurationFlag{Name: flagMaxHold, Usage: "interrupt a job that holds the GPU longer (0: off; default 30m for comfyui, off otherwise)", EnvVars: envVar(flagMaxHold)},
+			&cli.DurationFlag{Name: flagMaxHold, Usage: "longest a job may hold the GPU: comfyui and a1111 are then told to interrupt it, " +
+				"and the GPU is released when it stops or --idle-timeout later; a generic backend cannot be interrupted: " +
+				"its request is cut off (504) and the GPU released at once (0: off)", DefaultText: "30m for comfyui, off otherwise", EnvVars: envVar(flagMaxHold)},
 			&cli.DurationFlag{Name: flagDrainTimeout, Usage: "on SIGTERM, how long running jobs may take to finish", Value: shim.DefaultDrainTimeout, EnvVars: envVar(flagDrainTimeout)},
 			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
 			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},
@@ -62,6 +65,7 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.DurationFlag{Name: flagBodyTimeout, Usage: "longest time to receive a request's body; slower gets 408 (0: off); the wait in line does not count", Value: shim.DefaultBodyTimeout, EnvVars: envVar(flagBodyTimeout)},
 			&cli.DurationFlag{Name: flagHeaderTime, Usage: "longest time to receive a request's headers", Value: shim.DefaultHeaderTimeout, EnvVars: envVar(flagHeaderTime)},
 			&cli.DurationFlag{Name: flagKeepAlive, Usage: "how long an idle keep-alive connection stays open", Value: shim.DefaultKeepAliveTimeout, EnvVars: envVar(flagKeepAlive)},
+			&cli.BoolFlag{Name: flagStatusDetail, Usage: "show command lines, request ids and the upstream in /gpulock/status to every caller, not only to loopback ones", EnvVars: envVar(flagStatusDetail)},
 		},
 		Action: a.runShim,
 	}
@@ -162,5 +166,6 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		BodyTimeout:      bodyTimeout,
 		HeaderTimeout:    c.Duration(flagHeaderTime),
 		KeepAliveTimeout: c.Duration(flagKeepAlive),
+		StatusDetail:  c.Bool(flagStatusDetail),
 	}, nil
 }

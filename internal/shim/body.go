@@ -145,7 +145,7 @@ func (s *Shim) proxyError(w http.ResponseWriter, r *http.Request, err error) {
 	if r.Context().Err() != nil {
 		return // the client left
 	}
-	s.writeUpstreamError(w, err)
+	s.writeUpstreamError(w, r, err)
 }
 
 // bodySettleWait bounds the wait for a pass-through body's reader to report

@@ -77,9 +77,12 @@ type Config struct {
 	MaxQueue int
 	// QueueTimeout bounds a request's wait in line; 0 means no bound.
 	QueueTimeout time.Duration
-	// MaxHold bounds how long one job may hold the lock before the shim
-	// interrupts it; 0 means the profile's default (30m for comfyui, off for
-	// the others) and a negative value turns it off.
+	// MaxHold bounds how long one job may hold the lock: then the shim
+	// interrupts it (comfyui, a1111), releases the lock once it stops or
+	// IdleTimeout later, and cuts its request off; a generic backend cannot
+	// be interrupted, its lock is released at once (see maxhold.go). 0 means
+	// the profile's default (30m for comfyui, off for the others) and a
+	// negative value turns it off.
 	MaxHold time.Duration
 	// DrainTimeout bounds the wait for running jobs at Shutdown.
 	DrainTimeout time.Duration
@@ -97,6 +100,10 @@ type Config struct {
 	FreeOnHandoff bool
 	// VRAMTimeout bounds the wait for the backend to free its VRAM.
 	VRAMTimeout time.Duration
+	// StatusDetail shows full detail (command lines, request ids, the
+	// upstream) on the shim's pages to every caller, not only to loopback
+	// ones (see fullDetail).
+	StatusDetail bool
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

@@ -34,10 +34,14 @@ func (s *Shim) forward(w http.ResponseWriter, r *http.Request, body []byte, ctx 
 		func(resp *http.Response) error { res.status = resp.StatusCode; return nil },
 		func(w http.ResponseWriter, _ *http.Request, err error) {
 			res.err = err
+			if errors.Is(context.Cause(ctx), errMaxHold) {
+				writeError(w, http.StatusGatewayTimeout, outcomeMaxHold, s.maxHoldMessage())
+				return
+			}
 			if errors.Is(err, context.Canceled) && ctx.Err() != nil {
 				return // the client left (generic requests): nobody to answer
 			}
-			s.writeUpstreamError(w, err)
+			s.writeUpstreamError(w, r, err)
 		})
 	defer func() {
 		// ReverseProxy panics with http.ErrAbortHandler when the client

@@ -73,17 +73,17 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 	}()
 	switch route.hold {
 	case holdRequest:
-		outcome = outcomeOf(s.forward(w, r, body, r.Context()))
+		outcome = outcomeOf(s.forward(w, r, body, hd.cutoffCtx(r.Context())))
 	case holdUntilAnswer:
-		outcome = outcomeOf(s.forward(w, r, body, context.WithoutCancel(r.Context())))
+		outcome = outcomeOf(s.forward(w, r, body, hd.cutoffCtx(context.WithoutCancel(r.Context()))))
 	case holdUntilIdle:
-		outcome = outcomeOf(s.forward(w, r, body, context.WithoutCancel(r.Context())))
+		outcome = outcomeOf(s.forward(w, r, body, hd.cutoffCtx(context.WithoutCancel(r.Context()))))
 		if err := s.waitIdle(context.WithoutCancel(r.Context())); err != nil {
 			s.cfg.Logger.Warn("backend still busy after an unreadable GPU request; releasing the GPU", "err", err)
 		}
 	case holdUntilPromptDone:
 		s.watch.expect(promptID) // ours, not the backend's own work, while it is forwarded
-		res := s.forward(w, r, body, context.WithoutCancel(r.Context()))
+		res := s.forward(w, r, body, hd.cutoffCtx(context.WithoutCancel(r.Context())))
 		if res.status != http.StatusOK {
 			s.watch.unexpect(promptID)
 			outcome = outcomeOf(res) // refused or unreachable: nothing was queued

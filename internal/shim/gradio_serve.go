@@ -33,7 +33,7 @@ func (s *Shim) serveGradioQueue(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		writeError(w, http.StatusBadGateway, "upstream_unreachable",
-			fmt.Sprintf("gpulock: the backend at %s did not take the websocket: %v; is it running?", s.cfg.Upstream.Redacted(), err))
+			fmt.Sprintf("gpulock: %s did not take the websocket; is it running?", s.viewFor(r).backend(s.cfg.Upstream.Redacted(), err)))
 		return
 	}
 	var subprotocols []string

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
@@ -19,6 +20,14 @@ type hold struct {
 	waited time.Duration
 	since  time.Time // when the lock was taken
 	once   sync.Once
+	done   chan struct{} // closed at release
+
+	// --max-hold (maxhold.go)
+	overdue atomic.Bool // the holding reached MaxHold
+	mu      sync.Mutex
+	timer   *time.Timer               // fires at MaxHold; nil when off
+	cutoffs []context.CancelCauseFunc // cut the forwarded requests off
+	cut     bool                      // cutoffs were called
 }
 
 // acquire waits in line for the GPU lock (bounded by QueueTimeout and ctx)
@@ -51,10 +60,11 @@ func (s *Shim) acquireIn(ctx context.Context, route, requestID string, bounded b
 		return nil, err
 	}
 	s.metrics.wait.Observe(waited.Seconds())
-	hd := &hold{s: s, h: h, route: route, waited: waited, since: time.Now()}
+	hd := &hold{s: s, h: h, route: route, waited: waited, since: time.Now(), done: make(chan struct{})}
 	if route != routeBackendWork {
 		s.cover.own.Add(1)
 		s.inflight.add()
+		hd.limit()
 	}
 	s.vram.beforeWork(ctx)
 	return hd, nil
@@ -65,9 +75,15 @@ func (hd *hold) holdFor() time.Duration { return time.Since(hd.since) }
 
 // release gives the lock back after a job, once: if the next in line is
 // another service and --free-on-handoff is on, the backend frees its VRAM
-// first. The outcome is counted and logged.
+// first. The outcome is counted and logged; a job interrupted for
+// --max-hold counts as max_hold however it ended.
 func (hd *hold) release(outcome string, attrs ...any) {
 	hd.once.Do(func() {
+		hd.unlimit()
+		if hd.overdue.Load() {
+			outcome = outcomeMaxHold
+		}
+		defer close(hd.done)
 		hd.s.vram.beforeRelease(hd.s.lock)
 		held := hd.holdFor()
 		_ = hd.h.Release()

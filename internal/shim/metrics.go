@@ -44,7 +44,9 @@ type metrics struct {
 var jobBuckets = []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 900, 3600}
 
 func newMetrics(s *Shim) *metrics {
-	labels := prometheus.Labels{"service": s.cfg.Name, "gpu": strconv.Itoa(s.cfg.GPU)}
+	// The labels carry nothing that masking hides (detail.go), so every
+	// caller gets the same metrics; control characters are escaped.
+	labels := prometheus.Labels{"service": escapeText(s.cfg.Name), "gpu": strconv.Itoa(s.cfg.GPU)}
 	opts := func(name, help string) prometheus.Opts {
 		return prometheus.Opts{Namespace: "gpulock", Subsystem: "shim", Name: name, Help: help, ConstLabels: labels}
 	}

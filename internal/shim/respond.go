@@ -48,10 +48,11 @@ func writeUnavailable(w http.ResponseWriter, retryAfter time.Duration, typ, mess
 	writeError(w, http.StatusServiceUnavailable, typ, message)
 }
 
-// writeUpstreamError answers 502: the backend could not be reached.
-func (s *Shim) writeUpstreamError(w http.ResponseWriter, err error) {
+// writeUpstreamError answers 502: the backend could not be reached. Its
+// address and the error show only to callers with full detail (detail.go).
+func (s *Shim) writeUpstreamError(w http.ResponseWriter, r *http.Request, err error) {
 	writeError(w, http.StatusBadGateway, "upstream_unreachable",
-		fmt.Sprintf("gpulock: the backend at %s did not answer: %v; is it running?", s.cfg.Upstream.Redacted(), err))
+		fmt.Sprintf("gpulock: %s did not answer; is it running?", s.viewFor(r).backend(s.cfg.Upstream.Redacted(), err)))
 }
 
 // seconds renders a duration for HeaderWait.

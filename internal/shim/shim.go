@@ -32,6 +32,7 @@ type Shim struct {
 	cover     *cover
 	inflight  *inflight
 	budget    *budget
+	detailKey []byte // hashes request ids in masked pages (detail.go)
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -59,8 +60,11 @@ func New(cfg Config) (*Shim, error) {
 		errorLog:  slog.NewLogLogger(cfg.Logger.Handler(), slog.LevelWarn),
 		line:      newLine(cfg.MaxQueue),
 		budget:    &budget{max: cfg.MaxBuffered},
+		detailKey: newDetailKey(),
 	}
 	s.client = &http.Client{Transport: s.transport, Timeout: time.Minute}
+	// r is the outgoing request, marked by rewrite when its caller
+	// gets masked pages (markMasked).
 	s.proxy = s.newProxy(nil, s.proxyError)
 	if cfg.Profile.Name == "comfyui" {
 		s.watch = newPromptWatch(s)

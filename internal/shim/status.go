@@ -17,12 +17,17 @@ type Status struct {
 
 // ShimStatus is one shim's line and counters.
 type ShimStatus struct {
-	// Service, Profile, Upstream and GPU describe the shim.
+	// Detail is "full" or "masked": what this caller is shown (detail.go).
+	// A masked status hides the upstream, cuts command lines to the
+	// program's name and hashes other clients' request ids.
+	Detail string `json:"detail"`
+	// Service, Profile and Upstream describe the shim.
 	Service  string `json:"service"`
 	Profile  string `json:"profile"`
 	Upstream string `json:"upstream"`
 	// Queue lists the GPU requests in this shim's line, first in line
-	// first. A request that sent an X-Request-Id header finds itself by it.
+	// first. A request that sent an X-Request-Id header finds itself by it
+	// (in a masked status, by sending the same header with its GET).
 	Queue []QueueEntry `json:"queue"`
 	// HeldPrompts counts ComfyUI prompts forwarded and not finished yet.
 	HeldPrompts int `json:"held_prompts"`
@@ -89,6 +94,8 @@ func (s *Shim) serveStatus(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusInternalServerError, "status_error", err.Error())
 		return
 	}
+	v := s.viewFor(r)
+	st.Status, st.Shim = v.lockStatus(st.Status), v.shimStatus(st.Shim)
 	w.Header().Set("Content-Type", "application/json")
 	enc := json.NewEncoder(w)
 	enc.SetIndent("", "  ")

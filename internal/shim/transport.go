@@ -40,6 +40,7 @@ func (s *Shim) rewrite(pr *httputil.ProxyRequest) {
 	pr.SetURL(s.cfg.Upstream)
 	pr.Out.Host = pr.In.Host
 	pr.SetXForwarded()
+	markMasked(pr)
 }
 
 // newProxy returns a ReverseProxy to the upstream with the shim's hooks.

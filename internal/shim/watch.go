@@ -85,6 +85,7 @@ func (pw *promptWatch) track(id string, hd *hold) {
 		return
 	}
 	delete(pw.expected, id)
+	hd.unlimit() // the watch bounds a held prompt (check)
 	old := pw.held[id]
 	pw.seq++
 	pw.held[id] = &heldPrompt{id: id, hd: hd, seq: pw.seq}

@@ -1,0 +1,269 @@
+package shim
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"path"
+	"strings"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// What callers of the shim's own pages (/gpulock/status, /gpulock/metrics,
+// its error answers) are shown. One rule, fullDetail, decides per request:
+// full detail (holders' and waiters' command lines, other clients' request
+// ids, the upstream URL) goes to callers on the machine itself, or to every
+// caller with Config.StatusDetail (--status-detail). Everyone else gets the
+// same document masked: command lines cut to the program's name, request
+// ids replaced by a keyed hash (a caller that sends its own X-Request-Id
+// sees its own entry as is), the upstream hidden. Control characters are
+// always escaped, whoever asks (escapeText).
+
+// forwardingHeaders name the client's address when a proxy (the nginx
+// example) forwards the request: a request that carries any of them is a
+// loopback caller only if every address they name is loopback.
+// They are in canonical form, so that looking them up costs no allocation.
+var forwardingHeaders = []string{"X-Forwarded-For", "X-Real-Ip", "Forwarded", "X-Client-Ip", "True-Client-Ip", "Cf-Connecting-Ip"}
+
+// Masked values.
+const (
+	// maskedUpstream stands for the upstream URL in a masked document.
+	maskedUpstream = "(hidden)"
+	// detailFull and detailMasked are the values of ShimStatus.Detail.
+	detailFull   = "full"
+	detailMasked = "masked"
+)
+
+// view is what one caller is shown.
+type view struct {
+	full bool
+	self string // the caller's own X-Request-Id, shown as is
+	key  []byte // the shim's key for hashing request ids
+}
+
+// viewFor returns the view of the caller of r.
+func (s *Shim) viewFor(r *http.Request) view {
+	return view{full: s.fullDetail(r), self: r.Header.Get(HeaderRequestID), key: s.detailKey}
+}
+
+// fullDetail reports whether the caller of r sees full detail: with
+// --status-detail, or when it is a loopback caller. This is the one rule.
+func (s *Shim) fullDetail(r *http.Request) bool {
+	if masked, _ := r.Context().Value(maskedCaller{}).(bool); masked {
+		return s.cfg.StatusDetail
+	}
+	return s.cfg.StatusDetail || loopbackCaller(r)
+}
+
+// maskedCaller marks, in an outgoing request's context, a caller that is
+// not a loopback caller: ReverseProxy's error handler gets the outgoing
+// request, whose X-Forwarded-For no longer holds the client's.
+type maskedCaller struct{}
+
+// markMasked marks pr's outgoing request when its caller is not a
+// loopback caller (only then: pass-through requests from loopback, the
+// common case, cost nothing more).
+func markMasked(pr *httputil.ProxyRequest) {
+	if !loopbackCaller(pr.In) {
+		pr.Out = pr.Out.WithContext(context.WithValue(pr.Out.Context(), maskedCaller{}, true))
+	}
+}
+
+// newDetailKey returns a random key for hashing request ids, so that a
+// masked id cannot be found by hashing guesses.
+func newDetailKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k) // never fails on Linux (crypto/rand panics otherwise)
+	return k
+}
+
+// loopbackCaller reports whether r comes from this machine: its peer is a
+// loopback address and no forwarding header names another address. Behind
+// a proxy on the same machine the peer is the proxy's loopback address, so
+// the forwarding headers decide; they can only take detail away, never
+// grant it.
+func loopbackCaller(r *http.Request) bool {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil || !loopbackAddr(host) {
+		return false
+	}
+	for _, h := range forwardingHeaders {
+		for _, v := range r.Header[h] {
+			for elem := range strings.SplitSeq(v, ",") {
+				addr := strings.TrimSpace(elem)
+				if h == "Forwarded" {
+					var ok bool
+					if addr, ok = forwardedFor(elem); !ok {
+						continue // an element with no for= names no client
+					}
+				}
+				if !loopbackAddr(addr) {
+					return false
+				}
+			}
+		}
+	}
+	return true
+}
+
+// forwardedFor returns the for= parameter of one element of an RFC 7239
+// Forwarded header, unquoted.
+func forwardedFor(elem string) (string, bool) {
+	for pair := range strings.SplitSeq(elem, ";") {
+		k, v, ok := strings.Cut(strings.TrimSpace(pair), "=")
+		if ok && strings.EqualFold(strings.TrimSpace(k), "for") {
+			return strings.Trim(strings.TrimSpace(v), `"`), true
+		}
+	}
+	return "", false
+}
+
+// loopbackAddr reports whether s is a loopback IP address, with or without
+// a port, brackets or zone. Anything else ("unknown", an obfuscated
+// identifier, a host name, "") is not.
+func loopbackAddr(s string) bool {
+	if h, _, err := net.SplitHostPort(s); err == nil {
+		s = h
+	}
+	s = strings.TrimSuffix(strings.TrimPrefix(s, "["), "]")
+	a, err := netip.ParseAddr(s)
+	return err == nil && a.Unmap().IsLoopback()
+}
+
+// text returns s as shown to anyone: control characters escaped.
+func (v view) text(s string) string { return escapeText(s) }
+
+// command returns a command line as the caller may see it: whole, or cut
+// to the program's base name.
+func (v view) command(cmd string) string {
+	if v.full || cmd == "" {
+		return escapeText(cmd)
+	}
+	prog, rest, _ := strings.Cut(strings.TrimSpace(cmd), " ")
+	prog = path.Base(prog)
+	if strings.TrimSpace(rest) != "" {
+		prog += " …"
+	}
+	return escapeText(prog)
+}
+
+// requestID returns a client's request id as the caller may see it: whole
+// when full or the caller's own, otherwise a keyed hash.
+func (v view) requestID(id string) string {
+	if v.full || id == "" || id == v.self {
+		return escapeText(id)
+	}
+	m := hmac.New(sha256.New, v.key)
+	m.Write([]byte(id))
+	return "hash:" + hex.EncodeToString(m.Sum(nil))[:16]
+}
+
+// upstream returns the backend's URL (already redacted) as the caller may see it.
+func (v view) upstream(u string) string {
+	if !v.full {
+		return maskedUpstream
+	}
+	return escapeText(u)
+}
+
+// backend names the backend in an error answer: its address and the
+// error met only in full detail.
+func (v view) backend(u string, err error) string {
+	if !v.full {
+		return "the backend"
+	}
+	return escapeText(fmt.Sprintf("the backend at %s (%v)", u, err))
+}
+
+// detail names the view, for ShimStatus.Detail.
+func (v view) detail() string {
+	if v.full {
+		return detailFull
+	}
+	return detailMasked
+}
+
+// lockStatus returns the lock's status as the caller may see it.
+func (v view) lockStatus(st gpulock.Status) gpulock.Status {
+	st.Name, st.Path = v.text(st.Name), v.text(st.Path)
+	if st.Holder != nil {
+		h := *st.Holder
+		h.Host, h.Service, h.Command = v.text(h.Host), v.text(h.Service), v.command(h.Command)
+		st.Holder = &h
+	}
+	waiters := make([]gpulock.WaiterStatus, len(st.Waiters))
+	for i, w := range st.Waiters {
+		w.Host, w.Service, w.Command = v.text(w.Host), v.text(w.Service), v.command(w.Command)
+		waiters[i] = w
+	}
+	if st.Waiters != nil {
+		st.Waiters = waiters
+	}
+	return st
+}
+
+// shimStatus returns the shim's part of the status as the caller may see it.
+func (v view) shimStatus(st ShimStatus) ShimStatus {
+	st.Detail = v.detail()
+	st.Service, st.Profile, st.Upstream = v.text(st.Service), v.text(st.Profile), v.upstream(st.Upstream)
+	queue := make([]QueueEntry, len(st.Queue))
+	for i, q := range st.Queue {
+		q.RequestID, q.Route = v.requestID(q.RequestID), v.text(q.Route)
+		queue[i] = q
+	}
+	st.Queue = queue
+	return st
+}
+
+// escapeText escapes what a terminal or a log viewer could take for
+// commands: C0 and C1 control characters, DEL, Unicode format characters
+// (bidirectional overrides, zero-width marks) and invalid UTF-8, as \xNN
+// or \u{NNNN}. Other text, backslashes included, is left as is.
+func escapeText(s string) string {
+	if !needsEscape(s) {
+		return s
+	}
+	var b strings.Builder
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		switch {
+		case r == utf8.RuneError && size <= 1:
+			fmt.Fprintf(&b, `\x%02x`, s[i])
+		case r < 0x80 && unsafeRune(r):
+			fmt.Fprintf(&b, `\x%02x`, r)
+		case unsafeRune(r):
+			fmt.Fprintf(&b, `\u{%04x}`, r)
+		default:
+			b.WriteString(s[i : i+size])
+		}
+		i += size
+	}
+	return b.String()
+}
+
+// needsEscape reports whether escapeText would change s.
+func needsEscape(s string) bool {
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if (r == utf8.RuneError && size <= 1) || unsafeRune(r) {
+			return true
+		}
+		i += size
+	}
+	return false
+}
+
+// unsafeRune reports whether r is a control or format character.
+func unsafeRune(r rune) bool {
+	return unicode.IsControl(r) || unicode.Is(unicode.Cf, r)
+}
