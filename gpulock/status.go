@@ -108,15 +108,15 @@ func readStatus(path, name string, gpu int) (Status, error) {
 	case errors.Is(err, fs.ErrNotExist):
 		// Never used: free, and nobody can be waiting on it.
 	case err != nil:
-		return st, err
+		return st, badOpen(path, err)
 	default:
 		defer f.Close()
 		fi, err := f.Stat()
 		if err != nil {
 			return st, err
 		}
-		if !fi.Mode().IsRegular() {
-			return st, &fs.PathError{Op: "status", Path: path, Err: ErrNotRegular}
+		if err := checkLockFileInfo(path, fi); err != nil {
+			return st, err
 		}
 		st.Held = isHeld(f, fi)
 		var h Holder

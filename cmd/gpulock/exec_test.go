@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,6 +93,14 @@ func TestLockDirErrors(t *testing.T) {
 	require.NoError(t, os.Symlink(file, filepath.Join(symDir, "gpu0.lock")))
 	dirDir := t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(dirDir, "gpu0.lock"), 0o755))
+	fifoDir := t.TempDir()
+	require.NoError(t, syscall.Mkfifo(filepath.Join(fifoDir, "gpu0.lock"), 0o666))
+	sockDir := t.TempDir()
+	ln, err := net.Listen("unix", filepath.Join(sockDir, "gpu0.lock"))
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	linkDir := t.TempDir()
+	require.NoError(t, os.Link(file, filepath.Join(linkDir, "gpu0.lock")))
 	tests := []struct {
 		name string
 		args []string
@@ -101,17 +110,25 @@ func TestLockDirErrors(t *testing.T) {
 		{"missing", []string{"exec", "--lock-dir", "/no/such/dir", "--", "true"}, exitNoInput, "no such file or directory"},
 		{"missing, global flag", []string{"--lock-dir", "/no/such/dir", "exec", "--", "true"}, exitNoInput, "/no/such/dir"},
 		{"a file", []string{"exec", "--lock-dir", file, "--", "true"}, exitNoInput, "not a directory"},
-		{"lock path a symlink", []string{"exec", "--lock-dir", symDir, "--", "true"}, exitCantCreate, "not a regular file"},
-		{"lock path a directory", []string{"exec", "--lock-dir", dirDir, "--", "true"}, exitCantCreate, "not a regular file"},
+		{"lock path a symlink", []string{"exec", "--lock-dir", symDir, "--", "true"}, exitCantCreate, "is a symlink"},
+		{"lock path a directory", []string{"exec", "--lock-dir", dirDir, "--", "true"}, exitCantCreate, "is a directory"},
+		{"lock path a fifo", []string{"exec", "--lock-dir", fifoDir, "--", "true"}, exitCantCreate, "is a named pipe"},
+		{"lock path a socket", []string{"exec", "--lock-dir", sockDir, "--", "true"}, exitCantCreate, "is a unix socket"},
+		{"lock file hard-linked", []string{"exec", "--lock-dir", linkDir, "--", "true"}, exitCantCreate, "more than one hard link"},
 		{"status, missing", []string{"status", "--lock-dir", "/no/such/dir"}, exitNoInput, "no such file or directory"},
 		{"status, a file", []string{"status", "--lock-dir", file}, exitNoInput, "not a directory"},
-		{"status, symlink", []string{"status", "--lock-dir", symDir}, exitCantCreate, "not a regular file"},
+		{"status, symlink", []string{"status", "--lock-dir", symDir}, exitCantCreate, "is a symlink"},
+		{"status, socket", []string{"status", "--lock-dir", sockDir}, exitCantCreate, "is a unix socket"},
+		{"status, hard link", []string{"status", "--lock-dir", linkDir}, exitCantCreate, "more than one hard link"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, stderr, code := e.run(tt.args...)
 			assert.Equal(t, tt.code, code, "stderr: %s", stderr)
 			assert.Contains(t, requireOneLine(t, stderr), tt.want)
+			if tt.want != "is a symlink" {
+				assert.NotContains(t, stderr, "symlink", "only a symlink is called one")
+			}
 		})
 	}
 }
