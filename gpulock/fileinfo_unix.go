@@ -15,3 +15,11 @@ func linkCount(fi fs.FileInfo) uint64 {
 	}
 	return 1
 }
+
+// fileUID returns the file's owner.
+func fileUID(fi fs.FileInfo) (int, bool) {
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		return int(st.Uid), true
+	}
+	return 0, false
+}
