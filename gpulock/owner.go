@@ -40,6 +40,8 @@ type Process struct {
 	PID int `json:"pid"`
 	// UID is its real user id.
 	UID int `json:"uid"`
+	// User is UID's user name, where the system has one.
+	User string `json:"user,omitempty"`
 	// Comm is its name (/proc/<pid>/comm).
 	Comm string `json:"comm,omitempty"`
 }
@@ -74,6 +76,9 @@ func (r *ownerReader) lockOwner(fi fs.FileInfo, describedPID int) (o *Owner, hel
 	} else {
 		o.Gone = true
 		o.HeldBy = processesWithOpen(fi)
+		for i := range o.HeldBy {
+			o.HeldBy[i].User = r.userName(o.HeldBy[i].UID)
+		}
 	}
 	r.finish(o, describedPID)
 	return o, true, true

@@ -42,7 +42,12 @@ func openQueueDir(path string, create bool) (*qdir, error) {
 		case err == unix.ELOOP:
 			return nil, &fs.PathError{Op: "open", Path: path, Err: errQueueDirSymlink}
 		case err == unix.ENOTDIR:
-			return nil, &fs.PathError{Op: "open", Path: path, Err: errQueueDirNotDir}
+			// O_NOFOLLOW|O_DIRECTORY on a symlink to a directory gives ENOTDIR.
+			why := errQueueDirNotDir
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				why = errQueueDirSymlink
+			}
+			return nil, &fs.PathError{Op: "open", Path: path, Err: why}
 		default:
 			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 		}

@@ -405,10 +405,10 @@ func TestStatusHolderAndTwoWaiters(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	require.Len(t, lines, 4, out)
-	assert.Regexp(t, `^GPU\s+STATE\s+SERVICE\s+PID\s+HOST\s+FOR\s+COMMAND`, lines[0])
-	assert.Regexp(t, `^0\s+held\s+comfyui\s+`+strconv.Itoa(holder.cmd.Process.Pid)+`,\d+\s+\S+\s+\d+s\s+sh -c`, lines[1])
-	assert.Regexp(t, `^\s+waiting 1\s+a1111\s+`+strconv.Itoa(w1.cmd.Process.Pid)+`\s+\S+\s+\d+s\s+echo w1`, lines[2])
-	assert.Regexp(t, `^\s+waiting 2\s+train\s+`+strconv.Itoa(w2.cmd.Process.Pid)+`\s+\S+\s+\d+s\s+echo w2`, lines[3])
+	assert.Regexp(t, `^GPU\s+STATE\s+SERVICE\s+PID\s+USER\s+HOST\s+FOR\s+COMMAND`, lines[0])
+	assert.Regexp(t, `^0\s+held\s+comfyui\s+`+strconv.Itoa(holder.cmd.Process.Pid)+`,\d+\s+\S+\s+\S+\s+\d+s\s+sh$`, lines[1], "the command's base name only")
+	assert.Regexp(t, `^\s+waiting 1\s+a1111\s+`+strconv.Itoa(w1.cmd.Process.Pid)+`\s+\S+\s+\S+\s+\d+s\s+echo$`, lines[2])
+	assert.Regexp(t, `^\s+waiting 2\s+train\s+`+strconv.Itoa(w2.cmd.Process.Pid)+`\s+\S+\s+\S+\s+\d+s\s+echo$`, lines[3])
 
 	out, stderr, code = e.run("status", "--json")
 	require.Equal(t, 0, code, stderr)
@@ -431,7 +431,7 @@ func TestStatusHolderAndTwoWaiters(t *testing.T) {
 
 	// The second waiter was told where it stands (not a terminal: one line).
 	eventually(t, "the waiting line", func() bool { return strings.Contains(w2.stderr.String(), "\n") })
-	assert.Regexp(t, `^gpulock: waiting for GPU 0: held by comfyui \(pid \d+, child \d+\) for \d+s, \d ahead of you\n$`, w2.stderr.String())
+	assert.Regexp(t, `^gpulock: waiting for GPU 0: held by comfyui \(pid \d+, child \d+, user \S+\) for \d+s, \d ahead of you\n$`, w2.stderr.String())
 
 	// Freeing the GPU serves the waiters in order.
 	holder.signal(syscall.SIGTERM)
