@@ -11,7 +11,7 @@ import (
 // have written; no user can forge what the kernel says.
 type Owner struct {
 	// PID is the process that took the flock, from /proc/locks; 0 when the
-	// kernel cannot say (it is gone, in another pid namespace).
+	// kernel cannot say (a process of another pid namespace).
 	PID int `json:"pid"`
 	// UID is the user of that process; for a ticket, the file's owner, who
 	// made it. Null when unknown.
@@ -73,7 +73,8 @@ func (r *ownerReader) lockOwner(fi fs.FileInfo, describedPID int) (o *Owner, hel
 	o = &Owner{PID: max(pids[0], 0)}
 	if p, ok := readProcess(o.PID); ok {
 		o.UID, o.Comm = &p.UID, p.Comm
-	} else {
+	} else if o.PID != 0 { // 0: not visible in this pid namespace, which says nothing
+
 		o.Gone = true
 		o.HeldBy = processesWithOpen(fi)
 		for i := range o.HeldBy {
@@ -96,7 +97,7 @@ func (r *ownerReader) ticketOwner(fi fs.FileInfo, describedPID int) *Owner {
 			o.PID = max(pids[0], 0)
 			if p, ok := readProcess(o.PID); ok {
 				o.Comm = p.Comm
-			} else {
+			} else if o.PID != 0 {
 				o.Gone = true
 			}
 		}

@@ -1,9 +1,11 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -102,4 +104,45 @@ func TestStatusMarksAPidTheFileMisstates(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	assert.Regexp(t, `(?m)^0\s+held\s+comfyui\s+`+strconv.Itoa(holder.cmd.Process.Pid)+` \(file says 1\)\s`, out)
 	assert.True(t, strings.Count(out, "\n") >= 2, out)
+}
+
+// TestStatusShowsWhoReallyQueued: user nobody puts a ticket in line that
+// claims to be comfyui of another pid; status shows nobody and the pid of
+// the process holding the ticket.
+func TestStatusShowsWhoReallyQueued(t *testing.T) {
+	if os.Geteuid() != 0 {
+		require.Empty(t, os.Getenv("CI"), "CI runs as root: this test must run there")
+		t.Skip("needs root to run a child as another user")
+	}
+	e := newEnv(t)
+	flock := need(t, "flock")
+	// Like /tmp: nobody must reach and write the lock directory.
+	require.NoError(t, os.Chmod(e.dir, 0o777|os.ModeSticky))
+	for d := filepath.Dir(e.dir); d != "/" && strings.HasPrefix(d, os.TempDir()+"/"); d = filepath.Dir(d) {
+		require.NoError(t, os.Chmod(d, 0o755))
+	}
+	e.hold(0, "a1111")
+	queue := filepath.Join(e.dir, "gpu0.queue")
+	_, err := os.Stat(queue)
+	if os.IsNotExist(err) {
+		require.NoError(t, os.Mkdir(queue, 0o777))
+		require.NoError(t, os.Chmod(queue, 0o777|os.ModeSticky))
+	}
+	ticket := filepath.Join(queue, "00000000000000000001-1-00000001")
+	desc := `{"pid":1,"host":"x","service":"comfyui","since":"2020-01-01T00:00:00Z"}`
+	c := exec.Command("/bin/sh", "-c", `printf '%s\n' "$2" >"$1" && exec "$3" "$1" sh -c 'echo ready; exec cat'`, "sh", ticket, desc, flock)
+	c.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	stdin, err := c.StdinPipe()
+	require.NoError(t, err)
+	stdout, err := c.StdoutPipe()
+	require.NoError(t, err)
+	require.NoError(t, c.Start())
+	t.Cleanup(func() { stdin.Close(); _ = c.Wait() })
+	line, err := bufio.NewReader(stdout).ReadString('\n')
+	require.NoError(t, err, "the child as nobody did not start")
+	require.Equal(t, "ready\n", line)
+
+	out, stderr, code := e.run("status")
+	require.Equal(t, 0, code, stderr)
+	assert.Regexp(t, `(?m)^\s+waiting 1\s+comfyui\s+`+strconv.Itoa(c.Process.Pid)+` \(file says 1\)\s+nobody\s`, out)
 }
