@@ -1,8 +1,6 @@
 package gpulock
 
 import (
-	"bufio"
-	"bytes"
 	"io/fs"
 	"os"
 	"strconv"
@@ -10,30 +8,34 @@ import (
 	"syscall"
 )
 
-// readProcess reads pid's real uid and name from /proc; ok is false when it
-// does not run (a zombie counts as gone: its descriptors are closed).
+// readProcess reads pid's name, state and real uid from /proc/<pid>/status
+// (one read); ok is false when it does not run (a zombie counts as gone:
+// its descriptors are closed).
 func readProcess(pid int) (p Process, ok bool) {
-	if pid <= 0 || isZombie(pid) {
+	if pid <= 0 {
 		return Process{}, false
 	}
-	dir := "/proc/" + strconv.Itoa(pid)
-	f, err := os.Open(dir + "/status")
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/status")
 	if err != nil {
 		return Process{}, false
 	}
-	defer f.Close()
 	p = Process{PID: pid, UID: -1}
-	sc := bufio.NewScanner(f)
-	for sc.Scan() {
-		if rest, found := strings.CutPrefix(sc.Text(), "Uid:"); found {
-			if fields := strings.Fields(rest); len(fields) > 0 {
+	for line := range strings.Lines(string(b)) {
+		key, value, _ := strings.Cut(strings.TrimSuffix(line, "\n"), ":")
+		value = strings.TrimSpace(value)
+		switch key {
+		case "Name":
+			p.Comm = value
+		case "State":
+			if strings.HasPrefix(value, "Z") || strings.HasPrefix(value, "X") {
+				return Process{}, false
+			}
+		case "Uid":
+			if fields := strings.Fields(value); len(fields) > 0 {
 				p.UID, _ = strconv.Atoi(fields[0])
 			}
-			break
+			return p, true // Name and State come first
 		}
-	}
-	if comm, err := os.ReadFile(dir + "/comm"); err == nil {
-		p.Comm = string(bytes.TrimSuffix(comm, []byte{'\n'}))
 	}
 	return p, true
 }
