@@ -18,8 +18,8 @@ type Owner struct {
 	UID *int `json:"uid"`
 	// User is UID's user name, where the system has one.
 	User string `json:"user,omitempty"`
-	// Comm is the name of the process (/proc/<pid>/comm), empty when it is
-	// gone.
+	// Comm is the name of the process (its comm, as /proc shows it), empty
+	// when it is gone.
 	Comm string `json:"comm,omitempty"`
 	// Mismatch reports that the description in the file names another pid
 	// than the kernel: written by another process, or from another pid
@@ -29,8 +29,8 @@ type Owner struct {
 	// lock is still held: processes that inherited its descriptor hold it.
 	// A lock held that way is an orphan; HeldBy says by whom.
 	Gone bool `json:"gone,omitempty"`
-	// HeldBy lists, when Gone, the processes that have the file open and so
-	// hold the lock, as far as this process may look (root sees all).
+	// HeldBy lists, when Gone, the processes whose descriptors of the file
+	// hold the flock, as far as this process may look (root sees all).
 	HeldBy []Process `json:"held_by,omitempty"`
 }
 
@@ -42,7 +42,7 @@ type Process struct {
 	UID int `json:"uid"`
 	// User is UID's user name, where the system has one.
 	User string `json:"user,omitempty"`
-	// Comm is its name (/proc/<pid>/comm).
+	// Comm is its name (its comm, as /proc shows it).
 	Comm string `json:"comm,omitempty"`
 }
 
@@ -74,7 +74,6 @@ func (r *ownerReader) lockOwner(fi fs.FileInfo, describedPID int) (o *Owner, hel
 	if p, ok := readProcess(o.PID); ok {
 		o.UID, o.Comm = &p.UID, p.Comm
 	} else if o.PID != 0 { // 0: not visible in this pid namespace, which says nothing
-
 		o.Gone = true
 		o.HeldBy = processesWithOpen(fi)
 		for i := range o.HeldBy {
