@@ -49,14 +49,21 @@
 //
 // # Seeing who holds it
 //
-// The holder writes a one-line JSON description of itself ([Holder]) into the
-// lock file and clears it on release; tickets carry the waiters' descriptions
-// ([Waiter]). [ReadStatus] and [ListStatus] read both without taking the lock,
-// and never report a dead process as live.
+// The holder writes a one-line JSON description of itself ([Holder]: pid,
+// host, service name and, by default, only the program's base name) into the
+// lock file and blanks it on release; tickets carry the waiters'
+// descriptions ([Waiter]). [Lock.Status] and [ListStatus] read both without
+// taking the lock, and never report a dead process as live. Anyone who can
+// write the file can write a description, so they also report the kernel's
+// view ([Owner], on Linux): the pid that /proc/locks says holds each flock,
+// its user (a ticket's: the file's owner), a description that names another
+// pid, and a lock held on by processes that outlived the one that took it.
 //
 // # Lock files
 //
-// Lock files are never deleted and never followed through a symlink. A
+// Lock files are never deleted and never followed through a symlink, and one
+// that is not a regular file ([ErrNotRegular]) or has more than one hard
+// link ([ErrHardLinked]) is refused. A
 // missing file is created readable and lockable by all users; an existing one
 // is opened without O_CREAT, so a file another user made in a sticky /tmp
 // works. After acquiring, gpulock checks that the path still names the locked

@@ -19,7 +19,9 @@ const lockFilePerm fs.FileMode = 0o666
 // mode would allow the open. A file we may not write is opened read-only,
 // which is enough for flock (the holder description is then not written).
 // Symlinks, directories and other non-regular files are refused with an
-// error wrapping ErrNotRegular.
+// error wrapping ErrNotRegular that says what is there; a file with more
+// than one hard link with one wrapping ErrHardLinked (the fstat this needs
+// is made anyway).
 //
 // A read-write open never blocks, even on a FIFO; a read-only one could, so
 // it asks for O_NONBLOCK (which flock ignores).
@@ -38,20 +40,17 @@ func openLockFile(path string) (*os.File, fs.FileInfo, error) {
 				_ = f.Chmod(lockFilePerm) // undo the umask; best effort
 			}
 		}
-		if errors.Is(err, syscall.EISDIR) {
-			return nil, nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
-		}
 		if err != nil {
-			return nil, nil, err
+			return nil, nil, badOpen(path, err)
 		}
 		fi, err := f.Stat()
 		if err != nil {
 			f.Close()
 			return nil, nil, err
 		}
-		if !fi.Mode().IsRegular() {
+		if err := checkLockFileInfo(path, fi); err != nil {
 			f.Close()
-			return nil, nil, &fs.PathError{Op: "open", Path: path, Err: ErrNotRegular}
+			return nil, nil, err
 		}
 		return f, fi, nil
 	}

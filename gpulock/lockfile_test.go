@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,17 +22,23 @@ func TestRefusesSymlinksAndNonRegularFiles(t *testing.T) {
 	for _, tc := range []struct {
 		name string
 		make func(t *testing.T, path string)
+		says string // what the message says is there
 	}{
 		{"symlink to a file", func(t *testing.T, path string) {
 			target := filepath.Join(t.TempDir(), "victim")
 			require.NoError(t, os.WriteFile(target, []byte("precious"), 0o600))
 			require.NoError(t, os.Symlink(target, path))
-		}},
+		}, "is a symlink"},
 		{"dangling symlink", func(t *testing.T, path string) {
 			require.NoError(t, os.Symlink(filepath.Join(t.TempDir(), "nowhere"), path))
-		}},
-		{"directory", func(t *testing.T, path string) { require.NoError(t, os.Mkdir(path, 0o755)) }},
-		{"fifo", func(t *testing.T, path string) { require.NoError(t, syscall.Mkfifo(path, 0o666)) }},
+		}, "is a symlink"},
+		{"directory", func(t *testing.T, path string) { require.NoError(t, os.Mkdir(path, 0o755)) }, "is a directory"},
+		{"fifo", func(t *testing.T, path string) { require.NoError(t, syscall.Mkfifo(path, 0o666)) }, "is a named pipe"},
+		{"unix socket", func(t *testing.T, path string) {
+			ln, err := net.Listen("unix", path)
+			require.NoError(t, err)
+			t.Cleanup(func() { ln.Close() })
+		}, "is a unix socket"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -43,13 +50,38 @@ func TestRefusesSymlinksAndNonRegularFiles(t *testing.T) {
 			require.True(t, errors.As(err, &pe), "want a *fs.PathError, got %T", err)
 			assert.Equal(t, l.Path(), pe.Path)
 			assert.Contains(t, err.Error(), l.Path())
+			assert.Contains(t, err.Error(), tc.says)
+			if tc.says != "is a symlink" {
+				assert.NotContains(t, err.Error(), "symlink", "only a symlink is called one")
+			}
 
 			_, err = l.AcquireTimeout(eventTimeout)
 			require.ErrorIs(t, err, ErrNotRegular, "a waiting acquisition fails the same way, and does not hang")
 			_, err = l.Status()
-			require.Error(t, err)
+			require.ErrorIs(t, err, ErrNotRegular)
+			assert.Contains(t, err.Error(), tc.says, "status says the same")
 		})
 	}
+}
+
+func TestRefusesHardLinkedLockFile(t *testing.T) {
+	dir := t.TempDir()
+	victim := filepath.Join(t.TempDir(), "victim")
+	require.NoError(t, os.WriteFile(victim, []byte("precious data\n"), 0o600))
+	l := newTestLock(t, dir, 0)
+	require.NoError(t, os.Link(victim, l.Path()))
+
+	_, err := l.TryAcquire()
+	require.ErrorIs(t, err, ErrHardLinked)
+	assert.Contains(t, err.Error(), l.Path())
+	_, err = l.AcquireTimeout(eventTimeout)
+	require.ErrorIs(t, err, ErrHardLinked)
+	_, err = l.Status()
+	require.ErrorIs(t, err, ErrHardLinked)
+
+	b, err := os.ReadFile(victim)
+	require.NoError(t, err)
+	assert.Equal(t, "precious data\n", string(b), "the other name's file is never written")
 }
 
 func TestUsesAnotherUsersLockFileInStickyDir(t *testing.T) {

@@ -3,7 +3,6 @@ package gpulock
 import (
 	"os"
 	"path/filepath"
-	"strings"
 	"time"
 )
 
@@ -32,7 +31,7 @@ func newConfig(opts []Option) config {
 	c := config{
 		dir:     os.Getenv(DirEnv),
 		service: filepath.Base(os.Args[0]),
-		command: strings.Join(os.Args, " "),
+		command: filepath.Base(os.Args[0]),
 		refresh: defaultRefreshInterval,
 	}
 	if c.dir == "" {
@@ -64,8 +63,11 @@ func WithService(name string) Option {
 	}
 }
 
-// WithCommand sets the command line that others see for this process
-// (default: this process's own arguments).
+// WithCommand sets the command text that others see for this process
+// while it holds or waits for the lock (default: the program's base name,
+// argv[0] without its directory). The text is readable by every user of
+// the lock directory, and stays there while the lock is held: pass a full
+// command line (strings.Join(os.Args, " ")) only when it holds no secrets.
 func WithCommand(cmd string) Option {
 	return func(c *config) { c.command = cmd }
 }

@@ -39,8 +39,15 @@ func openQueueDir(path string, create bool) (*qdir, error) {
 			}
 			_ = os.Chmod(path, queueDirPerm) // undo the umask; best effort, and only the owner may
 			continue
-		case err == unix.ELOOP || err == unix.ENOTDIR:
-			return nil, &fs.PathError{Op: "open", Path: path, Err: ErrBadQueueDir}
+		case err == unix.ELOOP:
+			return nil, &fs.PathError{Op: "open", Path: path, Err: errQueueDirSymlink}
+		case err == unix.ENOTDIR:
+			// O_NOFOLLOW|O_DIRECTORY on a symlink to a directory gives ENOTDIR.
+			why := errQueueDirNotDir
+			if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+				why = errQueueDirSymlink
+			}
+			return nil, &fs.PathError{Op: "open", Path: path, Err: why}
 		default:
 			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 		}
@@ -70,7 +77,7 @@ func (d *qdir) open(name string, flag int, perm fs.FileMode) (*os.File, error) {
 		}
 		if err != nil {
 			if err == unix.ELOOP {
-				err = ErrNotRegular
+				err = errSymlink
 			}
 			return nil, &fs.PathError{Op: "open", Path: d.path + "/" + name, Err: err}
 		}

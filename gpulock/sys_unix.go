@@ -23,7 +23,7 @@ func openNoFollow(path string, flag int, perm fs.FileMode) (*os.File, error) {
 		}
 		if err != nil {
 			if err == unix.ELOOP {
-				err = ErrNotRegular
+				err = errSymlink
 			}
 			return nil, &fs.PathError{Op: "open", Path: path, Err: err}
 		}

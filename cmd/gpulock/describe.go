@@ -12,30 +12,47 @@ import (
 )
 
 // describeHolder says who holds a lock, for messages: "held by comfyui (pid
-// 4242) for 3m12s", "free", or a note that the holder left no description.
+// 4242, user bob) for 3m12s", "free", an orphan, or a note that the holder
+// left no description. The pid and user are the kernel's where it says.
 func describeHolder(st gpulock.Status) string {
 	if !st.Held {
 		return "free"
 	}
-	h := st.Holder
-	if h == nil {
-		return "held by a process that left no description (flock(1)?)"
+	o, h := st.Owner, st.Holder
+	if o != nil && o.Gone {
+		return "held by an " + orphanText(o)
 	}
-	who := "pid " + strconv.Itoa(h.PID)
+	if h == nil {
+		s := "held by a process that left no description (flock(1)?)"
+		if o != nil && o.PID != 0 {
+			s += ": pid " + strconv.Itoa(o.PID)
+			if o.Comm != "" {
+				s += " (" + printable(o.Comm) + ")"
+			}
+			if u := ownerUser(o); u != "" {
+				s += ", user " + printable(u)
+			}
+		}
+		return s
+	}
+	who := "pid " + ownerPID(o, h.PID)
 	if h.ChildPID != 0 {
 		who += ", child " + strconv.Itoa(h.ChildPID)
 	}
-	if host, _ := os.Hostname(); h.Host != "" && h.Host != host {
-		who += " on " + h.Host
+	if u := ownerUser(o); u != "" {
+		who += ", user " + printable(u)
 	}
-	return fmt.Sprintf("held by %s (%s) for %s", orUnknown(h.Service), who, seconds(h.HeldSeconds))
+	if host, _ := os.Hostname(); h.Host != "" && h.Host != host {
+		who += " on " + printable(h.Host)
+	}
+	return fmt.Sprintf("held by %s (%s) for %s", printable(orUnknown(h.Service)), who, seconds(h.HeldSeconds))
 }
 
 // aheadOf counts the processes in line before pid (all of them when pid is
-// not in line yet).
+// not in line yet), by the kernel's pid of each ticket where known.
 func aheadOf(st gpulock.Status, pid int) int {
 	for i, w := range st.Waiters {
-		if w.PID == pid {
+		if waiterPID(w) == pid {
 			return i
 		}
 	}

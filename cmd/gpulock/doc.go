@@ -53,8 +53,8 @@
 //	70       internal error (EX_SOFTWARE)
 //	71       COMMAND could not be started for a system reason (EX_OSERR)
 //	73       lock file cannot be made or used: the lock path is a symlink, a
-//	         directory or another non-regular file; read-only or full file
-//	         system (EX_CANTCREAT)
+//	         directory, a socket or another non-regular file, or has more
+//	         than one hard link; read-only or full file system (EX_CANTCREAT)
 //	74       other I/O error on the lock (EX_IOERR)
 //	75       lock not had: --nonblock or --timeout (EX_TEMPFAIL; --conflict-exit-code)
 //	77       permission denied on the lock directory or file (EX_NOPERM)

@@ -43,6 +43,7 @@ const (
 	flagConflictExitCode = "conflict-exit-code"
 	flagClose            = "close"
 	flagCUDAEnv          = "cuda-env"
+	flagShowCommand      = "show-command"
 )
 
 func (a *App) execCommand() *cli.Command {
@@ -113,6 +114,11 @@ notice unless --quiet); use --cuda-env=false to keep it.`,
 				Value:   true,
 				EnvVars: envVar(flagCUDAEnv),
 			},
+			&cli.BoolFlag{
+				Name:    flagShowCommand,
+				Usage:   "show others COMMAND's whole command line (status, waiting lines); by default only its base name, since every user can read it",
+				EnvVars: envVar(flagShowCommand),
+			},
 			quietFlag(),
 		},
 		Action: a.runExec,
@@ -130,6 +136,7 @@ type execOptions struct {
 	close        bool
 	cudaEnv      bool
 	quiet        bool
+	showCommand  bool
 	args         []string
 }
 
@@ -145,6 +152,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 		close:        c.Bool(flagClose),
 		cudaEnv:      c.Bool(flagCUDAEnv),
 		quiet:        c.Bool(flagQuiet),
+		showCommand:  c.Bool(flagShowCommand),
 		args:         c.Args().Slice(),
 	}
 	if len(o.args) == 0 || o.args[0] == "" {
@@ -190,7 +198,7 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 	}
 	locks := make([]*gpulock.Lock, len(o.gpus))
 	for i, g := range o.gpus {
-		locks[i], err = gpulock.New(g, gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(commandLine(o.args)))
+		locks[i], err = gpulock.New(g, gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(o.shownCommand()))
 		if err != nil {
 			return usageError(execHelp, "%s", libText(err))
 		}
@@ -471,6 +479,15 @@ func (a *App) notice(o execOptions) func(string) {
 }
 
 // commandLine renders args for others to read, quoting where needed.
+// shownCommand is the command text others see in the lock directory: the
+// command's base name, or its whole line with --show-command.
+func (o execOptions) shownCommand() string {
+	if o.showCommand {
+		return commandLine(o.args)
+	}
+	return filepath.Base(o.args[0])
+}
+
 func commandLine(args []string) string {
 	q := make([]string, len(args))
 	for i, s := range args {

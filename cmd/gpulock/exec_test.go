@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"net"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -92,6 +93,14 @@ func TestLockDirErrors(t *testing.T) {
 	require.NoError(t, os.Symlink(file, filepath.Join(symDir, "gpu0.lock")))
 	dirDir := t.TempDir()
 	require.NoError(t, os.Mkdir(filepath.Join(dirDir, "gpu0.lock"), 0o755))
+	fifoDir := t.TempDir()
+	require.NoError(t, syscall.Mkfifo(filepath.Join(fifoDir, "gpu0.lock"), 0o666))
+	sockDir := t.TempDir()
+	ln, err := net.Listen("unix", filepath.Join(sockDir, "gpu0.lock"))
+	require.NoError(t, err)
+	t.Cleanup(func() { ln.Close() })
+	linkDir := t.TempDir()
+	require.NoError(t, os.Link(file, filepath.Join(linkDir, "gpu0.lock")))
 	tests := []struct {
 		name string
 		args []string
@@ -101,17 +110,25 @@ func TestLockDirErrors(t *testing.T) {
 		{"missing", []string{"exec", "--lock-dir", "/no/such/dir", "--", "true"}, exitNoInput, "no such file or directory"},
 		{"missing, global flag", []string{"--lock-dir", "/no/such/dir", "exec", "--", "true"}, exitNoInput, "/no/such/dir"},
 		{"a file", []string{"exec", "--lock-dir", file, "--", "true"}, exitNoInput, "not a directory"},
-		{"lock path a symlink", []string{"exec", "--lock-dir", symDir, "--", "true"}, exitCantCreate, "not a regular file"},
-		{"lock path a directory", []string{"exec", "--lock-dir", dirDir, "--", "true"}, exitCantCreate, "not a regular file"},
+		{"lock path a symlink", []string{"exec", "--lock-dir", symDir, "--", "true"}, exitCantCreate, "is a symlink"},
+		{"lock path a directory", []string{"exec", "--lock-dir", dirDir, "--", "true"}, exitCantCreate, "is a directory"},
+		{"lock path a fifo", []string{"exec", "--lock-dir", fifoDir, "--", "true"}, exitCantCreate, "is a named pipe"},
+		{"lock path a socket", []string{"exec", "--lock-dir", sockDir, "--", "true"}, exitCantCreate, "is a unix socket"},
+		{"lock file hard-linked", []string{"exec", "--lock-dir", linkDir, "--", "true"}, exitCantCreate, "more than one hard link"},
 		{"status, missing", []string{"status", "--lock-dir", "/no/such/dir"}, exitNoInput, "no such file or directory"},
 		{"status, a file", []string{"status", "--lock-dir", file}, exitNoInput, "not a directory"},
-		{"status, symlink", []string{"status", "--lock-dir", symDir}, exitCantCreate, "not a regular file"},
+		{"status, symlink", []string{"status", "--lock-dir", symDir}, exitCantCreate, "is a symlink"},
+		{"status, socket", []string{"status", "--lock-dir", sockDir}, exitCantCreate, "is a unix socket"},
+		{"status, hard link", []string{"status", "--lock-dir", linkDir}, exitCantCreate, "more than one hard link"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			_, stderr, code := e.run(tt.args...)
 			assert.Equal(t, tt.code, code, "stderr: %s", stderr)
 			assert.Contains(t, requireOneLine(t, stderr), tt.want)
+			if tt.want != "is a symlink" {
+				assert.NotContains(t, stderr, "symlink", "only a symlink is called one")
+			}
 		})
 	}
 }
@@ -388,10 +405,10 @@ func TestStatusHolderAndTwoWaiters(t *testing.T) {
 	require.Equal(t, 0, code, stderr)
 	lines := strings.Split(strings.TrimRight(out, "\n"), "\n")
 	require.Len(t, lines, 4, out)
-	assert.Regexp(t, `^GPU\s+STATE\s+SERVICE\s+PID\s+HOST\s+FOR\s+COMMAND`, lines[0])
-	assert.Regexp(t, `^0\s+held\s+comfyui\s+`+strconv.Itoa(holder.cmd.Process.Pid)+`,\d+\s+\S+\s+\d+s\s+sh -c`, lines[1])
-	assert.Regexp(t, `^\s+waiting 1\s+a1111\s+`+strconv.Itoa(w1.cmd.Process.Pid)+`\s+\S+\s+\d+s\s+echo w1`, lines[2])
-	assert.Regexp(t, `^\s+waiting 2\s+train\s+`+strconv.Itoa(w2.cmd.Process.Pid)+`\s+\S+\s+\d+s\s+echo w2`, lines[3])
+	assert.Regexp(t, `^GPU\s+STATE\s+SERVICE\s+PID\s+USER\s+HOST\s+FOR\s+COMMAND`, lines[0])
+	assert.Regexp(t, `^0\s+held\s+comfyui\s+`+strconv.Itoa(holder.cmd.Process.Pid)+`,\d+\s+\S+\s+\S+\s+\d+s\s+sh$`, lines[1], "the command's base name only")
+	assert.Regexp(t, `^\s+waiting 1\s+a1111\s+`+strconv.Itoa(w1.cmd.Process.Pid)+`\s+\S+\s+\S+\s+\d+s\s+echo$`, lines[2])
+	assert.Regexp(t, `^\s+waiting 2\s+train\s+`+strconv.Itoa(w2.cmd.Process.Pid)+`\s+\S+\s+\S+\s+\d+s\s+echo$`, lines[3])
 
 	out, stderr, code = e.run("status", "--json")
 	require.Equal(t, 0, code, stderr)
@@ -414,7 +431,7 @@ func TestStatusHolderAndTwoWaiters(t *testing.T) {
 
 	// The second waiter was told where it stands (not a terminal: one line).
 	eventually(t, "the waiting line", func() bool { return strings.Contains(w2.stderr.String(), "\n") })
-	assert.Regexp(t, `^gpulock: waiting for GPU 0: held by comfyui \(pid \d+, child \d+\) for \d+s, \d ahead of you\n$`, w2.stderr.String())
+	assert.Regexp(t, `^gpulock: waiting for GPU 0: held by comfyui \(pid \d+, child \d+, user \S+\) for \d+s, \d ahead of you\n$`, w2.stderr.String())
 
 	// Freeing the GPU serves the waiters in order.
 	holder.signal(syscall.SIGTERM)

@@ -32,9 +32,10 @@ const (
 	// of the system (out of processes or memory, say).
 	exitOSErr = 71
 	// exitCantCreate (EX_CANTCREAT): the lock file cannot be created or
-	// used: the lock path is a symlink, a directory or another non-regular
-	// file, the queue directory beside it is a symlink or not a directory,
-	// or the file system is read-only or full.
+	// used: the lock path is a symlink, a directory, a unix socket or another
+	// non-regular file, the lock file has more than one hard link, the queue
+	// directory beside it is a symlink or not a directory, or the file
+	// system is read-only or full.
 	exitCantCreate = 73
 	// exitIOErr (EX_IOERR): another I/O error on the lock file or directory.
 	exitIOErr = 74
@@ -93,7 +94,8 @@ func usageError(hint string, format string, args ...any) *exitError {
 // code.
 func lockErrorCode(err error) int {
 	switch {
-	case errors.Is(err, gpulock.ErrNotRegular), errors.Is(err, gpulock.ErrBadQueueDir):
+	case errors.Is(err, gpulock.ErrNotRegular), errors.Is(err, gpulock.ErrBadQueueDir),
+		errors.Is(err, gpulock.ErrHardLinked):
 		return exitCantCreate
 	case errors.Is(err, gpulock.ErrNoGPUs), errors.Is(err, errors.ErrUnsupported):
 		return exitUnavailable

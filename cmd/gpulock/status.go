@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -29,8 +30,8 @@ func (a *App) statusCommand() *cli.Command {
 		Usage:     "show who holds and who waits for each GPU",
 		UsageText: "gpulock status [--json] [--watch] [--gpu SET]",
 		Description: `Shows every GPU lock in the lock directory: free or held, the holder
-(service, pid, command, host, held for) and the waiters in line with how long
-each has waited. Dead holders and waiters are not shown.
+(service, pid, user, host, held for, command) and the waiters in line with how
+long each has waited. Dead holders and waiters are not shown.
 
 --json prints a JSON array with one object per GPU; this schema is stable
 (it is also what the shim's HTTP status serves):
@@ -44,7 +45,14 @@ each has waited. Dead holders and waiters are not shown.
 
 "holder" is null when the GPU is free, or when the holder left no description
 (util-linux flock(1), say): "held" is then still true. "child_pid" and
-"command" may be absent. --watch redraws every second until interrupted (with
+"command" may be absent. "owner" (on the GPU and on each waiter, where the
+kernel can say) is the kernel's view, which no user can forge: {"pid", "uid",
+"user", "comm"}, "mismatch": true when the file's text names another pid, and
+"gone": true with "held_by": [{"pid", "uid", "user", "comm"}] for an orphan (a
+lock whose taker has exited while processes that inherited it hold on). PID
+and USER in the table are the owner's. "error" is set on a GPU whose lock file
+cannot be read; the other GPUs are still listed, and status exits with the
+error's code. Text from the files is printed with control characters escaped. --watch redraws every second until interrupted (with
 --json: one array per line).`,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
@@ -74,10 +82,13 @@ func (a *App) runStatus(c *cli.Context) error {
 	}
 	read := func() error {
 		list, err := readStatuses(dir, gpus)
-		if err != nil {
+		if list == nil && err != nil {
 			return err
 		}
-		return show(list, dir)
+		if serr := show(list, dir); serr != nil {
+			return serr
+		}
+		return err // after the complete list: a bad lock file ends with its code
 	}
 	if !c.Bool(flagWatch) {
 		return read()
@@ -85,7 +96,9 @@ func (a *App) runStatus(c *cli.Context) error {
 	return a.watch(c.Context, read, c.Bool(flagJSON))
 }
 
-// readStatuses reads the locks of gpus in dir, or every GPU lock there.
+// readStatuses reads the locks of gpus in dir, or every GPU lock there. A
+// lock that cannot be read is listed with its Error, and the error (the
+// first, with its exit code) is returned with the complete list.
 func readStatuses(dir string, gpus []int) ([]gpulock.Status, error) {
 	if err := checkLockDir(dir); err != nil {
 		return nil, err
@@ -93,11 +106,12 @@ func readStatuses(dir string, gpus []int) ([]gpulock.Status, error) {
 	if gpus == nil {
 		list, err := gpulock.ListStatus(dir)
 		if err != nil {
-			return nil, lockError(err)
+			return list, lockError(firstError(err))
 		}
 		return list, nil
 	}
 	list := make([]gpulock.Status, 0, len(gpus))
+	var first error
 	for _, g := range gpus {
 		l, err := gpulock.New(g, gpulock.WithDir(dir))
 		if err != nil {
@@ -105,11 +119,25 @@ func readStatuses(dir string, gpus []int) ([]gpulock.Status, error) {
 		}
 		st, err := l.Status()
 		if err != nil {
-			return nil, lockError(err)
+			st.Error = err.Error()
+			if first == nil {
+				first = err
+			}
 		}
 		list = append(list, st)
 	}
+	if first != nil {
+		return list, lockError(first)
+	}
 	return list, nil
+}
+
+// firstError is the first of errors joined with errors.Join, or err.
+func firstError(err error) error {
+	if j, ok := err.(interface{ Unwrap() []error }); ok && len(j.Unwrap()) > 0 {
+		return j.Unwrap()[0]
+	}
+	return err
 }
 
 // watch calls show every second until SIGINT or SIGTERM, then returns nil.
@@ -154,32 +182,51 @@ func (a *App) printStatusJSON(list []gpulock.Status, _ string) error {
 }
 
 // printStatusText prints a table: one row per GPU, then one per waiter.
+// PID and USER are the kernel's (see gpulock.Owner) where it says; a pid
+// that the file's text contradicts is marked "(file says N)".
 func (a *App) printStatusText(list []gpulock.Status, dir string) error {
 	if len(list) == 0 {
 		fmt.Fprintf(a.stdout, "no GPU locks in %s\n", dir)
 		return nil
 	}
 	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(w, "GPU\tSTATE\tSERVICE\tPID\tHOST\tFOR\tCOMMAND")
+	fmt.Fprintln(w, "GPU\tSTATE\tSERVICE\tPID\tUSER\tHOST\tFOR\tCOMMAND")
 	for _, st := range list {
 		gpu := st.Name
 		if st.GPU != nil {
 			gpu = strconv.Itoa(*st.GPU)
 		}
-		switch h := st.Holder; {
+		o, h := st.Owner, st.Holder
+		switch {
+		case st.Error != "":
+			fmt.Fprintf(w, "%s\terror\t\t\t\t\t\t%s\n", gpu, printable(strings.ReplaceAll(st.Error, "gpulock: ", "")))
 		case !st.Held:
-			fmt.Fprintf(w, "%s\tfree\t\t\t\t\t\n", gpu)
+			fmt.Fprintf(w, "%s\tfree\t\t\t\t\t\t\n", gpu)
+		case o != nil && o.Gone:
+			service, since := "?", ""
+			if h != nil {
+				service, since = h.Service, seconds(h.HeldSeconds)
+			}
+			pid, user := "?", ""
+			if len(o.HeldBy) > 0 {
+				pid, user = strconv.Itoa(o.HeldBy[0].PID), cmp.Or(o.HeldBy[0].User, strconv.Itoa(o.HeldBy[0].UID))
+			}
+			fmt.Fprintf(w, "%s\torphan\t%s\t%s\t%s\t\t%s\t%s\n", gpu, cell(service), pid, cell(user), cell(since), orphanText(o))
 		case h == nil:
-			fmt.Fprintf(w, "%s\theld\t?\t?\t\t\t(no description: flock(1)?)\n", gpu)
+			comm := ""
+			if o != nil {
+				comm = o.Comm
+			}
+			fmt.Fprintf(w, "%s\theld\t?\t%s\t%s\t\t\t(no description: flock(1)?) %s\n", gpu, ownerPID(o, 0), cell(ownerUser(o)), printable(comm))
 		default:
-			pid := strconv.Itoa(h.PID)
+			pid := ownerPID(o, h.PID)
 			if h.ChildPID != 0 {
 				pid += "," + strconv.Itoa(h.ChildPID)
 			}
-			fmt.Fprintf(w, "%s\theld\t%s\t%s\t%s\t%s\t%s\n", gpu, cell(h.Service), pid, cell(h.Host), seconds(h.HeldSeconds), cell(h.Command))
+			fmt.Fprintf(w, "%s\theld\t%s\t%s\t%s\t%s\t%s\t%s\n", gpu, cell(h.Service), pid, cell(ownerUser(o)), cell(h.Host), seconds(h.HeldSeconds), cell(h.Command))
 		}
 		for _, wt := range st.Waiters {
-			fmt.Fprintf(w, "\twaiting %d\t%s\t%d\t%s\t%s\t%s\n", wt.Position, cell(wt.Service), wt.PID, cell(wt.Host), seconds(wt.WaitedSeconds), cell(wt.Command))
+			fmt.Fprintf(w, "\twaiting %d\t%s\t%s\t%s\t%s\t%s\t%s\n", wt.Position, cell(wt.Service), ownerPID(wt.Owner, wt.PID), cell(ownerUser(wt.Owner)), cell(wt.Host), seconds(wt.WaitedSeconds), cell(wt.Command))
 		}
 	}
 	return flush(w)
@@ -192,10 +239,11 @@ func flush(w *tabwriter.Writer) error {
 	return nil
 }
 
-// cell keeps a table cell on one line and free of tabs.
+// cell is a table cell: "-" when empty, escaped when it holds anything
+// but printable characters (so also never a tab or a newline).
 func cell(s string) string {
 	if s == "" {
 		return "-"
 	}
-	return strings.NewReplacer("\t", " ", "\n", " ", "\r", " ").Replace(s)
+	return printable(s)
 }
