@@ -19,10 +19,12 @@ type Handle struct {
 	done     bool
 	refresh  *time.Timer
 	interval time.Duration
+	leftover *Holder // what the previous holder left in the file
 }
 
 func newHandle(q *queue, l *Lock, f *os.File) *Handle {
 	h := &Handle{lock: l, q: q, f: f, desc: l.description(), interval: l.cfg.refresh}
+	h.leftover = readLeftover(f) // before our own description replaces it
 	h.line = l.descriptionLine(h.desc.Since)
 	h.writeDescription()
 	if h.interval > 0 {
