@@ -20,11 +20,13 @@ type Handle struct {
 	refresh  *time.Timer
 	interval time.Duration
 	leftover *Holder // what the previous holder left in the file
+	leftLine []byte  // leftover as it was written
+	keepLeft bool    // show leftLine instead of line (KeepLeftover)
 }
 
 func newHandle(q *queue, l *Lock, f *os.File) *Handle {
 	h := &Handle{lock: l, q: q, f: f, desc: l.description(), interval: l.cfg.refresh}
-	h.leftover = readLeftover(f) // before our own description replaces it
+	h.leftover, h.leftLine = readLeftover(f) // before our own description replaces it
 	h.line = l.descriptionLine(h.desc.Since)
 	h.writeDescription()
 	if h.interval > 0 {
@@ -65,7 +67,11 @@ func (h *Handle) SetChildPID(pid int) {
 // writeDescription puts the holder description at the start of the lock
 // file. A file opened read-only (another user's, not writable) keeps none.
 func (h *Handle) writeDescription() {
-	_, _ = h.f.WriteAt(h.line, 0)
+	line := h.line
+	if h.keepLeft {
+		line = h.leftLine
+	}
+	_, _ = h.f.WriteAt(line, 0)
 }
 
 // touch refreshes the lock file's modification time, so that age-based
@@ -114,7 +120,11 @@ func (h *Handle) finish(unlock bool) error {
 		// Clear the description before anyone else can hold it: readers use
 		// the first line only, and an empty one says nothing (a one-byte
 		// write costs far less than a truncation).
-		_, _ = h.f.WriteAt([]byte{'\n'}, 0)
+		clear := []byte{'\n'}
+		if h.keepLeft {
+			clear = h.leftLine // passed on: see KeepLeftover
+		}
+		_, _ = h.f.WriteAt(clear, 0)
 		_ = unlockFD(h.f)
 	}
 	err := h.f.Close()

@@ -1,6 +1,9 @@
 package gpulock
 
-import "os"
+import (
+	"bytes"
+	"os"
+)
 
 // Backend is the web service whose GPU work a holder guards: a gpulock shim
 // names its upstream here (WithBackend). A holder that dies holding the
@@ -39,11 +42,31 @@ func (h *Handle) Leftover() (Holder, bool) {
 	return *h.leftover, true
 }
 
-// readLeftover reads the description a previous holder left in f.
-func readLeftover(f *os.File) *Holder {
-	var left Holder
-	if !decodeFirstLine(readHead(f), &left) {
-		return nil
+// KeepLeftover says whether the lock file shows, while this handle holds
+// the lock, the description the previous holder left (see Leftover) in
+// place of this holder's own. While it is kept, this holder passes it on:
+// if this process dies, or releases, the next holder finds it in turn.
+// A holder that waits for a dead holder's backend to be idle keeps it
+// during the wait, so that the wait is not lost with it. Without a
+// leftover it does nothing.
+func (h *Handle) KeepLeftover(keep bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done || h.leftover == nil || h.keepLeft == keep {
+		return
 	}
-	return &left
+	h.keepLeft = keep
+	h.writeDescription()
+}
+
+// readLeftover reads the description a previous holder left in f, parsed
+// and as its first line.
+func readLeftover(f *os.File) (*Holder, []byte) {
+	head := readHead(f)
+	var left Holder
+	if !decodeFirstLine(head, &left) {
+		return nil, nil
+	}
+	line, _, _ := bytes.Cut(head, []byte{'\n'})
+	return &left, append(line, '\n')
 }

@@ -60,3 +60,44 @@ func TestLeftoverNamesTheBackend(t *testing.T) {
 	require.NotNil(t, left.Backend)
 	assert.Equal(t, Backend{Profile: "comfyui", Upstream: "http://127.0.0.1:8188"}, *left.Backend)
 }
+
+// TestKeepLeftoverPassesItOn checks that a holder that keeps the leftover
+// hands it to the next holder, whether it releases or dies, and that it
+// shows its own description again once it stops keeping it.
+func TestKeepLeftoverPassesItOn(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	shim, err := New(0, WithDir(dir), WithService("a1111"), WithBackend("a1111", "http://127.0.0.1:7860"))
+	require.NoError(t, err)
+	h, err := shim.Acquire(ctx)
+	require.NoError(t, err)
+	require.NoError(t, h.Disown())
+
+	l := newTestLock(t, dir, 0)
+	for _, end := range []func(*Handle) error{(*Handle).Release, (*Handle).Disown} {
+		h, err := l.Acquire(ctx)
+		require.NoError(t, err)
+		left, ok := h.Leftover()
+		require.True(t, ok)
+		require.NotNil(t, left.Backend, "the backend is passed on from holder to holder")
+		assert.Equal(t, "a1111", left.Service)
+		h.KeepLeftover(true)
+		require.NoError(t, end(h))
+	}
+
+	h, err = l.Acquire(ctx)
+	require.NoError(t, err)
+	h.KeepLeftover(true)
+	h.KeepLeftover(false)
+	st, err := l.Status()
+	require.NoError(t, err)
+	require.NotNil(t, st.Holder)
+	assert.Equal(t, "test", st.Holder.Service, "its own description once it stops keeping the leftover")
+	require.NoError(t, h.Release())
+	h, err = l.Acquire(ctx)
+	require.NoError(t, err)
+	_, ok := h.Leftover()
+	assert.False(t, ok, "a plain release clears it")
+	require.NoError(t, h.Release())
+}
