@@ -28,7 +28,7 @@ type deathRig struct {
 	started       int
 }
 
-func newDeathRig(t *testing.T) *deathRig {
+func newDeathRig(t testing.TB) *deathRig {
 	t.Helper()
 	r := &deathRig{dir: t.TempDir(), backend: map[string]int{}, port: map[string]int{}, shim: map[string]*proc{}}
 	sim := filepath.Join(r.dir, "sim")
@@ -56,7 +56,7 @@ func newDeathRig(t *testing.T) *deathRig {
 }
 
 // startShim starts (or restarts) the shim of kind on its port.
-func (r *deathRig) startShim(t *testing.T, kind string) {
+func (r *deathRig) startShim(t testing.TB, kind string) {
 	t.Helper()
 	r.started++
 	p := startProc(t, r.dir, fmt.Sprintf("%s-shim-%d", kind, r.started), gpulockBin, "shim",
