@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"net"
 	"net/http"
@@ -12,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gpulock/gpulock/internal/fakecomfy"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -83,14 +85,28 @@ func TestShimChildServesAndStopsOnSIGTERM(t *testing.T) {
 	assert.False(t, processLives(pid), "the backend is stopped with the shim")
 }
 
-// TestShimChildExitEndsTheShim: the backend's death ends the shim with the
-// backend's status (128+9 for SIGKILL).
+// TestShimChildExitEndsTheShim: the backend's death in the middle of a
+// prompt ends the shim, at once, with the backend's status (128+9 for
+// SIGKILL).
 func TestShimChildExitEndsTheShim(t *testing.T) {
 	e := newEnv(t)
-	shim, _, pid := shimWithFake(t, e)
+	shim, base, pid := shimWithFake(t, e)
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	body := `{"prompt": ` + string(fakecomfy.TextToImagePrompt(2000, 1)) + `}` // 10 s of work
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, base+"/prompt", strings.NewReader(body))
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	eventually(t, "the prompt to hold the GPU", func() bool { return e.status(0).Holder != nil })
+
+	start := time.Now()
 	require.NoError(t, syscall.Kill(pid, syscall.SIGKILL))
 	assert.Equal(t, 128+9, shim.wait(), "stderr: %s", shim.stderr.String())
 	assert.Contains(t, shim.stderr.String(), "the backend exited")
+	assert.Less(t, time.Since(start), 5*time.Second, "a dead backend's prompts do not hold the shim up")
 }
 
 // TestShimChildDiesWithTheShim: SIGKILL of the shim takes the backend and
