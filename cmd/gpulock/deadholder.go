@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"os"
 	"syscall"
@@ -14,7 +15,8 @@ import (
 // backend of a shim that died holding it (see shim.WaitDeadHolder): the
 // backend may still run the dead shim's job. A forwarded signal ends the
 // wait: the lock is released (the next holder waits in turn) and exec
-// exits 128+N.
+// exits 128+N. With --nonblock it does not wait: a busy backend makes
+// exec release the lock and exit with the conflict code.
 func (a *App) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.Handle, sigs <-chan os.Signal) error {
 	if left, ok := h.Leftover(); !ok || left.Backend == nil {
 		return nil // the usual case: no goroutine, no logger
@@ -28,7 +30,7 @@ func (a *App) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.Hand
 	defer cancel()
 	done := make(chan error, 1)
 	go func() {
-		_, err := shim.WaitDeadHolder(ctx, h, shim.DeadHolderOptions{Logger: logger})
+		_, err := shim.WaitDeadHolder(ctx, h, shim.DeadHolderOptions{Logger: logger, Once: o.nonblock})
 		done <- err
 	}()
 	var sig os.Signal
@@ -43,6 +45,9 @@ func (a *App) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.Hand
 		return nil
 	}
 	_ = h.Release()
+	if errors.Is(err, shim.ErrDeadHolderBusy) {
+		return exitf(o.conflictCode, "GPU %d busy: the backend of a shim that died holding it still runs a job", h.GPU())
+	}
 	if s, ok := sig.(syscall.Signal); ok {
 		return exitf(exitSignalBase+int(s), "%s while waiting for the backend of a shim that died holding GPU %d", signalName(s), h.GPU())
 	}

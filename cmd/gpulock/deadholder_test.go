@@ -72,9 +72,10 @@ func TestExecWaitsForADeadShimsBackend(t *testing.T) {
 	assert.Contains(t, job.stderr.String(), "idle; going ahead")
 }
 
-// TestExecSignalEndsTheWaitForADeadShimsBackend: SIGTERM while exec waits
-// for a dead shim's busy backend ends exec with 143 without running the
-// command, and the next holder still finds the dead shim's backend.
+// TestExecSignalEndsTheWaitForADeadShimsBackend: exec --nonblock does not
+// wait for a dead shim's busy backend (75); SIGTERM while exec waits for it
+// ends exec with 143 without running the command; and the next holder
+// still finds the dead shim's backend.
 func TestExecSignalEndsTheWaitForADeadShimsBackend(t *testing.T) {
 	e := newEnv(t)
 	backend := &busyA1111{}
@@ -89,6 +90,10 @@ func TestExecSignalEndsTheWaitForADeadShimsBackend(t *testing.T) {
 	})
 	require.NoError(t, syscall.Kill(shim.cmd.Process.Pid, syscall.SIGKILL))
 	<-shim.done
+
+	_, stderr, code := e.run("exec", "--gpu", "0", "--nonblock", "--", "echo", "ran")
+	assert.Equal(t, exitTempFail, code, "--nonblock does not wait for the dead shim's backend: %s", stderr)
+	assert.Contains(t, stderr, "still runs a job")
 
 	job := e.start("exec", "--gpu", "0", "--", "echo", "ran")
 	eventually(t, "exec to say that it waits", func() bool { return len(job.stderr.String()) > 0 })

@@ -151,6 +151,21 @@ func TestShimChildOutputAndExitCode(t *testing.T) {
 	assert.Equal(t, exitNotFound, code, stderr)
 }
 
+// TestShimChildGPUEnv: the backend runs on the shim's --gpu, nvidia-smi's
+// numbering, unless CUDA_VISIBLE_DEVICES is set already.
+func TestShimChildGPUEnv(t *testing.T) {
+	e := newEnv(t)
+	args := []string{"shim", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:9", "--gpu", "3",
+		"--", "sh", "-c", "echo $CUDA_VISIBLE_DEVICES $CUDA_DEVICE_ORDER"}
+	stdout, stderr, code := e.run(args...)
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, "3 PCI_BUS_ID\n", stdout)
+
+	stdout, stderr, code = e.with("CUDA_VISIBLE_DEVICES=GPU-1234").run(args...)
+	assert.Equal(t, 0, code, stderr)
+	assert.Equal(t, "GPU-1234\n", stdout, "the user's own mapping is kept")
+}
+
 // TestShimChildReadyTimeout: a backend that never answers is stopped after
 // --ready-timeout, and the shim exits 69.
 func TestShimChildReadyTimeout(t *testing.T) {

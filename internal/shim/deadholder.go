@@ -57,7 +57,15 @@ type DeadHolderOptions struct {
 	// Allow lists upstreams besides loopback ones that may be asked (a
 	// shim's own upstream): scheme and host must match.
 	Allow []*url.URL
+	// Once asks the backend once and does not wait: a busy one gives
+	// ErrDeadHolderBusy (for gpulock exec --nonblock).
+	Once bool
 }
+
+// ErrDeadHolderBusy says that the backend of a holder that died is busy,
+// when WaitDeadHolder was told not to wait. The handle still shows the dead
+// holder's description: release it, and the next holder waits in turn.
+var ErrDeadHolderBusy = errors.New("shim: the backend of a holder that died holding the GPU still runs a job")
 
 // WaitDeadHolder is called right after h took the lock. If the previous
 // holder ended without releasing and named a backend, it waits until that
@@ -101,6 +109,9 @@ func WaitDeadHolder(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions)
 			}
 			h.KeepLeftover(false)
 			return waited, nil
+		}
+		if o.Once {
+			return 0, fmt.Errorf("%w (%s at %s)", ErrDeadHolderBusy, b.profile, b.base.Redacted())
 		}
 		if !logged {
 			o.Logger.Warn("the previous holder of the GPU died holding it while its backend may still run its job; waiting for the backend to be idle",

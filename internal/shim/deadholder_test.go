@@ -220,3 +220,26 @@ func TestCheckDeadBackendAllowsTheShimsOwnUpstream(t *testing.T) {
 	_, err = checkDeadBackend(gpulock.Backend{Profile: "comfyui", Upstream: "http://localhost:8188"}, nil)
 	require.NoError(t, err)
 }
+
+// TestWaitDeadHolderOnce asks once: a busy backend gives ErrDeadHolderBusy
+// at once (the dead holder's description kept), an idle one nil.
+func TestWaitDeadHolderOnce(t *testing.T) {
+	b := &busyBackend{}
+	b.busy.Store(true)
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	dir := t.TempDir()
+	leaveDeadHolder(t, dir, "comfyui", srv.URL)
+	l, h := takeLock(t, dir)
+	_, err := WaitDeadHolder(context.Background(), h, DeadHolderOptions{Once: true, Logger: quietLog})
+	require.ErrorIs(t, err, ErrDeadHolderBusy)
+	assert.Equal(t, int64(1), b.asked.Load())
+	st, err := l.Status()
+	require.NoError(t, err)
+	require.NotNil(t, st.Holder)
+	assert.Equal(t, "dead-comfyui", st.Holder.Service)
+
+	b.busy.Store(false)
+	_, err = WaitDeadHolder(context.Background(), h, DeadHolderOptions{Once: true, Logger: quietLog})
+	require.NoError(t, err)
+}
