@@ -167,8 +167,18 @@ func waitReady(ctx context.Context, upstream *url.URL, b *backendChild) error {
 			return nil
 		}
 		select {
+		case <-b.exited:
+			return errBackendExited
+		default:
+		}
+		select {
 		case <-ctx.Done():
-			return ctx.Err()
+			select {
+			case <-b.exited: // what ended ctx, most likely
+				return errBackendExited
+			default:
+				return ctx.Err()
+			}
 		case <-b.exited:
 			return errBackendExited
 		case <-t.C:
