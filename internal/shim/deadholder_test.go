@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -242,4 +243,26 @@ func TestWaitDeadHolderOnce(t *testing.T) {
 	b.busy.Store(false)
 	_, err = WaitDeadHolder(context.Background(), h, DeadHolderOptions{Once: true, Logger: quietLog})
 	require.NoError(t, err)
+}
+
+// FuzzCheckDeadBackend feeds checkDeadBackend what any local user could
+// write into a lock file: whatever it accepts is an http(s) URL without user
+// info on a loopback address.
+func FuzzCheckDeadBackend(f *testing.F) {
+	for _, s := range []string{"http://127.0.0.1:8188", "http://localhost:7860/", "http://[::1]:1", "http://10.0.0.1:80",
+		"http://127.0.0.1.nip.io:80", "http://u:p@127.0.0.1:1", "http://127.0.0.1%2f@evil:80", "unix:///run/x", "http://0x7f.1:80"} {
+		f.Add("comfyui", s)
+	}
+	f.Fuzz(func(t *testing.T, profile, upstream string) {
+		b, err := checkDeadBackend(gpulock.Backend{Profile: profile, Upstream: upstream}, nil)
+		if err != nil {
+			return
+		}
+		require.Contains(t, []string{"comfyui", "a1111"}, b.profile)
+		require.Contains(t, []string{"http", "https"}, b.base.Scheme)
+		require.Nil(t, b.base.User)
+		host := b.base.Hostname()
+		ip := net.ParseIP(host)
+		require.True(t, strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback()), "accepted %q", upstream)
+	})
 }
