@@ -20,8 +20,8 @@ import (
 // started on its own (as a systemd unit would) behind a shim process that
 // the test kills and restarts.
 type deathRig struct {
-	dir, locks string
-	gpu        *simgpu.GPU
+	dir, locks, sim string
+	gpu             *simgpu.GPU
 	// per kind: the backend's port, the shim's port, the running shim
 	backend, port map[string]int
 	shim          map[string]*proc
@@ -32,6 +32,7 @@ func newDeathRig(t testing.TB) *deathRig {
 	t.Helper()
 	r := &deathRig{dir: t.TempDir(), backend: map[string]int{}, port: map[string]int{}, shim: map[string]*proc{}}
 	sim := filepath.Join(r.dir, "sim")
+	r.sim = sim
 	r.locks = filepath.Join(r.dir, "locks")
 	require.NoError(t, os.MkdirAll(r.locks, 0o755))
 	for _, kind := range []string{"comfyui", "a1111"} {
