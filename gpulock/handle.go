@@ -3,6 +3,7 @@ package gpulock
 import (
 	"bytes"
 	"os"
+	"slices"
 	"sync"
 	"time"
 )
@@ -20,10 +21,14 @@ type Handle struct {
 	done     bool
 	refresh  *time.Timer
 	interval time.Duration
+	leftover *Holder // what the previous holder left in the file
+	leftLine []byte  // leftover as it was written
+	keepLeft bool    // show leftLine instead of line (KeepLeftover)
 }
 
 func newHandle(q *queue, l *Lock, f *os.File) *Handle {
 	h := &Handle{lock: l, q: q, f: f, desc: l.description(), interval: l.cfg.refresh}
+	h.leftover, h.leftLine = readLeftover(f) // before our own description replaces it
 	h.line = l.descriptionLine(h.desc.Since)
 	h.writeDescription()
 	if h.interval > 0 {
@@ -64,7 +69,11 @@ func (h *Handle) SetChildPID(pid int) {
 // writeDescription puts the holder description at the start of the lock
 // file. A file opened read-only (another user's, not writable) keeps none.
 func (h *Handle) writeDescription() {
-	_, _ = h.f.WriteAt(h.line, 0)
+	line := h.line
+	if h.keepLeft {
+		line = h.leftLine
+	}
+	_, _ = h.f.WriteAt(line, 0)
 }
 
 // touch refreshes the lock file's modification time, so that age-based
@@ -118,7 +127,12 @@ func (h *Handle) finish(unlock bool) error {
 		// write, as the empty first line they replace did; truncating
 		// measured 8-10 us slower on ext4 (the next holder makes the freed
 		// block again), blanking all 4 KiB that readers read 2 us slower.
-		_, _ = h.f.WriteAt(blankHead[len(blankHead)-min(max(len(h.line), minBlank), len(blankHead)):], 0)
+		head := blankHead[len(blankHead)-min(max(len(h.line), minBlank), len(blankHead)):]
+		if h.keepLeft {
+			// A dead holder's line is passed on (see KeepLeftover), over blanks.
+			head = append(slices.Clip(h.leftLine), head[min(len(h.leftLine), len(head)):]...)
+		}
+		_, _ = h.f.WriteAt(head, 0)
 		_ = unlockFD(h.f)
 	}
 	err := h.f.Close()

@@ -23,7 +23,11 @@ type Holder struct {
 	Service string `json:"service"`
 	// Command is the holder's command line.
 	Command string `json:"command,omitempty"`
-	// Since is when the lock was acquired.
+	// Backend, when set, is the backend whose GPU work the holder guards
+	// (a gpulock shim's upstream; see Backend).
+	Backend *Backend `json:"backend,omitempty"`
+	// Since is when the lock was acquired. It stays the last field: see
+	// descriptionPrefix.
 	Since time.Time `json:"since"`
 }
 

@@ -134,6 +134,7 @@ func (l *Lock) description() Holder {
 		Service: l.cfg.service,
 		Command: l.cfg.command,
 		Since:   time.Now().UTC(),
+		Backend: l.cfg.backend,
 	}
 }
 

@@ -25,6 +25,7 @@ type config struct {
 	service string
 	command string
 	refresh time.Duration
+	backend *Backend
 }
 
 func newConfig(opts []Option) config {

@@ -214,6 +214,9 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 	if err != nil {
 		return err
 	}
+	if err := a.waitDeadHolder(ctx, o, h, sigs); err != nil {
+		return err
+	}
 	return a.runChild(o, path, h, sigs)
 }
 

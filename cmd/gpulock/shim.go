@@ -39,12 +39,14 @@ func (a *App) shimCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "shim",
 		Usage:     "proxy one web UI's port, holding the GPU lock while its jobs use the GPU",
-		UsageText: "gpulock shim --listen 127.0.0.1:3188 --upstream http://127.0.0.1:8188 --gpu 0 --profile comfyui",
+		UsageText: "gpulock shim --listen 127.0.0.1:3188 --upstream http://127.0.0.1:8188 --gpu 0 --profile comfyui [-- python main.py ...]",
 		Description: "Clients talk to --listen instead of the backend. GPU work waits in line for the GPU's lock,\n" +
 			"shared with every other shim and gpulock user of that GPU; everything else passes straight through.\n" +
 			"Bind the backend to 127.0.0.1 so that every job passes a shim. SIGTERM stops gracefully:\n" +
-			"requests in line get 503, running jobs get --drain-timeout to finish.",
-		Flags: []cli.Flag{
+			"requests in line get 503, running jobs get --drain-timeout to finish.\n" +
+			"With -- COMMAND the shim starts the backend as its child, serves once it answers, forwards\n" +
+			"SIGTERM to it, ends with it (and its exit status), and the backend dies with the shim.",
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, such as 127.0.0.1:3188", Required: true, EnvVars: envVar(flagListen)},
 			&cli.StringFlag{Name: flagUpstream, Usage: "the backend's base URL, such as http://127.0.0.1:8188", Required: true, EnvVars: envVar(flagUpstream)},
 			&cli.IntFlag{Name: flagGPU, Usage: "the GPU the backend uses (nvidia-smi's number)", Value: 0, EnvVars: envVar(flagGPU)},
@@ -66,15 +68,12 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.DurationFlag{Name: flagHeaderTime, Usage: "longest time to receive a request's headers", Value: shim.DefaultHeaderTimeout, EnvVars: envVar(flagHeaderTime)},
 			&cli.DurationFlag{Name: flagKeepAlive, Usage: "how long an idle keep-alive connection stays open", Value: shim.DefaultKeepAliveTimeout, EnvVars: envVar(flagKeepAlive)},
 			&cli.BoolFlag{Name: flagStatusDetail, Usage: "show command lines, request ids and the upstream in /gpulock/status to every caller, not only to loopback ones", EnvVars: envVar(flagStatusDetail)},
-		},
+		}, shimChildFlags()...),
 		Action: a.runShim,
 	}
 }
 
 func (a *App) runShim(c *cli.Context) error {
-	if c.Args().Present() {
-		return usageError("gpulock shim --help", "gpulock shim takes no arguments, got %q", c.Args().First())
-	}
 	cfg, err := shimConfig(c)
 	if err != nil {
 		return err
@@ -93,6 +92,9 @@ func (a *App) runShim(c *cli.Context) error {
 	ln, err := net.Listen("tcp", c.String(flagListen))
 	if err != nil {
 		return exitf(exitUnavailable, "cannot listen on %s: %v", c.String(flagListen), err)
+	}
+	if c.Args().Present() { // gpulock shim ... -- COMMAND: the backend is our child
+		return a.serveWithBackend(c, cfg, s, ln, c.Args().Slice())
 	}
 	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	defer stop()

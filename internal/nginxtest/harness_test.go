@@ -79,7 +79,7 @@ type proc struct {
 	done chan struct{}
 }
 
-func startProc(t *testing.T, logDir, name string, bin string, args ...string) *proc {
+func startProc(t testing.TB, logDir, name string, bin string, args ...string) *proc {
 	t.Helper()
 	logPath := filepath.Join(logDir, name+".log")
 	logFile, err := os.Create(logPath)
@@ -111,7 +111,7 @@ func (p *proc) logText() string {
 }
 
 // freePort returns a loopback port nobody listens on now.
-func freePort(t *testing.T) int {
+func freePort(t testing.TB) int {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	require.NoError(t, err)
@@ -120,7 +120,7 @@ func freePort(t *testing.T) int {
 }
 
 // waitListening waits until something accepts connections on port.
-func waitListening(t *testing.T, port int, p *proc) {
+func waitListening(t testing.TB, port int, p *proc) {
 	t.Helper()
 	addr := "127.0.0.1:" + strconv.Itoa(port)
 	deadline := time.Now().Add(eventTimeout)

@@ -104,7 +104,7 @@ func TestShimStopsGracefullyOnSIGTERM(t *testing.T) {
 }
 
 // waitForCond polls cond until it holds or eventTimeout passes.
-func waitForCond(t *testing.T, what string, cond func() bool) {
+func waitForCond(t testing.TB, what string, cond func() bool) {
 	t.Helper()
 	require.Eventually(t, cond, eventTimeout, pollEvery, "waiting for %s", what)
 }

@@ -1,6 +1,7 @@
 package nginxtest
 
 import (
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -42,9 +43,20 @@ func TestSystemdUnitsCommandLines(t *testing.T) {
 			switch {
 			case strings.HasPrefix(execStart, "shim "):
 				port := freePort(t)
-				args := strings.Fields(listenFlag.ReplaceAllString(execStart, "--listen 127.0.0.1:"+strconv.Itoa(port)))
-				p := startProc(t, t.TempDir(), "shim", gpulockBin, append(args, "--lock-dir", lockDir)...)
+				shimLine, backend, child := strings.Cut(execStart, " -- ")
+				args := strings.Fields(listenFlag.ReplaceAllString(shimLine, "--listen 127.0.0.1:"+strconv.Itoa(port)))
+				args = append(args, "--lock-dir", lockDir)
+				if child { // the shim starts its backend: a fake one here
+					args = shimChildBackend(t, args, backend)
+				}
+				p := startProc(t, t.TempDir(), "shim", gpulockBin, args...)
 				waitListening(t, port, p)
+				if child {
+					resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/gpulock/status")
+					require.NoError(t, err, "%s", p.logText())
+					resp.Body.Close()
+					assert.Equal(t, http.StatusOK, resp.StatusCode)
+				}
 			case strings.HasPrefix(execStart, "exec "):
 				// The job's script is the user's: run `true` in its place, on
 				// the one GPU this test machine pretends to have.
@@ -61,7 +73,30 @@ func TestSystemdUnitsCommandLines(t *testing.T) {
 			}
 		})
 	}
-	assert.Equal(t, 3, tested, "two shim units and one exec unit")
+	assert.Equal(t, 4, tested, "two shim units, one shim unit that starts its backend, and one exec unit")
+}
+
+var upstreamFlag = regexp.MustCompile(`^http://127\.0\.0\.1:\d+$`)
+
+// shimChildBackend returns a shim unit's arguments with its upstream on a
+// free port and, in place of the unit's backend command (backend), a fake
+// backend of the unit's profile there.
+func shimChildBackend(t *testing.T, args []string, backend string) []string {
+	t.Helper()
+	require.NotEmpty(t, backend)
+	out := append([]string(nil), args...)
+	port, profile := freePort(t), ""
+	for i := 0; i+1 < len(out); i++ {
+		switch out[i] {
+		case "--upstream":
+			require.Regexp(t, upstreamFlag, out[i+1], "the backend of a shim unit listens on loopback")
+			out[i+1] = "http://127.0.0.1:" + strconv.Itoa(port)
+		case "--profile":
+			profile = out[i+1]
+		}
+	}
+	require.Contains(t, []string{"comfyui", "a1111"}, profile)
+	return append(out, "--", gpulockBin, "fake", "--listen", "127.0.0.1:"+strconv.Itoa(port), "--sim-dir", t.TempDir(), profile)
 }
 
 // TestExecWarnsWhenAShimServesTheGPU runs a shim and then gpulock exec on

@@ -59,6 +59,9 @@ func (s *Shim) acquireIn(ctx context.Context, route, requestID string, bounded b
 		}
 		return nil, err
 	}
+	if err := s.waitDeadHolder(ctx, h); err != nil { // a dead holder's backend may still run its job
+		return nil, err
+	}
 	s.metrics.wait.Observe(waited.Seconds())
 	hd := &hold{s: s, h: h, route: route, waited: waited, since: time.Now(), done: make(chan struct{})}
 	if route != routeBackendWork {

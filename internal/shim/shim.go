@@ -47,8 +47,8 @@ func New(cfg Config) (*Shim, error) {
 	if err != nil {
 		return nil, err
 	}
-	lock, err := gpulock.New(cfg.GPU, gpulock.WithDir(cfg.LockDir), gpulock.WithService(cfg.Name),
-		gpulock.WithCommand("gpulock shim "+cfg.Profile.Name+" "+cfg.Upstream.Redacted()))
+	lock, err := gpulock.New(cfg.GPU, append([]gpulock.Option{gpulock.WithDir(cfg.LockDir), gpulock.WithService(cfg.Name),
+		gpulock.WithCommand("gpulock shim " + cfg.Profile.Name + " " + cfg.Upstream.Redacted())}, backendOptions(cfg)...)...)
 	if err != nil {
 		return nil, err
 	}

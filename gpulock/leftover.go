@@ -1,0 +1,72 @@
+package gpulock
+
+import (
+	"bytes"
+	"os"
+)
+
+// Backend is the web service whose GPU work a holder guards: a gpulock shim
+// names its upstream here (WithBackend). A holder that dies holding the
+// lock leaves its description, and so its backend, in the lock file; the
+// next holder finds it there (Handle.Leftover) and can wait until that
+// backend is idle before it uses the GPU, since the backend may still run
+// the dead holder's job.
+//
+// Anyone who may write the lock file can write this too: treat it as
+// untrusted input.
+type Backend struct {
+	// Profile says how to ask the backend whether it is busy: "comfyui" or
+	// "a1111".
+	Profile string `json:"profile"`
+	// Upstream is the backend's base URL, such as http://127.0.0.1:8188.
+	Upstream string `json:"upstream"`
+}
+
+// WithBackend records in the holder description the backend whose GPU work
+// this process guards while it holds the lock (see Backend).
+func WithBackend(profile, upstream string) Option {
+	return func(c *config) { c.backend = &Backend{Profile: profile, Upstream: upstream} }
+}
+
+// Leftover returns the description that the lock file held when this
+// handle took the lock, and whether there was one. A holder that releases
+// clears its description, so one left behind means the previous holder
+// ended without releasing: it died holding the lock (SIGKILL, a crash), or
+// it passed the lock to a child (gpulock exec) that has since ended.
+// Nothing about it is checked: any user who may write the lock file may
+// have written it.
+func (h *Handle) Leftover() (Holder, bool) {
+	if h.leftover == nil {
+		return Holder{}, false
+	}
+	return *h.leftover, true
+}
+
+// KeepLeftover says whether the lock file shows, while this handle holds
+// the lock, the description the previous holder left (see Leftover) in
+// place of this holder's own. While it is kept, this holder passes it on:
+// if this process dies, or releases, the next holder finds it in turn.
+// A holder that waits for a dead holder's backend to be idle keeps it
+// during the wait, so that the wait is not lost with it. Without a
+// leftover it does nothing.
+func (h *Handle) KeepLeftover(keep bool) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.done || h.leftover == nil || h.keepLeft == keep {
+		return
+	}
+	h.keepLeft = keep
+	h.writeDescription()
+}
+
+// readLeftover reads the description a previous holder left in f, parsed
+// and as its first line.
+func readLeftover(f *os.File) (*Holder, []byte) {
+	head := readHead(f)
+	var left Holder
+	if !decodeFirstLine(head, &left) {
+		return nil, nil
+	}
+	line, _, _ := bytes.Cut(head, []byte{'\n'})
+	return &left, append(line, '\n')
+}

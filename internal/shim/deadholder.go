@@ -1,0 +1,269 @@
+package shim
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// A shim killed while its backend runs a job (SIGKILL, an OOM kill) frees
+// the lock, but the backend, started on its own, goes on with the job. So
+// the shim names its backend in its holder description
+// (gpulock.WithBackend), which a death leaves in the lock file, and every
+// next holder (a shim, gpulock exec) that finds one first waits, holding the
+// lock, until that backend reports idle: ComfyUI's /queue empty, A1111's
+// job_count 0. During the wait it keeps the dead holder's description in
+// the lock file (gpulock.Handle.KeepLeftover), so that the wait survives its
+// own death or an abandoned wait.
+//
+// The description is untrusted input (anyone who may write the lock file
+// may write it): only a known profile and an http(s) URL on a loopback
+// address (or one the caller allows, its own upstream) are asked, with
+// bounded requests, answers and time.
+
+// Defaults and bounds of the wait for a dead holder's backend.
+const (
+	// DefaultDeadHolderTimeout bounds the wait for a dead holder's backend
+	// to be idle: after it, the new holder goes ahead (and logs a warning).
+	DefaultDeadHolderTimeout = DefaultIdleTimeout
+	// deadHolderPoll is how often the backend is asked.
+	deadHolderPoll = 100 * time.Millisecond
+	// deadHolderAsk bounds each request to the backend.
+	deadHolderAsk = 2 * time.Second
+	// maxDeadHolderAnswer bounds what is read of an answer.
+	maxDeadHolderAnswer = 1 << 20
+	// maxUpstreamLen bounds the upstream URL taken from a description.
+	maxUpstreamLen = 2048
+)
+
+// DeadHolderOptions configures WaitDeadHolder.
+type DeadHolderOptions struct {
+	// Timeout bounds the wait (default DefaultDeadHolderTimeout).
+	Timeout time.Duration
+	// Logger gets a line when the wait starts and one when it ends
+	// (default slog.Default()).
+	Logger *slog.Logger
+	// Allow lists upstreams besides loopback ones that may be asked (a
+	// shim's own upstream): scheme and host must match.
+	Allow []*url.URL
+	// Once asks the backend once and does not wait: a busy one gives
+	// ErrDeadHolderBusy (for gpulock exec --nonblock).
+	Once bool
+}
+
+// ErrDeadHolderBusy says that the backend of a holder that died is busy,
+// when WaitDeadHolder was told not to wait. The handle still shows the dead
+// holder's description: release it, and the next holder waits in turn.
+var ErrDeadHolderBusy = errors.New("shim: the backend of a holder that died holding the GPU still runs a job")
+
+// WaitDeadHolder is called right after h took the lock. If the previous
+// holder ended without releasing and named a backend, it waits until that
+// backend reports idle (or stops listening), bounded by the timeout, and
+// returns how long it waited. At the timeout it logs a warning and returns
+// nil: the caller goes ahead. If ctx ends first, it returns an error
+// wrapping ctx.Err(), and h still shows the dead holder's description: the
+// caller releases h, and the next holder waits in turn.
+func WaitDeadHolder(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions) (time.Duration, error) {
+	left, ok := h.Leftover()
+	if !ok || left.Backend == nil {
+		return 0, nil
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = DefaultDeadHolderTimeout
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	attrs := []any{"gpu", h.GPU(), "holder", left.Service, "holder_pid", left.PID}
+	b, err := checkDeadBackend(*left.Backend, o.Allow)
+	if err != nil {
+		o.Logger.Warn("the previous holder of the GPU ended without releasing it and named a backend that is not asked", append(attrs, "err", err)...)
+		return 0, nil
+	}
+	attrs = append(attrs, "profile", b.profile, "upstream", b.base.Redacted())
+
+	h.KeepLeftover(true) // if we die or give up now, the next holder waits in turn
+	start := time.Now()
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
+	defer cancel()
+	t := time.NewTicker(deadHolderPoll)
+	defer t.Stop()
+	logged := false
+	for {
+		busy, err := b.busy(tctx)
+		if errors.Is(err, errBackendDown) || (err == nil && !busy) {
+			waited := time.Since(start)
+			if logged {
+				o.Logger.Info("the dead holder's backend is idle; going ahead", append(attrs, "waited", waited.Round(time.Millisecond))...)
+			}
+			h.KeepLeftover(false)
+			return waited, nil
+		}
+		if o.Once {
+			return 0, fmt.Errorf("%w (%s at %s)", ErrDeadHolderBusy, b.profile, b.base.Redacted())
+		}
+		if !logged {
+			o.Logger.Warn("the previous holder of the GPU died holding it while its backend may still run its job; waiting for the backend to be idle",
+				append(attrs, "timeout", o.Timeout)...)
+			logged = true
+		}
+		select {
+		case <-ctx.Done():
+			o.Logger.Info("stopped waiting for the dead holder's backend; the next holder waits for it in turn", attrs...)
+			return time.Since(start), fmt.Errorf("shim: waiting for the backend of a holder that died on GPU %d: %w", h.GPU(), ctx.Err())
+		case <-tctx.Done():
+			waited := time.Since(start)
+			o.Logger.Warn("the dead holder's backend still reports busy at the timeout; going ahead: its job and the next may overlap",
+				append(attrs, "waited", waited.Round(time.Millisecond))...)
+			h.KeepLeftover(false)
+			return waited, nil
+		case <-t.C:
+		}
+	}
+}
+
+// deadBackend is a dead holder's backend, checked.
+type deadBackend struct {
+	profile string
+	base    *url.URL
+	client  *http.Client
+}
+
+// checkDeadBackend checks a backend taken from a lock file: a profile that
+// can say whether it is busy, and an http(s) URL on a loopback address or
+// one of allow.
+func checkDeadBackend(b gpulock.Backend, allow []*url.URL) (*deadBackend, error) {
+	if b.Profile != "comfyui" && b.Profile != "a1111" {
+		return nil, fmt.Errorf("shim: profile %q cannot say whether it is busy", b.Profile)
+	}
+	if len(b.Upstream) > maxUpstreamLen {
+		return nil, fmt.Errorf("shim: the upstream URL is over %d bytes", maxUpstreamLen)
+	}
+	u, err := url.Parse(b.Upstream)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" || u.User != nil {
+		return nil, fmt.Errorf("shim: upstream %q is not a plain http(s) URL", b.Upstream)
+	}
+	if !loopbackHost(u.Hostname()) && !allowed(u, allow) {
+		return nil, fmt.Errorf("shim: upstream %s is not on a loopback address", u.Redacted())
+	}
+	return &deadBackend{profile: b.Profile, base: u, client: deadHolderClient()}, nil
+}
+
+// loopbackHost reports whether host is localhost or a loopback IP address.
+func loopbackHost(host string) bool {
+	if strings.EqualFold(host, "localhost") {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// allowed reports whether u has the scheme and host of one of allow.
+func allowed(u *url.URL, allow []*url.URL) bool {
+	for _, a := range allow {
+		if a != nil && strings.EqualFold(a.Scheme, u.Scheme) && strings.EqualFold(a.Host, u.Host) {
+			return true
+		}
+	}
+	return false
+}
+
+// deadHolderClient asks a dead holder's backend: no proxy, no redirects,
+// each request bounded.
+func deadHolderClient() *http.Client {
+	return &http.Client{
+		Transport: &http.Transport{
+			Proxy:             nil,
+			DialContext:       (&net.Dialer{Timeout: deadHolderAsk}).DialContext,
+			DisableKeepAlives: true, // nothing to close afterwards
+		},
+		Timeout:       deadHolderAsk,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// busy asks the backend whether it runs or queues a job. A refused
+// connection gives errBackendDown: nothing runs there any more.
+func (b *deadBackend) busy(ctx context.Context) (bool, error) {
+	switch b.profile {
+	case "comfyui":
+		var q struct {
+			Running []json.RawMessage `json:"queue_running"`
+			Pending []json.RawMessage `json:"queue_pending"`
+		}
+		if err := b.get(ctx, "/queue", "", &q); err != nil {
+			return false, err
+		}
+		return len(q.Running) > 0 || len(q.Pending) > 0, nil
+	default: // a1111
+		var p struct {
+			State struct {
+				JobCount int `json:"job_count"`
+			} `json:"state"`
+		}
+		if err := b.get(ctx, "/sdapi/v1/progress", "skip_current_image=true", &p); err != nil {
+			return false, err
+		}
+		return p.State.JobCount != 0, nil
+	}
+}
+
+// get fetches path (with query) from the backend and decodes its JSON.
+func (b *deadBackend) get(ctx context.Context, path, query string, v any) error {
+	u := b.base.JoinPath(path)
+	u.RawQuery = query
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u.String(), nil)
+	if err != nil {
+		return err
+	}
+	resp, err := b.client.Do(req)
+	if err != nil {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			return fmt.Errorf("%w: %v", errBackendDown, err)
+		}
+		return err
+	}
+	defer resp.Body.Close()
+	body := io.LimitReader(resp.Body, maxDeadHolderAnswer)
+	if resp.StatusCode != http.StatusOK {
+		_, _ = io.Copy(io.Discard, body)
+		return fmt.Errorf("shim: %s answered %s", u.Redacted(), resp.Status)
+	}
+	return json.NewDecoder(body).Decode(v)
+}
+
+// backendOptions names the shim's backend in its holder description, for
+// the profiles that can say whether they are busy. The URL goes without
+// user info: every local user can read the description.
+func backendOptions(cfg Config) []gpulock.Option {
+	if cfg.Profile.Name != "comfyui" && cfg.Profile.Name != "a1111" {
+		return nil
+	}
+	u := *cfg.Upstream
+	u.User = nil
+	return []gpulock.Option{gpulock.WithBackend(cfg.Profile.Name, u.String())}
+}
+
+// waitDeadHolder waits, right after the shim took the lock, for the
+// backend of a holder that died holding it (see WaitDeadHolder), bounded by
+// IdleTimeout. The shim's own upstream may be asked wherever it is. If ctx
+// ends first, the lock is released (the next holder waits in turn) and the
+// error returned.
+func (s *Shim) waitDeadHolder(ctx context.Context, h *gpulock.Handle) error {
+	_, err := WaitDeadHolder(ctx, h, DeadHolderOptions{Timeout: s.cfg.IdleTimeout, Logger: s.cfg.Logger, Allow: []*url.URL{s.cfg.Upstream}})
+	if err != nil {
+		_ = h.Release()
+	}
+	return err
+}
