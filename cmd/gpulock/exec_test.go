@@ -476,6 +476,30 @@ func TestSIGKILLKillsProcessGroup(t *testing.T) {
 	}
 }
 
+// TestGuardSurvivesForwardedSignals: the guard shares the command's group,
+// so it gets the signals gpulock passes on; it ignores them and still
+// kills the group when gpulock is SIGKILLed.
+func TestGuardSurvivesForwardedSignals(t *testing.T) {
+	e := newEnv(t)
+	script := `trap '' USR1 HUP; sleep 1000 & echo $!
+trap 'echo usr1' USR1; trap 'echo hup' HUP; echo ready
+while :; do sleep 0.01; done`
+	h := e.start("exec", "--", "sh", "-c", script)
+	pid, err := strconv.Atoi(h.line())
+	require.NoError(t, err)
+	require.Equal(t, "ready", h.line())
+	h.signal(syscall.SIGUSR1)
+	require.Equal(t, "usr1", h.line())
+	h.signal(syscall.SIGHUP)
+	require.Equal(t, "hup", h.line())
+
+	require.NoError(t, syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL))
+	l, err := e.lockOf(0).AcquireTimeout(3 * time.Second)
+	require.NoError(t, err, "the lock is free within 3 s of the SIGKILL")
+	require.NoError(t, l.Release())
+	eventually(t, fmt.Sprintf("background sleep %d to die", pid), func() bool { return !processLives(pid) })
+}
+
 // TestNormalExitLeavesGroupAlone: when the command ends normally, the
 // guard does not kill what the command left running.
 func TestNormalExitLeavesGroupAlone(t *testing.T) {
