@@ -69,11 +69,11 @@ nvidia-smi's GPU n. A CUDA_VISIBLE_DEVICES set by the caller is replaced (with a
 notice unless --quiet); use --cuda-env=false to keep it.`,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{
+			&cli.GenericFlag{
 				Name:    flagGPU,
 				Aliases: []string{"g"},
 				Usage:   "GPU to lock: 0, a set (0,2 or 0-3) whose first free GPU is taken, or any (alias all)",
-				Value:   "0",
+				Value:   &gpuSetValue{s: "0"},
 				EnvVars: envVar(flagGPU),
 			},
 			&cli.StringFlag{
@@ -82,10 +82,11 @@ notice unless --quiet); use --cuda-env=false to keep it.`,
 				DefaultText: "the command's base name",
 				EnvVars:     envVar(flagName),
 			},
-			&cli.DurationFlag{
+			&cli.GenericFlag{
 				Name:        flagTimeout,
 				Aliases:     []string{"w"},
-				Usage:       "give up waiting after this long (a Go duration: 90s, 5m); 0 waits forever",
+				Usage:       "give up waiting after this long (a number and a unit: 90s, 5m); 0 waits forever",
+				Value:       &durationValue{},
 				EnvVars:     envVar(flagTimeout),
 				DefaultText: "0 (wait forever)",
 			},
@@ -140,7 +141,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	o := execOptions{
 		dir:          lockDir(c),
 		name:         c.String(flagName),
-		timeout:      c.Duration(flagTimeout),
+		timeout:      durationOf(c, flagTimeout),
 		nonblock:     c.Bool(flagNonblock),
 		conflictCode: c.Int(flagConflictExitCode),
 		close:        c.Bool(flagClose),
@@ -157,7 +158,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	if o.conflictCode < 0 || o.conflictCode > 255 {
 		return o, usageError(execHelp, "--conflict-exit-code %d is out of range 0-255", o.conflictCode)
 	}
-	gpus, err := gpulock.ParseGPUSet(c.String(flagGPU))
+	gpus, err := gpulock.ParseGPUSet(gpuSetOf(c, flagGPU))
 	if errors.Is(err, gpulock.ErrNoGPUs) {
 		return o, &exitError{code: exitUnavailable, msg: libText(err), err: err}
 	}

@@ -1,13 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
-	"github.com/gpulock/gpulock/gpulock"
 	"github.com/gpulock/gpulock/internal/shim"
 	"github.com/urfave/cli/v2"
 )
@@ -40,20 +42,20 @@ func (a *App) shimCommand() *cli.Command {
 			"Bind the backend to 127.0.0.1 so that every job passes a shim. SIGTERM stops gracefully:\n" +
 			"requests in line get 503, running jobs get --drain-timeout to finish.",
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, such as 127.0.0.1:3188", Required: true, EnvVars: envVar(flagListen)},
-			&cli.StringFlag{Name: flagUpstream, Usage: "the backend's base URL, such as http://127.0.0.1:8188", Required: true, EnvVars: envVar(flagUpstream)},
-			&cli.IntFlag{Name: flagGPU, Usage: "the GPU the backend uses (nvidia-smi's number)", Value: 0, EnvVars: envVar(flagGPU)},
+			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, host:port such as 127.0.0.1:3188 (required)", EnvVars: envVar(flagListen)},
+			&cli.StringFlag{Name: flagUpstream, Usage: "the backend's base URL, such as http://127.0.0.1:8188 (required)", EnvVars: envVar(flagUpstream)},
+			&cli.GenericFlag{Name: flagGPU, Usage: "the GPU the backend uses (nvidia-smi's number; one shim serves one GPU)", Value: &gpuValue{}, EnvVars: envVar(flagGPU)},
 			&cli.StringFlag{Name: flagProfile, Usage: "the backend: " + shim.ProfileNames, Value: "generic", EnvVars: envVar(flagProfile)},
 			&cli.StringFlag{Name: flagName, Usage: "the service name others see (default: the profile)", EnvVars: envVar(flagName)},
 			&cli.StringSliceFlag{Name: flagGPURoute, Usage: "another GPU route, \"METHOD /path\" with * wildcards (repeatable)", EnvVars: envVar(flagGPURoute)},
-			&cli.Int64Flag{Name: flagMaxBody, Usage: "largest GPU request body in bytes; larger ones get 413", Value: shim.DefaultMaxBody, EnvVars: envVar(flagMaxBody)},
+			&cli.GenericFlag{Name: flagMaxBody, Usage: "largest GPU request body, in bytes or with a unit (256MiB, 1GB); larger ones get 413", Value: &sizeValue{n: shim.DefaultMaxBody}, EnvVars: envVar(flagMaxBody)},
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most requests waiting in line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
-			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
-			&cli.DurationFlag{Name: flagMaxHold, Usage: "interrupt a job that holds the GPU longer (0: off; default 30m for comfyui, off otherwise)", EnvVars: envVar(flagMaxHold)},
-			&cli.DurationFlag{Name: flagDrainTimeout, Usage: "on SIGTERM, how long running jobs may take to finish", Value: shim.DefaultDrainTimeout, EnvVars: envVar(flagDrainTimeout)},
-			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
+			durationFlag(flagQueueTimeout, "longest wait in line; then 503 (0: no limit)", 0),
+			withDefaultText(durationFlag(flagMaxHold, "interrupt a job that holds the GPU longer (0: off)", 0), "30m for comfyui, off otherwise"),
+			durationFlag(flagDrainTimeout, "on SIGTERM, how long running jobs may take to finish", shim.DefaultDrainTimeout),
+			durationFlag(flagIdleTimeout, "how long to wait for a busy backend to report idle", shim.DefaultIdleTimeout),
 			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},
-			&cli.DurationFlag{Name: flagVRAMTimeout, Usage: "how long to wait for the backend to free its VRAM", Value: shim.DefaultVRAMTimeout, EnvVars: envVar(flagVRAMTimeout)},
+			durationFlag(flagVRAMTimeout, "how long to wait for the backend to free its VRAM", shim.DefaultVRAMTimeout),
 		},
 		Action: a.runShim,
 	}
@@ -95,14 +97,23 @@ func (a *App) runShim(c *cli.Context) error {
 // shimConfig reads the shim's flags.
 func shimConfig(c *cli.Context) (shim.Config, error) {
 	hint := "gpulock shim --help"
+	var missing []string
+	for _, f := range []string{flagListen, flagUpstream} {
+		if c.String(f) == "" {
+			missing = append(missing, "--"+f)
+		}
+	}
+	if len(missing) > 0 {
+		return shim.Config{}, usageError(hint, "missing %s", strings.Join(missing, " and "))
+	}
+	if err := checkListen(c.String(flagListen)); err != nil {
+		return shim.Config{}, usageError(hint, "%v", err)
+	}
 	u, err := url.Parse(c.String(flagUpstream))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return shim.Config{}, usageError(hint, "--upstream %q is not an http:// URL such as http://127.0.0.1:8188", c.String(flagUpstream))
 	}
-	gpu := c.Int(flagGPU)
-	if gpu < 0 || gpu > gpulock.MaxGPU {
-		return shim.Config{}, usageError(hint, "--gpu %d is out of range 0-%d", gpu, gpulock.MaxGPU)
-	}
+	gpu := c.Generic(flagGPU).(*gpuValue).n
 	profile, err := shim.LookupProfile(c.String(flagProfile))
 	if err != nil {
 		return shim.Config{}, usageError(hint, "%v", err)
@@ -115,17 +126,10 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		}
 		routes = append(routes, r)
 	}
-	for _, f := range []string{flagMaxBody, flagMaxQueue} {
-		if c.Int64(f) < 0 {
-			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
-		}
+	if c.Int(flagMaxQueue) < 0 {
+		return shim.Config{}, usageError(hint, "--%s cannot be negative", flagMaxQueue)
 	}
-	for _, f := range []string{flagQueueTimeout, flagMaxHold, flagDrainTimeout, flagIdleTimeout, flagVRAMTimeout} {
-		if c.Duration(f) < 0 {
-			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
-		}
-	}
-	maxHold := c.Duration(flagMaxHold)
+	maxHold := durationOf(c, flagMaxHold)
 	if c.IsSet(flagMaxHold) && maxHold == 0 {
 		maxHold = -1 // explicitly off
 	}
@@ -136,13 +140,24 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		Profile:       profile,
 		Name:          c.String(flagName),
 		GPURoutes:     routes,
-		MaxBody:       c.Int64(flagMaxBody),
+		MaxBody:       c.Generic(flagMaxBody).(*sizeValue).n,
 		MaxQueue:      c.Int(flagMaxQueue),
-		QueueTimeout:  c.Duration(flagQueueTimeout),
+		QueueTimeout:  durationOf(c, flagQueueTimeout),
 		MaxHold:       maxHold,
-		DrainTimeout:  c.Duration(flagDrainTimeout),
-		IdleTimeout:   c.Duration(flagIdleTimeout),
+		DrainTimeout:  durationOf(c, flagDrainTimeout),
+		IdleTimeout:   durationOf(c, flagIdleTimeout),
 		FreeOnHandoff: c.Bool(flagFreeHandoff),
-		VRAMTimeout:   c.Duration(flagVRAMTimeout),
+		VRAMTimeout:   durationOf(c, flagVRAMTimeout),
 	}, nil
+}
+
+// checkListen wants --listen as host:port; a bare port is a common slip.
+func checkListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		if _, perr := strconv.Atoi(addr); perr == nil {
+			return fmt.Errorf("--listen %s: give host:port, e.g. 127.0.0.1:%s", addr, addr)
+		}
+		return fmt.Errorf("--listen %s: give host:port, e.g. 127.0.0.1:3188", addr)
+	}
+	return nil
 }
