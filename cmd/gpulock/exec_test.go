@@ -51,6 +51,8 @@ func TestUsageErrors(t *testing.T) {
 		{"shim max-hold without unit", nil, []string{"shim", "--max-hold", "5", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"}, "--max-hold 5: needs a unit"},
 		{"shim bad max-body", nil, []string{"shim", "--max-body", "lots", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"}, "--max-body lots: not a size"},
 		{"status gpu abc", nil, []string{"status", "--gpu", "abc"}, "invalid GPU set"},
+		{"empty lock dir", nil, []string{"exec", "--lock-dir", "", "--", "true"}, `--lock-dir "": needs a directory`},
+		{"empty global lock dir", nil, []string{"--lock-dir", "", "status"}, `--lock-dir "": needs a directory`},
 		{"status argument", nil, []string{"status", "extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {

@@ -2,6 +2,7 @@ package main
 
 import (
 	"regexp"
+	"strconv"
 	"strings"
 )
 
@@ -19,14 +20,14 @@ var (
 func flagErrorText(err error) string {
 	msg := strings.TrimSpace(err.Error())
 	if m := envValueRE.FindStringSubmatch(msg); m != nil {
-		return m[2] + "=" + m[1] + ": " + causeOf(m[3])
+		return m[2] + "=" + shown(m[1]) + ": " + causeOf(m[3])
 	}
 	if m := flagValueRE.FindStringSubmatch(msg); m != nil {
 		cause := m[4]
 		if m[1] == "boolean value" {
 			cause = "strconv.ParseBool" // the flag package says only "parse error"
 		}
-		return dashes(m[3]) + " " + m[2] + ": " + causeOf(cause)
+		return dashes(m[3]) + " " + shown(m[2]) + ": " + causeOf(cause)
 	}
 	if m := undefinedRE.FindStringSubmatch(msg); m != nil {
 		return "unknown flag " + dashes(m[1])
@@ -62,4 +63,12 @@ func dashes(name string) string {
 		return "-" + name
 	}
 	return "--" + name
+}
+
+// shown quotes a value that would not read as one: empty, or with spaces.
+func shown(v string) string {
+	if v == "" || strings.ContainsAny(v, " \t") {
+		return strconv.Quote(v)
+	}
+	return v
 }
