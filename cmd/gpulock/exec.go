@@ -229,7 +229,7 @@ func lookPath(name string) (string, error) {
 func checkLockDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return &exitError{code: lockErrorCode(err), msg: "lock directory " + dir + ": " + causeText(err), err: err}
+		return &exitError{code: lockErrorCode(err), msg: "lock directory " + dir + ": " + causeText(err) + permHint(err), err: err}
 	}
 	if !fi.IsDir() {
 		return exitf(exitNoInput, "lock directory %s is not a directory", dir)

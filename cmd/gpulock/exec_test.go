@@ -150,7 +150,10 @@ func TestLockDirNotWritable(t *testing.T) {
 	out, err := c.CombinedOutput()
 	require.Error(t, err, "output: %s", out)
 	assert.Equal(t, exitNoPerm, c.ProcessState.ExitCode(), "output: %s", out)
-	assert.Contains(t, requireOneLine(t, string(out)), "permission denied")
+	line := requireOneLine(t, string(out))
+	assert.Contains(t, line, "permission denied")
+	assert.Contains(t, line, "--lock-dir or GPULOCK_DIR", "says what to do")
+	assert.Contains(t, line, "tmpfiles")
 }
 
 func TestNonblockConflict(t *testing.T) {
