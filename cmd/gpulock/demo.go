@@ -35,7 +35,7 @@ func (a *App) demoCommand() *cli.Command {
 			&cli.IntFlag{Name: flagGPUs, Usage: "simulated GPUs", Value: 1, EnvVars: envVar(flagGPUs)},
 			&cli.IntFlag{Name: flagJobs, Usage: "jobs per service and GPU", Value: 12, EnvVars: envVar(flagJobs)},
 			&cli.IntFlag{Name: flagClients, Usage: "concurrent clients per service and GPU", Value: 4, EnvVars: envVar(flagClients)},
-			&cli.DurationFlag{Name: flagStep, Usage: "time of one simulated sampling step", Value: 20 * time.Millisecond, EnvVars: envVar(flagStep)},
+			durationFlag(flagStep, "time of one simulated sampling step", 20*time.Millisecond),
 		},
 		Action: a.runDemo,
 	}
@@ -51,7 +51,7 @@ func (a *App) runDemo(c *cli.Context) error {
 			return usageError(hint, "--%s %d is out of range 1-64", f, n)
 		}
 	}
-	if c.Duration(flagStep) <= 0 {
+	if durationOf(c, flagStep) <= 0 {
 		return usageError(hint, "--%s must be positive", flagStep)
 	}
 	ctx, cancel := context.WithCancelCause(c.Context)
@@ -79,7 +79,7 @@ func (a *App) runDemo(c *cli.Context) error {
 		GPUs:           c.Int(flagGPUs),
 		JobsPerService: c.Int(flagJobs),
 		Clients:        c.Int(flagClients),
-		Step:           c.Duration(flagStep),
+		Step:           durationOf(c, flagStep),
 		Out:            out,
 		Live:           live,
 		LockDir:        lockDir,
