@@ -30,11 +30,13 @@ import (
 //
 // The guard is in the command's group, so it gets the group's signals
 // (the terminal's, and those exec passes on): it ignores them. Until its
-// Go runtime has started, it could still die of one; so exec waits for
-// the guard's word on a second pipe (guardReady) before it passes a signal
-// on, and only then. Starting the guard does not wait for its Go runtime,
-// so it adds only a fork and an exec to exec's start-up (see
-// docs/BENCHMARKS.md).
+// Go runtime has started (about a millisecond), it could still die of one;
+// so exec waits for the guard's word on a second pipe (guardReady) before
+// it passes a signal on, and only then. A Ctrl-C typed within that
+// millisecond can still kill the guard; the command then runs guarded by
+// its parent-death signal only, as without a guard. Starting the guard
+// does not wait for its Go runtime, so it adds only a fork and an exec to
+// exec's start-up (see docs/BENCHMARKS.md).
 const (
 	guardArg     = "__gpulock-group-guard"
 	guardRelease = 'x'
