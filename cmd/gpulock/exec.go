@@ -367,7 +367,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 	for done := false; !done; {
 		select {
 		case s := <-sigs:
-			guard.waitReady() // until the guard ignores signals, this one would kill it
+			guard.waitReady()                           // until the guard ignores signals, this one would kill it
 			_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
 		case waitErr = <-exited:
 			done = true
