@@ -111,7 +111,7 @@ func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
 	if isSubcommand && c.Command != nil && c.Command.Name != "" {
 		hint = "gpulock " + c.Command.Name + " --help"
 	}
-	return usageError(hint, "%v", err)
+	return usageError(hint, "%s", flagErrorText(err)) // usage.go
 }
 
 // rootAction runs when no command matched.

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"os"
 	"os/signal"
@@ -26,12 +27,15 @@ func (a *App) demoCommand() *cli.Command {
 		Usage: "show what gpulock does, on simulated GPUs with fake ComfyUI and A1111 backends (about 10 s)",
 		Description: "Starts, on loopback, a fake ComfyUI and a fake A1111 on each simulated GPU and a shim in front of\n" +
 			"each, sends a mixed load of API clients through the shims, then sends the same load straight to the\n" +
-			"backends, and prints jobs done, overlaps, out-of-memory failures, GPU busy time and waits side by side.",
+			"backends, and prints jobs done, overlaps, out-of-memory failures, GPU busy time and waits side by side.\n" +
+			"The lock files go in a temporary directory unless --lock-dir names one (watch it with\n" +
+			"`gpulock status --watch --lock-dir DIR`); $GPULOCK_DIR is not used, since the simulated GPUs are\n" +
+			"numbered like real ones. Stopped by SIGINT or SIGTERM, it exits 128+N (130, 143).",
 		Flags: []cli.Flag{
 			&cli.IntFlag{Name: flagGPUs, Usage: "simulated GPUs", Value: 1, EnvVars: envVar(flagGPUs)},
 			&cli.IntFlag{Name: flagJobs, Usage: "jobs per service and GPU", Value: 12, EnvVars: envVar(flagJobs)},
 			&cli.IntFlag{Name: flagClients, Usage: "concurrent clients per service and GPU", Value: 4, EnvVars: envVar(flagClients)},
-			&cli.DurationFlag{Name: flagStep, Usage: "time of one simulated sampling step", Value: 20 * time.Millisecond, EnvVars: envVar(flagStep)},
+			durationFlag(flagStep, "time of one simulated sampling step", 20*time.Millisecond),
 		},
 		Action: a.runDemo,
 	}
@@ -47,11 +51,26 @@ func (a *App) runDemo(c *cli.Context) error {
 			return usageError(hint, "--%s %d is out of range 1-64", f, n)
 		}
 	}
-	if c.Duration(flagStep) <= 0 {
+	if durationOf(c, flagStep) <= 0 {
 		return usageError(hint, "--%s must be positive", flagStep)
 	}
-	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGINT, syscall.SIGTERM)
-	defer stop()
+	ctx, cancel := context.WithCancelCause(c.Context)
+	defer cancel(nil)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(sigs)
+	watchDone := make(chan struct{})
+	watchEnded := make(chan struct{})
+	go func() {
+		defer close(watchEnded)
+		select {
+		case s := <-sigs:
+			cancel(signalCause{s.(syscall.Signal)})
+		case <-watchDone:
+		}
+	}()
+	defer func() { close(watchDone); <-watchEnded }()
+	lockDir, _ := givenLockDir(c) // "" for a temporary one
 	out, live := a.stdout, false
 	if f, ok := a.stdout.(*os.File); ok {
 		live = isTerminal(int(f.Fd()))
@@ -60,13 +79,15 @@ func (a *App) runDemo(c *cli.Context) error {
 		GPUs:           c.Int(flagGPUs),
 		JobsPerService: c.Int(flagJobs),
 		Clients:        c.Int(flagClients),
-		Step:           c.Duration(flagStep),
+		Step:           durationOf(c, flagStep),
 		Out:            out,
 		Live:           live,
+		LockDir:        lockDir,
 	})
 	if err != nil {
-		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {
-			return exitf(exitSignalBase+int(syscall.SIGINT), "demo interrupted")
+		var sc signalCause
+		if errors.As(context.Cause(ctx), &sc) {
+			return exitf(exitSignalBase+int(sc.sig), "demo %s", sc)
 		}
 		return exitf(exitSoftware, "demo failed: %v", err)
 	}

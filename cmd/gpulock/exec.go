@@ -56,7 +56,8 @@ COMMAND's exit code. The lock is the flock(2) of <lock-dir>/gpu<N>.lock, shared
 with util-linux flock(1). COMMAND inherits the locked descriptor as fd 3 (unless
 --close), so the lock is freed only when the last process holding it exits.
 
-COMMAND runs in its own process group; SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1
+COMMAND runs in a process group of its own, shared only with gpulock's guard
+process (which ignores signals); SIGINT, SIGTERM, SIGHUP, SIGQUIT, SIGUSR1
 and SIGUSR2 sent to gpulock are passed on to that group once. If gpulock is
 killed, even with SIGKILL, COMMAND's whole process group is killed too
 (SIGTERM, then SIGKILL a second later), so the lock is freed. When gpulock
@@ -69,11 +70,11 @@ nvidia-smi's GPU n. A CUDA_VISIBLE_DEVICES set by the caller is replaced (with a
 notice unless --quiet); use --cuda-env=false to keep it.`,
 		HideHelpCommand: true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{
+			&cli.GenericFlag{
 				Name:    flagGPU,
 				Aliases: []string{"g"},
 				Usage:   "GPU to lock: 0, a set (0,2 or 0-3) whose first free GPU is taken, or any (alias all)",
-				Value:   "0",
+				Value:   &gpuSetValue{s: "0"},
 				EnvVars: envVar(flagGPU),
 			},
 			&cli.StringFlag{
@@ -82,10 +83,11 @@ notice unless --quiet); use --cuda-env=false to keep it.`,
 				DefaultText: "the command's base name",
 				EnvVars:     envVar(flagName),
 			},
-			&cli.DurationFlag{
+			&cli.GenericFlag{
 				Name:        flagTimeout,
 				Aliases:     []string{"w"},
-				Usage:       "give up waiting after this long (a Go duration: 90s, 5m); 0 waits forever",
+				Usage:       "give up waiting after this long (a number and a unit: 90s, 5m); 0 waits forever",
+				Value:       &durationValue{},
 				EnvVars:     envVar(flagTimeout),
 				DefaultText: "0 (wait forever)",
 			},
@@ -146,7 +148,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	o := execOptions{
 		dir:          lockDir(c),
 		name:         c.String(flagName),
-		timeout:      c.Duration(flagTimeout),
+		timeout:      durationOf(c, flagTimeout),
 		nonblock:     c.Bool(flagNonblock),
 		conflictCode: c.Int(flagConflictExitCode),
 		close:        c.Bool(flagClose),
@@ -164,7 +166,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	if o.conflictCode < 0 || o.conflictCode > 255 {
 		return o, usageError(execHelp, "--conflict-exit-code %d is out of range 0-255", o.conflictCode)
 	}
-	gpus, err := gpulock.ParseGPUSet(c.String(flagGPU))
+	gpus, err := gpulock.ParseGPUSet(gpuSetOf(c, flagGPU))
 	if errors.Is(err, gpulock.ErrNoGPUs) {
 		return o, &exitError{code: exitUnavailable, msg: libText(err), err: err}
 	}
@@ -238,7 +240,7 @@ func lookPath(name string) (string, error) {
 func checkLockDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return &exitError{code: lockErrorCode(err), msg: "lock directory " + dir + ": " + causeText(err), err: err}
+		return &exitError{code: lockErrorCode(err), msg: "lock directory " + dir + ": " + causeText(err) + permHint(err), err: err}
 	}
 	if !fi.IsDir() {
 		return exitf(exitNoInput, "lock directory %s is not a directory", dir)
@@ -347,34 +349,37 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 	}
 	ttyFD := fdOf(a.stdin)
 	foreground := ttyFD >= 0 && inForeground(ttyFD)
-	cmd.SysProcAttr = childProcAttr(foreground)
 
-	// The parent-death signal belongs to the thread that forks: start the
-	// child from a thread that lives until the child has exited.
-	started := make(chan error, 1)
-	exited := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := cmd.Start(); err != nil {
-			started <- err
-			return
-		}
-		started <- nil
-		exited <- cmd.Wait()
-	}()
-	if err := <-started; err != nil {
+	// The child joins the group guard's process group (see guard.go).
+	guard := startGroupGuard()
+	started, exited := startChild(cmd, foreground, guard.pgid())
+	err := <-started
+	if err != nil && guard != nil {
+		// The guard may have died before the child could join its
+		// group: run the child in a group of its own instead.
+		guard.release()
+		guard = nil
+		cmd = cloneCmd(cmd)
+		started, exited = startChild(cmd, foreground, 0)
+		err = <-started
+	}
+	if err != nil {
 		_ = h.Release()
 		return startError(o.args[0], err)
 	}
 	pid := cmd.Process.Pid
 	h.SetChildPID(pid)
-	guard := startGroupGuard(pid) // the group's pgid is the child's pid
+	pgid := pid
+	if guard != nil {
+		pgid = guard.pgid()
+	}
 
 	var waitErr error
 	for done := false; !done; {
 		select {
 		case s := <-sigs:
-			_ = syscall.Kill(-pid, s.(syscall.Signal)) // the child's process group
+			guard.waitReady()                           // until the guard ignores signals, this one would kill it
+			_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
 		case waitErr = <-exited:
 			done = true
 		}
@@ -389,6 +394,35 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 		_ = h.Disown() // processes that inherited the lock keep it
 	}
 	return exitStatus(waitErr)
+}
+
+// startChild starts cmd in process group pgid (0: a new one of its own)
+// and reports on started whether it started, then on exited how it ended.
+// The parent-death signal belongs to the thread that forks: the child is
+// started from a thread that lives until the child has exited.
+func startChild(cmd *exec.Cmd, foreground bool, pgid int) (started, exited <-chan error) {
+	cmd.SysProcAttr = childProcAttr(foreground, pgid)
+	s := make(chan error, 1)
+	e := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
+		if err := cmd.Start(); err != nil {
+			s <- err
+			return
+		}
+		s <- nil
+		e <- cmd.Wait()
+	}()
+	return s, e
+}
+
+// cloneCmd is a fresh copy of a command that failed to start, to try again.
+func cloneCmd(c *exec.Cmd) *exec.Cmd {
+	return &exec.Cmd{
+		Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir,
+		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
+		ExtraFiles: c.ExtraFiles,
+	}
 }
 
 // startError maps a failure to start the command to 126, 127 or 71.

@@ -2,13 +2,14 @@ package main
 
 import "syscall"
 
-// childProcAttr puts the child in its own process group, in the terminal's
-// foreground when gpulock had it, and has it killed if gpulock dies:
-// Linux's parent-death signal, which fires when the thread that started the
-// child ends (see runChild).
-func childProcAttr(foreground bool) *syscall.SysProcAttr {
+// childProcAttr puts the child in process group pgid (0: a new one of its
+// own), in the terminal's foreground when gpulock had it, and has it killed
+// if gpulock dies: Linux's parent-death signal, which fires when the thread
+// that started the child ends (see startChild).
+func childProcAttr(foreground bool, pgid int) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
 		Setpgid:    true,
+		Pgid:       pgid, // 0: a new group, the child's own
 		Foreground: foreground,
 		Ctty:       0, // the child's stdin, when foreground
 		Pdeathsig:  syscall.SIGKILL,

@@ -4,12 +4,14 @@ package main
 
 import "syscall"
 
-// childProcAttr puts the child in its own process group, in the terminal's
-// foreground when gpulock had it. Without Linux's parent-death signal, a
-// child outlives a gpulock killed with SIGKILL.
-func childProcAttr(foreground bool) *syscall.SysProcAttr {
+// childProcAttr puts the child in process group pgid (0: a new one of its
+// own), in the terminal's foreground when gpulock had it. Without Linux's
+// parent-death signal, only the group guard kills a child whose gpulock
+// was killed with SIGKILL.
+func childProcAttr(foreground bool, pgid int) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
 		Setpgid:    true,
+		Pgid:       pgid, // 0: a new group, the child's own
 		Foreground: foreground,
 		Ctty:       0, // the child's stdin, when foreground
 	}

@@ -27,18 +27,33 @@ func TestUsageErrors(t *testing.T) {
 	}{
 		{"no command", nil, nil, "no command given"},
 		{"unknown command", nil, []string{"frobnicate"}, `unknown command "frobnicate"`},
-		{"unknown flag", nil, []string{"exec", "--bogus", "--", "true"}, "flag provided but not defined: -bogus"},
-		{"unknown global flag", nil, []string{"--bogus", "status"}, "flag provided but not defined: -bogus"},
+		{"unknown flag", nil, []string{"exec", "--bogus", "--", "true"}, "unknown flag --bogus"},
+		{"unknown global flag", nil, []string{"--bogus", "status"}, "unknown flag --bogus"},
+		{"flag without value", nil, []string{"exec", "--gpu"}, "--gpu needs a value"},
 		{"gpu abc", nil, []string{"exec", "--gpu", "abc", "--", "true"}, "invalid GPU set"},
-		{"gpu -1", nil, []string{"exec", "--gpu", "-1", "--", "true"}, "invalid GPU set"},
+		{"gpu -1", nil, []string{"exec", "--gpu", "-1", "--", "true"}, "--gpu -1: negative numbers are not GPUs"},
+		{"gpu -1 in a set", nil, []string{"exec", "--gpu", "0,-1", "--", "true"}, "negative numbers are not GPUs"},
+		{"env gpu abc", []string{"GPULOCK_GPU=abc"}, []string{"exec", "--", "true"}, "GPULOCK_GPU=abc: invalid GPU set"},
 		{"gpu too big", nil, []string{"exec", "--gpu", "5000", "--", "true"}, "out of range"},
 		{"missing command", nil, []string{"exec", "--gpu", "0"}, "missing COMMAND"},
 		{"missing command after --", nil, []string{"exec", "--"}, "missing COMMAND"},
 		{"negative timeout", nil, []string{"exec", "--timeout", "-1s", "--", "true"}, "negative"},
-		{"bad timeout", nil, []string{"exec", "--timeout", "soon", "--", "true"}, "invalid value"},
+		{"bad timeout", nil, []string{"exec", "--timeout", "soon", "--", "true"}, "--timeout soon: not a duration"},
+		{"timeout without unit", nil, []string{"exec", "--timeout", "5", "--", "true"}, "--timeout 5: needs a unit, e.g. 5s"},
+		{"env timeout without unit", []string{"GPULOCK_TIMEOUT=5"}, []string{"exec", "--", "true"}, "GPULOCK_TIMEOUT=5: needs a unit, e.g. 5s"},
+		{"bad short flag value", nil, []string{"exec", "-E", "x", "--", "true"}, "-E x: not a valid value"},
 		{"bad conflict code", nil, []string{"exec", "-E", "300", "--", "true"}, "out of range 0-255"},
-		{"bad env bool", []string{"GPULOCK_NONBLOCK=maybe"}, []string{"exec", "--", "true"}, "GPULOCK_NONBLOCK"},
+		{"bad env bool", []string{"GPULOCK_NONBLOCK=maybe"}, []string{"exec", "--", "true"}, "GPULOCK_NONBLOCK=maybe: not a boolean"},
+		{"shim without flags", nil, []string{"shim"}, "missing --listen and --upstream"},
+		{"shim listen port only", nil, []string{"shim", "--listen", "13189", "--upstream", "http://127.0.0.1:1"}, "give host:port, e.g. 127.0.0.1:13189"},
+		{"shim gpu abc", nil, []string{"shim", "--gpu", "abc", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"}, "--gpu abc: not a GPU number"},
+		{"shim gpu -1", nil, []string{"shim", "--gpu", "-1", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"}, "negative numbers are not GPUs"},
+		{"shim env gpu any", []string{"GPULOCK_GPU=any"}, []string{"shim", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"}, "GPULOCK_GPU=any: the shim serves one GPU"},
+		{"shim max-hold without unit", nil, []string{"shim", "--max-hold", "5", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"}, "--max-hold 5: needs a unit"},
+		{"shim bad max-body", nil, []string{"shim", "--max-body", "lots", "--listen", "127.0.0.1:0", "--upstream", "http://127.0.0.1:1"}, "--max-body lots: not a size"},
 		{"status gpu abc", nil, []string{"status", "--gpu", "abc"}, "invalid GPU set"},
+		{"empty lock dir", nil, []string{"exec", "--lock-dir", "", "--", "true"}, `--lock-dir "": needs a directory`},
+		{"empty global lock dir", nil, []string{"--lock-dir", "", "status"}, `--lock-dir "": needs a directory`},
 		{"status argument", nil, []string{"status", "extra"}, `unexpected argument "extra"`},
 	}
 	for _, tt := range tests {
@@ -152,7 +167,10 @@ func TestLockDirNotWritable(t *testing.T) {
 	out, err := c.CombinedOutput()
 	require.Error(t, err, "output: %s", out)
 	assert.Equal(t, exitNoPerm, c.ProcessState.ExitCode(), "output: %s", out)
-	assert.Contains(t, requireOneLine(t, string(out)), "permission denied")
+	line := requireOneLine(t, string(out))
+	assert.Contains(t, line, "permission denied")
+	assert.Contains(t, line, "--lock-dir or GPULOCK_DIR", "says what to do")
+	assert.Contains(t, line, "tmpfiles")
 }
 
 func TestNonblockConflict(t *testing.T) {
@@ -491,6 +509,30 @@ func TestSIGKILLKillsProcessGroup(t *testing.T) {
 	for _, pid := range pids {
 		eventually(t, fmt.Sprintf("background sleep %d to die", pid), func() bool { return !processLives(pid) })
 	}
+}
+
+// TestGuardSurvivesForwardedSignals: the guard shares the command's group,
+// so it gets the signals gpulock passes on; it ignores them and still
+// kills the group when gpulock is SIGKILLed.
+func TestGuardSurvivesForwardedSignals(t *testing.T) {
+	e := newEnv(t)
+	script := `trap '' USR1 HUP; sleep 1000 & echo $!
+trap 'echo usr1' USR1; trap 'echo hup' HUP; echo ready
+while :; do sleep 0.01; done`
+	h := e.start("exec", "--", "sh", "-c", script)
+	pid, err := strconv.Atoi(h.line())
+	require.NoError(t, err)
+	require.Equal(t, "ready", h.line())
+	h.signal(syscall.SIGUSR1)
+	require.Equal(t, "usr1", h.line())
+	h.signal(syscall.SIGHUP)
+	require.Equal(t, "hup", h.line())
+
+	require.NoError(t, syscall.Kill(h.cmd.Process.Pid, syscall.SIGKILL))
+	l, err := e.lockOf(0).AcquireTimeout(3 * time.Second)
+	require.NoError(t, err, "the lock is free within 3 s of the SIGKILL")
+	require.NoError(t, l.Release())
+	eventually(t, fmt.Sprintf("background sleep %d to die", pid), func() bool { return !processLives(pid) })
 }
 
 // TestNormalExitLeavesGroupAlone: when the command ends normally, the

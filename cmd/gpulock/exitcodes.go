@@ -114,5 +114,17 @@ func lockErrorCode(err error) int {
 
 // lockError wraps an error of the lock directory or file with its code.
 func lockError(err error) *exitError {
-	return &exitError{code: lockErrorCode(err), msg: libText(err), err: err}
+	return &exitError{code: lockErrorCode(err), msg: libText(err) + permHint(err), err: err}
+}
+
+// permHint is what to do about a permission denied on the lock directory
+// or file: the usual cause is services using different lock directories,
+// or one made private to one user.
+func permHint(err error) string {
+	if !errors.Is(err, fs.ErrPermission) {
+		return ""
+	}
+	return "; every program sharing a GPU needs read and write access to its lock: use one lock directory " +
+		"that all can write (--lock-dir or GPULOCK_DIR), e.g. /run/gpulock made by the tmpfiles rule " +
+		"in examples/systemd/gpulock.tmpfiles.conf"
 }

@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"os/signal"
+	"strings"
 	"syscall"
 	"time"
 
@@ -33,10 +34,10 @@ func (a *App) fakeCommand() *cli.Command {
 		UsageText: "gpulock fake --listen 127.0.0.1:8188 --sim-dir DIR [--gpu N] comfyui|a1111",
 		Hidden:    true,
 		Flags: []cli.Flag{
-			&cli.StringFlag{Name: flagListen, Usage: "address to serve on", Required: true},
-			&cli.StringFlag{Name: flagSimDir, Usage: "directory of the simulated GPUs' state, shared by every fake on the machine", Required: true},
+			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, host:port (required)"},
+			&cli.StringFlag{Name: flagSimDir, Usage: "directory of the simulated GPUs' state, shared by every fake on the machine (required)"},
 			&cli.IntFlag{Name: flagGPU, Usage: "the simulated GPU", Value: 0},
-			&cli.DurationFlag{Name: flagStep, Usage: "time of one sampling step", Value: 20 * time.Millisecond},
+			&cli.GenericFlag{Name: flagStep, Usage: "time of one sampling step", Value: &durationValue{d: 20 * time.Millisecond}},
 			&cli.Float64Flag{Name: flagModelGiB, Usage: "VRAM of the backend's model in GiB (0: the fake's default)"},
 			&cli.Float64Flag{Name: flagVRAMGiB, Usage: "the simulated card's VRAM in GiB", Value: 24},
 			&cli.Float64Flag{Name: flagWorkingGiB, Usage: "VRAM a running job needs beside the models, in GiB", Value: 4},
@@ -52,6 +53,22 @@ func (a *App) runFake(c *cli.Context) error {
 	if c.NArg() != 1 || (kind != "comfyui" && kind != "a1111") {
 		return usageError(hint, "say which fake to run: comfyui or a1111")
 	}
+	var missing []string
+	for _, f := range []string{flagListen, flagSimDir} {
+		if c.String(f) == "" {
+			missing = append(missing, "--"+f)
+		}
+	}
+	if len(missing) > 0 {
+		return usageError(hint, "missing %s", strings.Join(missing, " and "))
+	}
+	if err := checkListen(c.String(flagListen)); err != nil {
+		return usageError(hint, "%v", err)
+	}
+	step := durationOf(c, flagStep)
+	if step <= 0 {
+		return usageError(hint, "--%s must be positive", flagStep)
+	}
 	gib := func(f string) int64 { return int64(c.Float64(f) * float64(simgpu.GiB)) }
 	gpu, err := simgpu.Open(c.String(flagSimDir), c.Int(flagGPU), simgpu.Options{TotalVRAM: gib(flagVRAMGiB), WorkingVRAM: gib(flagWorkingGiB)})
 	if err != nil {
@@ -61,13 +78,13 @@ func (a *App) runFake(c *cli.Context) error {
 	var closeFake func() error
 	switch kind {
 	case "comfyui":
-		s, err := fakecomfy.New(fakecomfy.Config{GPU: gpu, StepDuration: c.Duration(flagStep), ModelBytes: gib(flagModelGiB)})
+		s, err := fakecomfy.New(fakecomfy.Config{GPU: gpu, StepDuration: step, ModelBytes: gib(flagModelGiB)})
 		if err != nil {
 			return usageError(hint, "%v", err)
 		}
 		handler, closeFake = s, s.Close
 	case "a1111":
-		s, err := fakea1111.New(fakea1111.Config{GPU: gpu, StepDuration: c.Duration(flagStep), ModelBytes: gib(flagModelGiB), DefaultSteps: c.Int(flagDefaultStep)})
+		s, err := fakea1111.New(fakea1111.Config{GPU: gpu, StepDuration: step, ModelBytes: gib(flagModelGiB), DefaultSteps: c.Int(flagDefaultStep)})
 		if err != nil {
 			return usageError(hint, "%v", err)
 		}

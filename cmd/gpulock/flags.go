@@ -1,7 +1,9 @@
 package main
 
 import (
+	"errors"
 	"os"
+	"strings"
 
 	"github.com/gpulock/gpulock/gpulock"
 	"github.com/urfave/cli/v2"
@@ -34,12 +36,33 @@ func envVar(flag string) []string {
 // lockDirFlag is --lock-dir. urfave/cli reads an app's flags only before the
 // command name, so every command takes it too; see lockDir.
 func lockDirFlag() cli.Flag {
-	return &cli.StringFlag{
+	return &cli.GenericFlag{
 		Name:    flagLockDir,
 		Usage:   "directory of the lock files; every program sharing a GPU must use the same one",
-		Value:   gpulock.DefaultDir,
+		Value:   &lockDirValue{dir: gpulock.DefaultDir},
 		EnvVars: []string{gpulock.DirEnv},
 	}
+}
+
+// lockDirValue is --lock-dir: an empty one is a mistake (an unset shell
+// variable, say), not a wish for the default.
+type lockDirValue struct{ dir string }
+
+// Set takes a directory.
+func (v *lockDirValue) Set(s string) error {
+	if strings.TrimSpace(s) == "" {
+		return errors.New("needs a directory; leave --lock-dir out for the default, " + gpulock.DefaultDir)
+	}
+	v.dir = s
+	return nil
+}
+
+// String is the directory.
+func (v *lockDirValue) String() string {
+	if v == nil {
+		return ""
+	}
+	return v.dir
 }
 
 // quietFlag is --quiet.
@@ -55,10 +78,24 @@ func quietFlag() cli.Flag {
 // lockDir returns the lock directory: --lock-dir given after the command,
 // else given before it, else $GPULOCK_DIR, else /tmp.
 func lockDir(c *cli.Context) string {
-	fallback := os.Getenv(gpulock.DirEnv)
-	if fallback == "" {
-		fallback = gpulock.DefaultDir
+	if d, ok := givenLockDir(c); ok {
+		return d
 	}
+	return envLockDir()
+}
+
+// envLockDir is $GPULOCK_DIR, else /tmp.
+func envLockDir() string {
+	if d := os.Getenv(gpulock.DirEnv); d != "" {
+		return d
+	}
+	return gpulock.DefaultDir
+}
+
+// givenLockDir returns the --lock-dir given on the command line, if any
+// (one equal to $GPULOCK_DIR's value cannot be told from it).
+func givenLockDir(c *cli.Context) (string, bool) {
+	fallback := envLockDir()
 	// Each level's flag holds either what its command line said or the
 	// fallback; the innermost one that differs was given explicitly.
 	for _, cc := range c.Lineage() {
@@ -66,8 +103,8 @@ func lockDir(c *cli.Context) string {
 			continue
 		}
 		if v := cc.String(flagLockDir); v != "" && v != fallback {
-			return v
+			return v, true
 		}
 	}
-	return fallback
+	return "", false
 }

@@ -1,11 +1,9 @@
 package main
 
 import (
-	"errors"
 	"os"
 	"os/exec"
 	"os/signal"
-	"strconv"
 	"syscall"
 	"time"
 )
@@ -15,35 +13,61 @@ import (
 // children do not keep the inherited lock for ever.
 //
 // The command's parent-death signal (Linux) kills only the command itself.
-// So, right after starting the command in its own process group, exec
-// starts a guard: the gpulock binary again, as the hidden first argument
-// guardArg, in a session of its own (the terminal's signals and job
-// control do not reach it), with stdio on /dev/null, holding no lock, and
-// with the read end of a pipe whose write end only exec holds. When exec
-// ends normally it writes one byte first: the guard exits and leaves the
-// group alone (processes that inherited the lock keep it, as documented).
-// When exec dies, the guard reads end of file and kills the group: SIGTERM,
-// then SIGKILL after guardGrace.
+// So, before it starts the command, exec starts a guard: the gpulock binary
+// again, as the hidden first argument guardArg, in a new process group of
+// its own, with stdio on /dev/null, holding no lock. The command then
+// joins the guard's group: the group to kill exists, and the guard knows
+// it, before the command runs, so there is no moment in which the command
+// (or a child it starts) runs unguarded. A guard told the group only after
+// the command had started was not enough: under load the command runs,
+// and starts children, long before exec's thread runs again.
 //
-// Starting the guard does not wait for its Go runtime to start, so it adds
-// only a fork and an exec to exec's start-up (see docs/BENCHMARKS.md).
+// The guard holds the read end of a pipe whose write end only exec holds.
+// When exec ends normally it writes guardRelease first: the guard exits
+// and leaves the group alone (processes that inherited the lock keep it,
+// as documented). When exec dies, the guard reads end of file and kills
+// the group: SIGTERM, then SIGKILL after guardGrace.
+//
+// The guard is in the command's group, so it gets the group's signals
+// (the terminal's, and those exec passes on): it ignores them. Until its
+// Go runtime has started (about a millisecond), it could still die of one;
+// so exec waits for the guard's word on a second pipe (guardReady) before
+// it passes a signal on, and only then. A Ctrl-C typed within that
+// millisecond can still kill the guard; the command then runs guarded by
+// its parent-death signal only, as without a guard. Starting the guard
+// does not wait for its Go runtime, so it adds only a fork and an exec to
+// exec's start-up (see docs/BENCHMARKS.md).
 const (
-	guardArg   = "__gpulock-group-guard"
-	guardGrace = time.Second
+	guardArg     = "__gpulock-group-guard"
+	guardRelease = 'x'
+	guardReady   = 'r'
+	guardGrace   = time.Second
 	// guardPoll is how often the guard looks whether the group is gone
 	// during the grace: no event tells a process that is not the parent.
 	guardPoll = 20 * time.Millisecond
+	// guardReadyTimeout bounds exec's wait for the guard's word.
+	guardReadyTimeout = 2 * time.Second
 )
+
+// guardIgnored are the signals the guard ignores: all that a terminal or
+// exec may send to the group and that would end or stop it.
+var guardIgnored = []os.Signal{
+	syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT,
+	syscall.SIGUSR1, syscall.SIGUSR2, syscall.SIGPIPE,
+	syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
+}
 
 // groupGuard is exec's end of a running guard.
 type groupGuard struct {
-	w   *os.File
-	cmd *exec.Cmd
+	w     *os.File // exec's end of the release pipe
+	ready *os.File // exec's end of the ready pipe; nil once read
+	cmd   *exec.Cmd
 }
 
-// startGroupGuard starts the guard of process group pgid. It returns nil
-// when the guard cannot start: the command then runs unguarded, as before.
-func startGroupGuard(pgid int) *groupGuard {
+// startGroupGuard starts a guard in a new process group. It returns nil
+// when the guard cannot start: the command then runs in a group of its
+// own, unguarded, as before.
+func startGroupGuard() *groupGuard {
 	self, err := os.Executable()
 	if err != nil {
 		return nil
@@ -52,19 +76,46 @@ func startGroupGuard(pgid int) *groupGuard {
 	if err != nil {
 		return nil
 	}
-	cmd := &exec.Cmd{
-		Path:        self,
-		Args:        []string{self, guardArg, strconv.Itoa(pgid)},
-		ExtraFiles:  []*os.File{r}, // fd 3
-		SysProcAttr: &syscall.SysProcAttr{Setsid: true},
-	}
-	err = cmd.Start()
-	_ = r.Close()
+	readyR, readyW, err := os.Pipe()
 	if err != nil {
-		_ = w.Close()
+		_, _ = r.Close(), w.Close()
 		return nil
 	}
-	return &groupGuard{w: w, cmd: cmd}
+	cmd := &exec.Cmd{
+		Path:        self,
+		Args:        []string{self, guardArg},
+		ExtraFiles:  []*os.File{r, readyW}, // fd 3, fd 4
+		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
+	}
+	err = cmd.Start()
+	_, _ = r.Close(), readyW.Close()
+	if err != nil {
+		_, _ = w.Close(), readyR.Close()
+		return nil
+	}
+	return &groupGuard{w: w, ready: readyR, cmd: cmd}
+}
+
+// pgid is the guard's process group, which the command is to join; 0 for
+// no guard (the command then makes a group of its own).
+func (g *groupGuard) pgid() int {
+	if g == nil {
+		return 0
+	}
+	return g.cmd.Process.Pid
+}
+
+// waitReady waits, once and for at most guardReadyTimeout, until the guard
+// ignores the group's signals.
+func (g *groupGuard) waitReady() {
+	if g == nil || g.ready == nil {
+		return
+	}
+	_ = g.ready.SetReadDeadline(time.Now().Add(guardReadyTimeout))
+	var b [1]byte
+	_, _ = g.ready.Read(b[:]) // the byte, or end of file if the guard died
+	_ = g.ready.Close()
+	g.ready = nil
 }
 
 // release tells the guard that exec ends normally. It does not wait for
@@ -75,42 +126,42 @@ func (g *groupGuard) release() {
 	if g == nil {
 		return
 	}
-	_, _ = g.w.Write([]byte{'x'})
+	_, _ = g.w.Write([]byte{guardRelease})
 	_ = g.w.Close()
+	if g.ready != nil {
+		_ = g.ready.Close()
+	}
 	_ = g.cmd.Process.Release()
 }
 
 // runGuard is the guard process: main calls it when os.Args[1] is
 // guardArg. It returns the guard's exit code.
 func runGuard(args []string) int {
-	if len(args) != 1 {
-		return exitUsage
-	}
-	pgid, err := strconv.Atoi(args[0])
-	if err != nil || pgid <= 1 {
+	if len(args) != 0 {
 		return exitUsage
 	}
 	// The guard must outlive exec and see the grace through.
-	signal.Ignore(syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP, syscall.SIGQUIT, syscall.SIGPIPE)
+	signal.Ignore(guardIgnored...)
+	ready := os.NewFile(4, "guard-ready")
+	_, _ = ready.Write([]byte{guardReady})
+	_ = ready.Close()
 	pipe := os.NewFile(3, "guard")
 	var b [1]byte
 	n, _ := pipe.Read(b[:]) // blocks until exec writes or dies
 	if n == 1 {
 		return exitOK
 	}
-	killGroup(pgid, guardGrace)
+	killGroup(syscall.Getpgrp(), guardGrace)
 	return exitOK
 }
 
-// killGroup sends SIGTERM to process group pgid, and SIGKILL if it still
-// has members after grace.
+// killGroup sends SIGTERM to process group pgid, the guard's own, and
+// SIGKILL (the guard included) if it still has other members after grace.
 func killGroup(pgid int, grace time.Duration) {
-	if err := syscall.Kill(-pgid, syscall.SIGTERM); errors.Is(err, syscall.ESRCH) {
-		return
-	}
+	_ = syscall.Kill(-pgid, syscall.SIGTERM) // the guard ignores it
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
-		if err := syscall.Kill(-pgid, 0); errors.Is(err, syscall.ESRCH) {
+		if !groupHasOthers(pgid) {
 			return
 		}
 		time.Sleep(guardPoll) // polling with a deadline: see guardPoll

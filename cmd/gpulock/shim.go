@@ -1,13 +1,15 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
 	"os/signal"
+	"strconv"
+	"strings"
 	"syscall"
 
-	"github.com/gpulock/gpulock/gpulock"
 	"github.com/gpulock/gpulock/internal/shim"
 	"github.com/urfave/cli/v2"
 )
@@ -47,26 +49,26 @@ func (a *App) shimCommand() *cli.Command {
 			"With -- COMMAND the shim starts the backend as its child, serves once it answers, forwards\n" +
 			"SIGTERM to it, ends with it (and its exit status), and the backend dies with the shim.",
 		Flags: append([]cli.Flag{
-			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, such as 127.0.0.1:3188", Required: true, EnvVars: envVar(flagListen)},
-			&cli.StringFlag{Name: flagUpstream, Usage: "the backend's base URL, such as http://127.0.0.1:8188", Required: true, EnvVars: envVar(flagUpstream)},
-			&cli.IntFlag{Name: flagGPU, Usage: "the GPU the backend uses (nvidia-smi's number)", Value: 0, EnvVars: envVar(flagGPU)},
+			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, host:port such as 127.0.0.1:3188 (required)", EnvVars: envVar(flagListen)},
+			&cli.StringFlag{Name: flagUpstream, Usage: "the backend's base URL, such as http://127.0.0.1:8188 (required)", EnvVars: envVar(flagUpstream)},
+			&cli.GenericFlag{Name: flagGPU, Usage: "the GPU the backend uses (nvidia-smi's number; one shim serves one GPU)", Value: &gpuValue{}, EnvVars: envVar(flagGPU)},
 			&cli.StringFlag{Name: flagProfile, Usage: "the backend: " + shim.ProfileNames, Value: "generic", EnvVars: envVar(flagProfile)},
 			&cli.StringFlag{Name: flagName, Usage: "the service name others see (default: the profile)", EnvVars: envVar(flagName)},
 			&cli.StringSliceFlag{Name: flagGPURoute, Usage: "another GPU route, \"METHOD /path\" with * wildcards (repeatable)", EnvVars: envVar(flagGPURoute)},
-			&cli.Int64Flag{Name: flagMaxBody, Usage: "largest GPU request body in bytes; larger ones get 413", Value: shim.DefaultMaxBody, EnvVars: envVar(flagMaxBody)},
+			&cli.GenericFlag{Name: flagMaxBody, Usage: "largest GPU request body, in bytes or with a unit (256MiB, 1GB); larger ones get 413", Value: &sizeValue{n: shim.DefaultMaxBody}, EnvVars: envVar(flagMaxBody)},
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most requests waiting in line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
-			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
-			&cli.DurationFlag{Name: flagMaxHold, Usage: "longest a job may hold the GPU: comfyui and a1111 are then told to interrupt it, " +
-				"and the GPU is released when it stops or --idle-timeout later; a generic backend cannot be interrupted: " +
-				"its request is cut off (504) and the GPU released at once (0: off)", DefaultText: "30m for comfyui, off otherwise", EnvVars: envVar(flagMaxHold)},
-			&cli.DurationFlag{Name: flagDrainTimeout, Usage: "on SIGTERM, how long running jobs may take to finish", Value: shim.DefaultDrainTimeout, EnvVars: envVar(flagDrainTimeout)},
-			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
+			durationFlag(flagQueueTimeout, "longest wait in line; then 503 (0: no limit)", 0),
+			withDefaultText(durationFlag(flagMaxHold, "longest a job may hold the GPU: comfyui and a1111 are then told to interrupt it, "+
+				"and the GPU is released when it stops or --idle-timeout later; a generic backend cannot be interrupted: "+
+				"its request is cut off (504) and the GPU released at once (0: off)", 0), "30m for comfyui, off otherwise"),
+			durationFlag(flagDrainTimeout, "on SIGTERM, how long running jobs may take to finish", shim.DefaultDrainTimeout),
+			durationFlag(flagIdleTimeout, "how long to wait for a busy backend to report idle", shim.DefaultIdleTimeout),
 			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},
-			&cli.DurationFlag{Name: flagVRAMTimeout, Usage: "how long to wait for the backend to free its VRAM", Value: shim.DefaultVRAMTimeout, EnvVars: envVar(flagVRAMTimeout)},
-			&cli.Int64Flag{Name: flagMaxBuffered, Usage: "most bytes of GPU request bodies held in memory at once; more get 503", DefaultText: "1 GiB, or --max-body if larger", EnvVars: envVar(flagMaxBuffered)},
-			&cli.DurationFlag{Name: flagBodyTimeout, Usage: "longest time to receive a request's body; slower gets 408 (0: off); the wait in line does not count", Value: shim.DefaultBodyTimeout, EnvVars: envVar(flagBodyTimeout)},
-			&cli.DurationFlag{Name: flagHeaderTime, Usage: "longest time to receive a request's headers", Value: shim.DefaultHeaderTimeout, EnvVars: envVar(flagHeaderTime)},
-			&cli.DurationFlag{Name: flagKeepAlive, Usage: "how long an idle keep-alive connection stays open", Value: shim.DefaultKeepAliveTimeout, EnvVars: envVar(flagKeepAlive)},
+			durationFlag(flagVRAMTimeout, "how long to wait for the backend to free its VRAM", shim.DefaultVRAMTimeout),
+			&cli.GenericFlag{Name: flagMaxBuffered, Usage: "most bytes of GPU request bodies held in memory at once, in bytes or with a unit (1GiB); more get 503", Value: &sizeValue{}, DefaultText: "1GiB, or --max-body if larger", EnvVars: envVar(flagMaxBuffered)},
+			durationFlag(flagBodyTimeout, "longest time to receive a request's body; slower gets 408 (0: off); the wait in line does not count", shim.DefaultBodyTimeout),
+			durationFlag(flagHeaderTime, "longest time to receive a request's headers", shim.DefaultHeaderTimeout),
+			durationFlag(flagKeepAlive, "how long an idle keep-alive connection stays open", shim.DefaultKeepAliveTimeout),
 			&cli.BoolFlag{Name: flagStatusDetail, Usage: "show command lines, request ids and the upstream in /gpulock/status to every caller, not only to loopback ones", EnvVars: envVar(flagStatusDetail)},
 		}, shimChildFlags()...),
 		Action: a.runShim,
@@ -109,14 +111,23 @@ func (a *App) runShim(c *cli.Context) error {
 // shimConfig reads the shim's flags.
 func shimConfig(c *cli.Context) (shim.Config, error) {
 	hint := "gpulock shim --help"
+	var missing []string
+	for _, f := range []string{flagListen, flagUpstream} {
+		if c.String(f) == "" {
+			missing = append(missing, "--"+f)
+		}
+	}
+	if len(missing) > 0 {
+		return shim.Config{}, usageError(hint, "missing %s", strings.Join(missing, " and "))
+	}
+	if err := checkListen(c.String(flagListen)); err != nil {
+		return shim.Config{}, usageError(hint, "%v", err)
+	}
 	u, err := url.Parse(c.String(flagUpstream))
 	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return shim.Config{}, usageError(hint, "--upstream %q is not an http:// URL such as http://127.0.0.1:8188", c.String(flagUpstream))
 	}
-	gpu := c.Int(flagGPU)
-	if gpu < 0 || gpu > gpulock.MaxGPU {
-		return shim.Config{}, usageError(hint, "--gpu %d is out of range 0-%d", gpu, gpulock.MaxGPU)
-	}
+	gpu := c.Generic(flagGPU).(*gpuValue).n
 	profile, err := shim.LookupProfile(c.String(flagProfile))
 	if err != nil {
 		return shim.Config{}, usageError(hint, "%v", err)
@@ -129,22 +140,14 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		}
 		routes = append(routes, r)
 	}
-	for _, f := range []string{flagMaxBody, flagMaxQueue, flagMaxBuffered} {
-		if c.Int64(f) < 0 {
-			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
-		}
+	if c.Int(flagMaxQueue) < 0 {
+		return shim.Config{}, usageError(hint, "--%s cannot be negative", flagMaxQueue)
 	}
-	for _, f := range []string{flagQueueTimeout, flagMaxHold, flagDrainTimeout, flagIdleTimeout, flagVRAMTimeout,
-		flagBodyTimeout, flagHeaderTime, flagKeepAlive} {
-		if c.Duration(f) < 0 {
-			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
-		}
-	}
-	maxHold := c.Duration(flagMaxHold)
+	maxHold := durationOf(c, flagMaxHold)
 	if c.IsSet(flagMaxHold) && maxHold == 0 {
 		maxHold = -1 // explicitly off
 	}
-	bodyTimeout := c.Duration(flagBodyTimeout)
+	bodyTimeout := durationOf(c, flagBodyTimeout)
 	if bodyTimeout == 0 {
 		bodyTimeout = -1 // explicitly off
 	}
@@ -155,19 +158,30 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		Profile:       profile,
 		Name:          c.String(flagName),
 		GPURoutes:     routes,
-		MaxBody:       c.Int64(flagMaxBody),
+		MaxBody:       c.Generic(flagMaxBody).(*sizeValue).n,
 		MaxQueue:      c.Int(flagMaxQueue),
-		QueueTimeout:  c.Duration(flagQueueTimeout),
+		QueueTimeout:  durationOf(c, flagQueueTimeout),
 		MaxHold:       maxHold,
-		DrainTimeout:  c.Duration(flagDrainTimeout),
-		IdleTimeout:   c.Duration(flagIdleTimeout),
+		DrainTimeout:  durationOf(c, flagDrainTimeout),
+		IdleTimeout:   durationOf(c, flagIdleTimeout),
 		FreeOnHandoff: c.Bool(flagFreeHandoff),
-		VRAMTimeout:   c.Duration(flagVRAMTimeout),
+		VRAMTimeout:   durationOf(c, flagVRAMTimeout),
 
-		MaxBuffered:      c.Int64(flagMaxBuffered),
+		MaxBuffered:      c.Generic(flagMaxBuffered).(*sizeValue).n,
 		BodyTimeout:      bodyTimeout,
-		HeaderTimeout:    c.Duration(flagHeaderTime),
-		KeepAliveTimeout: c.Duration(flagKeepAlive),
-		StatusDetail:  c.Bool(flagStatusDetail),
+		HeaderTimeout:    durationOf(c, flagHeaderTime),
+		KeepAliveTimeout: durationOf(c, flagKeepAlive),
+		StatusDetail:     c.Bool(flagStatusDetail),
 	}, nil
+}
+
+// checkListen wants --listen as host:port; a bare port is a common slip.
+func checkListen(addr string) error {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		if _, perr := strconv.Atoi(addr); perr == nil {
+			return fmt.Errorf("--listen %s: give host:port, e.g. 127.0.0.1:%s", addr, addr)
+		}
+		return fmt.Errorf("--listen %s: give host:port, e.g. 127.0.0.1:3188", addr)
+	}
+	return nil
 }

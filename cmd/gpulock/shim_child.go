@@ -58,8 +58,8 @@ const (
 // shimChildFlags are the shim's flags for a backend started as its child.
 func shimChildFlags() []cli.Flag {
 	return []cli.Flag{
-		&cli.DurationFlag{Name: flagReadyTimeout, Usage: "with -- COMMAND: how long the backend may take to answer HTTP before the shim gives up", Value: defaultReadyTimeout, EnvVars: envVar(flagReadyTimeout)},
-		&cli.DurationFlag{Name: flagBackendStopTimeout, Usage: "with -- COMMAND: how long the backend may take to exit after the signal, before SIGKILL", Value: defaultBackendStopTimeout, EnvVars: envVar(flagBackendStopTimeout)},
+		durationFlag(flagReadyTimeout, "with -- COMMAND: how long the backend may take to answer HTTP before the shim gives up", defaultReadyTimeout),
+		durationFlag(flagBackendStopTimeout, "with -- COMMAND: how long the backend may take to exit after the signal, before SIGKILL", defaultBackendStopTimeout),
 	}
 }
 
@@ -67,6 +67,7 @@ func shimChildFlags() []cli.Flag {
 type backendChild struct {
 	cmd    *exec.Cmd
 	pid    int
+	pgid   int // the group guard's group, which the backend joined, or its own
 	exited chan struct{} // closed once it has exited; then err is set
 	err    error
 	guard  *groupGuard
@@ -84,8 +85,30 @@ func (a *App) startBackend(args []string, gpu int) (*backendChild, error) {
 		Env:         backendEnv(os.Environ(), gpu),
 		Stdout:      a.stdout,
 		Stderr:      a.stderr,
-		SysProcAttr: childProcAttr(false),
 	}
+	// The backend joins the group guard's process group (see guard.go),
+	// or, if the guard cannot start or died, a group of its own.
+	guard := startGroupGuard()
+	b, err := startBackendIn(cmd, guard.pgid())
+	if err != nil && guard != nil {
+		guard.release()
+		guard = nil
+		cmd = cloneCmd(cmd)
+		b, err = startBackendIn(cmd, 0)
+	}
+	if err != nil {
+		return nil, startError(args[0], err)
+	}
+	b.guard, b.pgid = guard, guard.pgid()
+	if guard == nil {
+		b.pgid = b.pid
+	}
+	return b, nil
+}
+
+// startBackendIn starts cmd in process group pgid (0: its own).
+func startBackendIn(cmd *exec.Cmd, pgid int) (*backendChild, error) {
+	cmd.SysProcAttr = childProcAttr(false, pgid)
 	b := &backendChild{cmd: cmd, exited: make(chan struct{})}
 	// The parent-death signal belongs to the thread that forks: start the
 	// backend from a thread that lives until it has exited.
@@ -101,10 +124,9 @@ func (a *App) startBackend(args []string, gpu int) (*backendChild, error) {
 		close(b.exited)
 	}()
 	if err := <-started; err != nil {
-		return nil, startError(args[0], err)
+		return nil, err
 	}
 	b.pid = cmd.Process.Pid
-	b.guard = startGroupGuard(b.pid) // the group's pgid is the backend's pid
 	return b, nil
 }
 
@@ -130,19 +152,22 @@ func (b *backendChild) stop(sig syscall.Signal, grace time.Duration) error {
 	select {
 	case <-b.exited:
 	default:
-		_ = syscall.Kill(-b.pid, sig)
+		b.guard.waitReady() // until the guard ignores signals, this one would kill it
+		_ = syscall.Kill(-b.pgid, sig)
 		t := time.NewTimer(grace)
 		select {
 		case <-b.exited:
 			t.Stop()
 		case <-t.C:
-			_ = syscall.Kill(-b.pid, syscall.SIGKILL)
+			_ = syscall.Kill(-b.pgid, syscall.SIGKILL)
 			<-b.exited
 		}
 	}
 	// What the backend left in its group goes with it (the guard's rule).
-	killGroup(b.pid, guardGrace)
+	// The guard is told first that the shim ends normally, so that it
+	// leaves the group and killGroup does not wait for it.
 	b.guard.release()
+	killGroup(b.pgid, guardGrace)
 	return b.err
 }
 
@@ -197,7 +222,7 @@ func (a *App) serveWithBackend(c *cli.Context, cfg shim.Config, s *shim.Shim, ln
 		return usageError("gpulock shim --help", "the backend command after -- is empty")
 	}
 	for _, f := range []string{flagReadyTimeout, flagBackendStopTimeout} {
-		if c.Duration(f) < 0 {
+		if durationOf(c, f) < 0 {
 			return usageError("gpulock shim --help", "--%s cannot be negative", f)
 		}
 	}
@@ -211,7 +236,7 @@ func (a *App) serveWithBackend(c *cli.Context, cfg shim.Config, s *shim.Shim, ln
 	}
 	logger := cfg.Logger.With("backend_pid", b.pid)
 	logger.Info("gpulock shim started the backend; waiting for it to answer", "command", commandLine(args),
-		"upstream", cfg.Upstream.Redacted(), "ready_timeout", c.Duration(flagReadyTimeout))
+		"upstream", cfg.Upstream.Redacted(), "ready_timeout", durationOf(c, flagReadyTimeout))
 
 	// Whatever ends first ends the wait and the serving: a signal, the
 	// backend's exit, or (for the wait) the ready timeout.
@@ -230,7 +255,7 @@ func (a *App) serveWithBackend(c *cli.Context, cfg shim.Config, s *shim.Shim, ln
 		case <-ctx.Done():
 		}
 	}()
-	stopTimeout := c.Duration(flagBackendStopTimeout)
+	stopTimeout := durationOf(c, flagBackendStopTimeout)
 	finish := func() error { // after the serving: the backend goes too
 		cancel()
 		<-watched
@@ -243,7 +268,7 @@ func (a *App) serveWithBackend(c *cli.Context, cfg shim.Config, s *shim.Shim, ln
 		return b.stop(stopWith, stopTimeout)
 	}
 
-	readyCtx, readyCancel := context.WithTimeout(ctx, c.Duration(flagReadyTimeout))
+	readyCtx, readyCancel := context.WithTimeout(ctx, durationOf(c, flagReadyTimeout))
 	err = waitReady(readyCtx, cfg.Upstream, b)
 	readyCancel()
 	if err != nil {
@@ -253,7 +278,7 @@ func (a *App) serveWithBackend(c *cli.Context, cfg shim.Config, s *shim.Shim, ln
 		switch {
 		case timedOut:
 			return exitf(exitUnavailable, "the backend did not answer at %s within --%s %s; it was stopped",
-				cfg.Upstream.Redacted(), flagReadyTimeout, c.Duration(flagReadyTimeout))
+				cfg.Upstream.Redacted(), flagReadyTimeout, durationOf(c, flagReadyTimeout))
 		case errors.Is(err, errBackendExited):
 			logger.Warn("the backend exited before it answered", "status", statusText(status))
 		}

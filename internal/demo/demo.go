@@ -31,6 +31,9 @@ type Options struct {
 	// Dir holds the lock and simulation files (default: a new temporary
 	// directory, removed at the end).
 	Dir string
+	// LockDir, if set, holds the shims' lock files instead of Dir, so that
+	// `gpulock status --lock-dir LockDir` shows the demo's GPUs.
+	LockDir string
 }
 
 func (o Options) withDefaults() Options {
@@ -103,8 +106,12 @@ func runOnce(ctx context.Context, opts Options, dir string, withShims bool) (Run
 			st.close()
 		}
 	}()
+	lockDir := dir
+	if opts.LockDir != "" {
+		lockDir = opts.LockDir
+	}
 	for g := range opts.GPUs {
-		st, err := startStack(g, dir, dir, opts.Step, withShims)
+		st, err := startStack(g, dir, lockDir, opts.Step, withShims)
 		if err != nil {
 			return RunReport{}, err
 		}

@@ -90,6 +90,9 @@ func validatePrompt(raw json.RawMessage) (map[string]Node, []string, error) {
 		}
 	}
 	if len(outputs) == 0 {
+		if id, ok := minimalGraph(graph); ok {
+			return graph, []string{id}, nil
+		}
 		return nil, nil, newPromptError(ErrTypeNoOutputs, "Prompt has no outputs", "")
 	}
 	if nodeErrors := validateInputs(graph, outputs); len(nodeErrors) > 0 {
@@ -139,4 +142,20 @@ func validateInputs(graph map[string]Node, outputs []string) map[string]NodeErro
 		}
 	}
 	return errs
+}
+
+// minimalGraph reports whether graph is the fake's shortcut for trying a
+// shim by hand, which real ComfyUI refuses: one KSampler node whose only
+// input that matters is steps, {"1": {"class_type": "KSampler", "inputs":
+// {"steps": 5}}}. It runs as a job of that many steps with no images.
+func minimalGraph(graph map[string]Node) (string, bool) {
+	if len(graph) != 1 {
+		return "", false
+	}
+	for id, n := range graph {
+		if n.ClassType == "KSampler" && n.steps() > 0 {
+			return id, true
+		}
+	}
+	return "", false
 }

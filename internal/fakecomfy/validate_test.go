@@ -31,6 +31,9 @@ func TestPostPromptValidation(t *testing.T) {
 			code: 400, errType: ErrTypeOutputsFailed, nodeErrs: []string{"9"}},
 		{name: "malformed json", path: "/prompt", body: `{"prompt": `, code: 500},
 		{name: "valid", path: "/prompt", body: `{"prompt": ` + string(TextToImagePrompt(1, 1)) + `, "prompt_id": "given"}`, code: 200},
+		{name: "minimal graph, a lone KSampler", path: "/prompt", body: `{"prompt": {"1": {"class_type": "KSampler", "inputs": {"steps": 2}}}}`, code: 200},
+		{name: "lone KSampler without steps", path: "/prompt", body: `{"prompt": {"1": {"class_type": "KSampler", "inputs": {}}}}`,
+			code: 400, errType: ErrTypeNoOutputs},
 		{name: "valid under api", path: "/api/prompt", body: `{"prompt": ` + string(TextToImagePrompt(1, 2)) + `}`, code: 200},
 	}
 	for _, tt := range tests {
@@ -65,7 +68,7 @@ func TestPostPromptValidation(t *testing.T) {
 			assert.ElementsMatch(t, tt.nodeErrs, ids)
 		})
 	}
-	assert.EqualValues(t, 2, f.srv.Counters().Queued, "invalid prompts never enter the queue")
+	assert.EqualValues(t, 3, f.srv.Counters().Queued, "invalid prompts never enter the queue (3 valid ones)")
 }
 
 func TestEnqueueLocalRejectsInvalid(t *testing.T) {
@@ -80,4 +83,14 @@ func TestEnqueueLocalRejectsInvalid(t *testing.T) {
 	assert.Equal(t, "local", resp.PromptID)
 	e := f.waitHistory(t, "local")
 	assert.Equal(t, "success", e.Status.StatusStr)
+}
+
+// TestMinimalGraphRuns: the fake's one-node shortcut runs as a job.
+func TestMinimalGraphRuns(t *testing.T) {
+	f := newFixture(t, nil)
+	code, body := f.post(t, "/prompt", `{"prompt": {"1": {"class_type": "KSampler", "inputs": {"steps": 2}}}, "prompt_id": "mini"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	h := f.waitHistory(t, "mini")
+	assert.Equal(t, "success", h.Status.StatusStr)
+	assert.True(t, h.Status.Completed)
 }

@@ -2,6 +2,7 @@ package nginxtest
 
 import (
 	"context"
+	"net"
 	"net/http"
 	"strconv"
 	"strings"
@@ -57,4 +58,26 @@ func TestSingleHostExample(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), st.Jobs)
 	assert.Zero(t, st.Overlaps)
+
+	// The shims' status and metrics answer 127.0.0.1 only; another
+	// address (127.0.0.2, still loopback) gets 403.
+	from2 := &http.Client{Transport: &http.Transport{DialContext: (&net.Dialer{
+		LocalAddr: &net.TCPAddr{IP: net.IPv4(127, 0, 0, 2)}}).DialContext}}
+	for _, base := range []string{comfyBase, a1111Base} {
+		for _, path := range []string{"/gpulock/status", "/gpulock/metrics"} {
+			assert.Equal(t, http.StatusOK, getStatus(t, ctx, http.DefaultClient, base+path), "from 127.0.0.1: %s", path)
+			assert.Equal(t, http.StatusForbidden, getStatus(t, ctx, from2, base+path), "from 127.0.0.2: %s", path)
+		}
+	}
+}
+
+// getStatus GETs url with client and returns the status code.
+func getStatus(t *testing.T, ctx context.Context, client *http.Client, url string) int {
+	t.Helper()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	require.NoError(t, err)
+	resp, err := client.Do(req)
+	require.NoError(t, err)
+	resp.Body.Close()
+	return resp.StatusCode
 }

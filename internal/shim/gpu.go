@@ -113,7 +113,7 @@ func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited 
 	case errors.Is(err, errQueueFull):
 		outcome = outcomeQueueFull
 		writeUnavailable(w, s.cfg.RetryAfter, outcome,
-			fmt.Sprintf("gpulock: %d requests already wait for GPU %d; nothing was forwarded, try again later", s.cfg.MaxQueue, s.cfg.GPU))
+			fmt.Sprintf("gpulock: %s for GPU %d; nothing was forwarded, try again later", alreadyWait(s.cfg.MaxQueue), s.cfg.GPU))
 	case errors.Is(err, errBufferFull):
 		outcome = outcomeBufferFull
 		writeUnavailable(w, s.cfg.RetryAfter, outcome, s.bufferFullMessage())
@@ -135,4 +135,12 @@ func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited 
 		level = s.cfg.Logger.Info
 	}
 	level("job", "service", s.cfg.Name, "route", r.Method+" "+r.URL.Path, "wait", waited.Round(time.Millisecond), "outcome", outcome, "err", err)
+}
+
+// alreadyWait says how many requests wait: "1 request already waits".
+func alreadyWait(n int) string {
+	if n == 1 {
+		return "1 request already waits"
+	}
+	return fmt.Sprintf("%d requests already wait", n)
 }

@@ -136,6 +136,9 @@ func (pw *promptWatch) check(ctx context.Context) {
 	asked := pw.seq
 	pw.mu.Unlock()
 	inQueue, err := pw.s.comfyQueue(ctx)
+	if err != nil && ctx.Err() != nil {
+		return // the watch is stopping: the question was cut off, ComfyUI is not to blame
+	}
 	down := errors.Is(err, errBackendDown)
 	unknown := err != nil && !down // ComfyUI answers, but not its queue
 	if unknown {
