@@ -67,7 +67,7 @@ func shimChildFlags() []cli.Flag {
 type backendChild struct {
 	cmd    *exec.Cmd
 	pid    int
-	pgid   int // the group guard's group, which the backend joined, or its own
+	pgid   int           // the group guard's group, which the backend joined, or its own
 	exited chan struct{} // closed once it has exited; then err is set
 	err    error
 	guard  *groupGuard
@@ -80,11 +80,11 @@ func (a *App) startBackend(args []string, gpu int) (*backendChild, error) {
 		return nil, err
 	}
 	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        args,
-		Env:         backendEnv(os.Environ(), gpu),
-		Stdout:      a.stdout,
-		Stderr:      a.stderr,
+		Path:   path,
+		Args:   args,
+		Env:    backendEnv(os.Environ(), gpu),
+		Stdout: a.stdout,
+		Stderr: a.stderr,
 	}
 	// The backend joins the group guard's process group (see guard.go),
 	// or, if the guard cannot start or died, a group of its own.
