@@ -70,6 +70,8 @@ type Config struct {
 	FreeOnHandoff bool
 	// VRAMTimeout bounds the wait for the backend to free its VRAM.
 	VRAMTimeout time.Duration
+	// Member, when set, makes the shim a member of a cluster (member.go).
+	Member Member
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

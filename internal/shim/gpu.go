@@ -108,6 +108,9 @@ func readBody(w http.ResponseWriter, r *http.Request, max int64) ([]byte, error)
 func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited time.Duration) {
 	outcome := outcomeLockError
 	switch {
+	case errors.Is(err, errNotDispatched):
+		outcome = outcomeQueueFull // not run here; the gateway puts it back in line
+		s.refuseDispatch(w, err)
 	case errors.Is(err, errQueueFull):
 		outcome = outcomeQueueFull
 		writeUnavailable(w, s.cfg.RetryAfter, outcome,
