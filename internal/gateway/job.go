@@ -147,6 +147,7 @@ func (g *Gateway) wait(ctx context.Context, id string) (cluster.Match, error) {
 	t := time.NewTicker(g.cfg.Poll)
 	defer t.Stop()
 	warned := false
+	var lostAt time.Time
 	for {
 		m, found, err := g.cfg.Store.Job(ctx, id)
 		switch {
@@ -156,9 +157,14 @@ func (g *Gateway) wait(ctx context.Context, id string) (cluster.Match, error) {
 				g.cfg.Logger.Warn("cannot read a job's state in Redis; retrying", "job", id, "err", err)
 			}
 		case err == nil && !found:
-			g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
+			if lostAt.IsZero() {
+				lostAt = time.Now()
+				g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
+			}
 			m, err = g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, 0, g.cfg.Reserve)
-			if errors.Is(err, cluster.ErrNoMachine) {
+			// After a restart the shims register again within a third of
+			// their lease: wait that long for one before giving up.
+			if errors.Is(err, cluster.ErrNoMachine) && time.Since(lostAt) > g.cfg.Lease {
 				return m, err
 			}
 			if err == nil && m.State == cluster.StateAssigned {

@@ -109,7 +109,7 @@ func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited 
 	outcome := outcomeLockError
 	switch {
 	case errors.Is(err, errNotDispatched):
-		outcome = outcomeQueueFull // not run here; the gateway puts it back in line
+		outcome = outcomeDispatchRefused
 		s.refuseDispatch(w, err)
 	case errors.Is(err, errQueueFull):
 		outcome = outcomeQueueFull

@@ -31,6 +31,10 @@ type Member interface {
 	Started(ctx context.Context, job string) (bool, error)
 }
 
+// outcomeDispatchRefused counts dispatched requests answered 409: nothing
+// ran here, the gateway puts the job back in line.
+const outcomeDispatchRefused = "dispatch_refused"
+
 // errNotDispatched means a dispatched request cannot run here now.
 var errNotDispatched = errors.New("shim: the GPU dispatched to is busy or the job is no longer assigned to it")
 
