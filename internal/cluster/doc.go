@@ -1,9 +1,10 @@
 // Package cluster keeps the state of gpulock's cluster mode in Redis: one
-// line of waiting jobs per profile, the GPUs that serve each profile with
-// their leases, and the atomic match between the two.
+// line of waiting jobs for all profiles, the GPUs and the profiles each
+// serves (one shim per profile, with a lease), and the atomic match between
+// the two.
 //
 // The rule for who goes next lives in one place, the match in scripts.go:
-// when a GPU becomes free it takes the oldest waiting job of its profile;
+// when a GPU becomes free it takes the oldest waiting job it can serve;
 // when a job arrives it takes the GPU that has been free longest. Both are
 // one Lua script, so a job never waits while a GPU that can serve it is
 // free (HAProxy's lost wake-up cannot happen). A matched GPU is reserved

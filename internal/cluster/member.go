@@ -24,6 +24,11 @@ const (
 	DefaultReserve = 5 * time.Second
 )
 
+// reofferEvery is how often a member that stays free offers itself again:
+// a sibling's match takes it out of the free set, and when that match
+// comes to nothing the GPU is free again without a change of its lock.
+const reofferEvery = 200 * time.Millisecond
+
 // MemberConfig is what a Member needs.
 type MemberConfig struct {
 	// Store is the cluster's Redis.
@@ -109,9 +114,10 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 	t := time.NewTicker(m.cfg.Poll)
 	defer t.Stop()
 	var (
-		last     string // the last offer's outcome, or "busy"
-		renewAt  time.Time
-		warnedAt time.Time
+		last      string // the last offer's outcome, or "busy"
+		renewAt   time.Time
+		warnedAt  time.Time
+		offeredAt time.Time
 	)
 	warn := func(msg string, err error) {
 		if time.Since(warnedAt) > m.cfg.Lease {
@@ -142,7 +148,8 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 		st, err := lock.Status()
 		free := err == nil && !st.Held && len(st.Waiters) == 0
 		switch {
-		case free && (last != OfferFree || renew):
+		case free && (last != OfferFree || renew || time.Since(offeredAt) > reofferEvery):
+			offeredAt = time.Now()
 			out, _, err := m.cfg.Store.Offer(rctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
 			if err != nil {
 				warn("cannot offer the free GPU to the cluster", err)

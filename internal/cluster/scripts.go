@@ -6,54 +6,64 @@ import "github.com/redis/go-redis/v9"
 // so this needs a single Redis, not Redis Cluster) and ARGV[1] = the key
 // prefix. They share the helpers in luaLib.
 
-// luaLib holds the match, the one place that decides who goes next:
-//   - a job that arrives (or goes back to its place) takes the live,
-//     unreserved GPU of its profile that has been free longest; with none it
-//     waits in the profile's line, scored by its arrival number;
-//   - a GPU that becomes free takes the waiting job with the lowest arrival
-//     number; with none it joins the free set, scored by a new number.
+// luaLib holds the match, the one place that decides who goes next. A GPU
+// is a physical one (node/gpu); its members are the shims of each profile
+// on it (node/gpu/profile), siblings of each other. All jobs of all
+// profiles wait in one line, gpulock:line, scored by arrival number.
+//   - A job that arrives (or goes back to its place) takes the member of
+//     its profile that has been free longest, on a GPU not reserved; with
+//     none it waits in the line.
+//   - A GPU that becomes free takes the longest-waiting job that one of
+//     its members can serve; with none the member joins its profile's free
+//     set, scored by a new number.
 //
-// A match reserves the GPU for the job (reserved:<gpu> = job id, with a
-// lease), writes state=assigned, gpu and url into the job's hash and
+// A match reserves the physical GPU for the job (reserved:<node/gpu> = job
+// id, with a lease), takes its members out of the free sets, writes
+// state=assigned, gpu (the member) and url into the job's hash and
 // publishes the job id on the matched channel.
 const luaLib = `
 local P = ARGV[1]
-local function reg_url(gpu)
-  local v = redis.call('GET', P..'reg:'..gpu)
+local function phys(member) return string.match(member, '^(.*)/[^/]*$') end
+local function reg_part(member, which)
+  local v = redis.call('GET', P..'reg:'..member)
   if not v then return false end
   local nl = string.find(v, '\n', 1, true)
+  if which == 1 then return string.sub(v, 1, nl - 1) end
   return string.sub(v, nl + 1)
 end
-local function reg_token(gpu)
-  local v = redis.call('GET', P..'reg:'..gpu)
-  if not v then return false end
-  local nl = string.find(v, '\n', 1, true)
-  return string.sub(v, 1, nl - 1)
-end
-local function assign(id, gpu, url, reserve_ms)
-  redis.call('SET', P..'reserved:'..gpu, id, 'PX', reserve_ms)
-  redis.call('HSET', P..'job:'..id, 'state', 'assigned', 'gpu', gpu, 'url', url)
+local function reserved(member) return redis.call('EXISTS', P..'reserved:'..phys(member)) == 1 end
+-- assign: reserve the physical GPU, take all its members out of the free
+-- sets, record the match in the job, wake its gateway.
+local function assign(id, member, url, reserve_ms)
+  local g = phys(member)
+  redis.call('SET', P..'reserved:'..g, id, 'PX', reserve_ms)
+  for _, sib in ipairs(redis.call('SMEMBERS', P..'siblings:'..g)) do
+    local prof = string.match(sib, '/([^/]*)$')
+    redis.call('ZREM', P..'free:'..prof, sib)
+  end
+  redis.call('ZREM', P..'line', id)
+  redis.call('HSET', P..'job:'..id, 'state', 'assigned', 'gpu', member, 'url', url)
   redis.call('PUBLISH', P..'matched', id)
 end
 local function take_free(profile)
   while true do
     local r = redis.call('ZPOPMIN', P..'free:'..profile)
     if #r == 0 then return false, false end
-    local gpu = r[1]
-    local url = reg_url(gpu)
-    if url and redis.call('EXISTS', P..'reserved:'..gpu) == 0 then return gpu, url end
+    local member = r[1]
+    local url = reg_part(member, 2)
+    if url and not reserved(member) then return member, url end
   end
 end
 local function place(profile, id, seq, reserve_ms, max_queue)
-  local gpu, url = take_free(profile)
-  if gpu then
-    assign(id, gpu, url, reserve_ms)
-    return {'assigned', gpu, url}
+  local member, url = take_free(profile)
+  if member then
+    assign(id, member, url, reserve_ms)
+    return {'assigned', member, url}
   end
-  if max_queue > 0 and redis.call('ZCARD', P..'line:'..profile) >= max_queue then
+  if max_queue > 0 and redis.call('ZCARD', P..'line') >= max_queue then
     return {'full'}
   end
-  redis.call('ZADD', P..'line:'..profile, seq, id)
+  redis.call('ZADD', P..'line', seq, id)
   redis.call('HSET', P..'job:'..id, 'state', 'waiting')
   return {'waiting'}
 end
@@ -81,28 +91,42 @@ if r[1] == 'full' then redis.call('DEL', jk) end
 return r
 `)
 
-// scriptOffer offers a free GPU: it takes the oldest waiting job of its
-// profile, or joins the free set. ARGV: prefix, gpu, profile, token,
-// reserve ms. Returns {'unregistered'} when the GPU's registration is gone
-// or another's, {'reserved'} while it is promised to a job, {'assigned',
-// job id} or {'free'}.
+// scriptOffer offers a free GPU (one member: node/gpu/profile): the
+// longest-waiting job that the physical GPU can serve, through this member
+// or a sibling (the other profile's shim of the same GPU), goes to it;
+// with none the member joins its profile's free set. ARGV: prefix, member,
+// profile, token, reserve ms. Returns {'unregistered'} when the member's
+// registration is gone or another's, {'reserved'} while the GPU is promised
+// to a job, {'assigned', job id} or {'free'}.
 var scriptOffer = redis.NewScript(luaLib + `
-local gpu, profile, token, reserve_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
-if reg_token(gpu) ~= token then return {'unregistered'} end
-if redis.call('EXISTS', P..'reserved:'..gpu) == 1 then return {'reserved'} end
-local url = reg_url(gpu)
+local member, profile, token, reserve_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+if reg_part(member, 1) ~= token then return {'unregistered'} end
+if reserved(member) then return {'reserved'} end
+local g = phys(member)
+local from = 0
 while true do
-  local r = redis.call('ZPOPMIN', P..'line:'..profile)
-  if #r == 0 then break end
-  local id = r[1]
-  if redis.call('HGET', P..'job:'..id, 'state') == 'waiting' then
-    redis.call('ZREM', P..'free:'..profile, gpu)
-    assign(id, gpu, url, reserve_ms)
-    return {'assigned', id}
+  local ids = redis.call('ZRANGE', P..'line', from, from + 63)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local jk = P..'job:'..id
+    local st = redis.call('HGET', jk, 'state')
+    if st ~= 'waiting' then
+      redis.call('ZREM', P..'line', id)
+      from = from - 1
+    else
+      local want = redis.call('HGET', jk, 'profile')
+      local target = g..'/'..want
+      local url = reg_part(target, 2)
+      if url then
+        assign(id, target, url, reserve_ms)
+        return {'assigned', id}
+      end
+    end
   end
+  from = from + #ids
 end
-if not redis.call('ZSCORE', P..'free:'..profile, gpu) then
-  redis.call('ZADD', P..'free:'..profile, redis.call('INCR', P..'seq'), gpu)
+if not redis.call('ZSCORE', P..'free:'..profile, member) then
+  redis.call('ZADD', P..'free:'..profile, redis.call('INCR', P..'seq'), member)
 end
 return {'free'}
 `)
@@ -116,7 +140,7 @@ local id, gpu = ARGV[2], ARGV[3]
 local jk = P..'job:'..id
 if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
 redis.call('HSET', jk, 'state', 'running')
-if redis.call('GET', P..'reserved:'..gpu) == id then redis.call('DEL', P..'reserved:'..gpu) end
+if redis.call('GET', P..'reserved:'..phys(gpu)) == id then redis.call('DEL', P..'reserved:'..phys(gpu)) end
 redis.call('ZREM', P..'free:'..redis.call('HGET', jk, 'profile'), gpu)
 return 1
 `)
@@ -131,11 +155,12 @@ var scriptRequeue = redis.NewScript(luaLib + `
 local id, gpu, reserve_ms, hold_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local jk = P..'job:'..id
 if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return {'gone'} end
-if redis.call('GET', P..'reserved:'..gpu) == id then
+local rk = P..'reserved:'..phys(gpu)
+if redis.call('GET', rk) == id then
   if hold_ms > 0 then
-    redis.call('SET', P..'reserved:'..gpu, '-', 'PX', hold_ms)
+    redis.call('SET', rk, '-', 'PX', hold_ms)
   else
-    redis.call('DEL', P..'reserved:'..gpu)
+    redis.call('DEL', rk)
   end
 end
 redis.call('HDEL', jk, 'gpu', 'url')
@@ -151,10 +176,10 @@ local id = ARGV[2]
 local jk = P..'job:'..id
 local state = redis.call('HGET', jk, 'state')
 if not state or state == 'running' then return 0 end
-if state == 'waiting' then redis.call('ZREM', P..'line:'..redis.call('HGET', jk, 'profile'), id) end
+if state == 'waiting' then redis.call('ZREM', P..'line', id) end
 if state == 'assigned' then
-  local gpu = redis.call('HGET', jk, 'gpu')
-  if redis.call('GET', P..'reserved:'..gpu) == id then redis.call('DEL', P..'reserved:'..gpu) end
+  local rk = P..'reserved:'..phys(redis.call('HGET', jk, 'gpu'))
+  if redis.call('GET', rk) == id then redis.call('DEL', rk) end
 end
 redis.call('DEL', jk)
 return 1
@@ -165,10 +190,11 @@ return 1
 // registration (another token) holds the GPU.
 var scriptRegister = redis.NewScript(luaLib + `
 local gpu, profile, token, url, lease_ms = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
-local t = reg_token(gpu)
+local t = reg_part(gpu, 1)
 if t and t ~= token then return 0 end
 redis.call('SET', P..'reg:'..gpu, token..'\n'..url, 'PX', lease_ms)
 redis.call('SADD', P..'gpus:'..profile, gpu)
+redis.call('SADD', P..'siblings:'..phys(gpu), gpu)
 return 1
 `)
 
@@ -176,8 +202,9 @@ return 1
 // ARGV: prefix, gpu, profile, token. Returns 1 or 0.
 var scriptUnregister = redis.NewScript(luaLib + `
 local gpu, profile, token = ARGV[2], ARGV[3], ARGV[4]
-if reg_token(gpu) ~= token then return 0 end
+if reg_part(gpu, 1) ~= token then return 0 end
 redis.call('DEL', P..'reg:'..gpu)
+redis.call('SREM', P..'siblings:'..phys(gpu), gpu)
 redis.call('ZREM', P..'free:'..profile, gpu)
 redis.call('SREM', P..'gpus:'..profile, gpu)
 return 1

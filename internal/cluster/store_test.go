@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,8 @@ func newTestStore(t *testing.T) *Store {
 
 func register(t *testing.T, s *Store, gpu, token string) {
 	t.Helper()
-	require.NoError(t, s.Register(context.Background(), gpu, "a1111", token, "http://127.0.0.1:1/"+gpu, time.Minute))
+	profile := gpu[strings.LastIndexByte(gpu, '/')+1:]
+	require.NoError(t, s.Register(context.Background(), gpu, profile, token, "http://127.0.0.1:1/"+gpu, time.Minute))
 }
 
 func TestSecondLiveRegistrationIsRefused(t *testing.T) {
@@ -57,34 +59,34 @@ func TestExpiredRegistrationFreesTheGPUAndItsJobsGetNoMachine(t *testing.T) {
 func TestFreedGPUTakesTheOldestJobAndArrivalTakesTheLongestFreeGPU(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
-	register(t, s, "a", "ta")
-	register(t, s, "b", "tb")
+	register(t, s, "na/0/a1111", "ta")
+	register(t, s, "nb/0/a1111", "tb")
 	for _, id := range []string{"j1", "j2", "j3"} {
 		m, err := s.Enqueue(ctx, "a1111", id, 0, reserve)
 		require.NoError(t, err)
 		assert.Equal(t, StateWaiting, m.State)
 	}
-	out, job, err := s.Offer(ctx, "b", "a1111", "tb", reserve)
+	out, job, err := s.Offer(ctx, "nb/0/a1111", "a1111", "tb", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, OfferAssigned, out)
 	assert.Equal(t, "j1", job, "the oldest waiting job")
-	out, _, err = s.Offer(ctx, "b", "a1111", "tb", reserve)
+	out, _, err = s.Offer(ctx, "nb/0/a1111", "a1111", "tb", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, OfferReserved, out, "a matched GPU is not offered twice")
 
 	// j1 was refused by b (busy after all): it goes back before j2.
-	m, found, err := s.Requeue(ctx, "j1", "b", reserve, 0)
+	m, found, err := s.Requeue(ctx, "j1", "nb/0/a1111", reserve, 0)
 	require.NoError(t, err)
 	require.True(t, found)
 	assert.Equal(t, StateWaiting, m.State)
-	out, job, err = s.Offer(ctx, "a", "a1111", "ta", reserve)
+	out, job, err = s.Offer(ctx, "na/0/a1111", "a1111", "ta", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, "j1", job, "back in its place by arrival: %s", out)
 
-	ok, err := s.Started(ctx, "j1", "b")
+	ok, err := s.Started(ctx, "j1", "nb/0/a1111")
 	require.NoError(t, err)
 	assert.False(t, ok, "a job assigned to a cannot start on b")
-	ok, err = s.Started(ctx, "j1", "a")
+	ok, err = s.Started(ctx, "j1", "na/0/a1111")
 	require.NoError(t, err)
 	assert.True(t, ok)
 	ok, err = s.Cancel(ctx, "j1")
@@ -97,22 +99,54 @@ func TestFreedGPUTakesTheOldestJobAndArrivalTakesTheLongestFreeGPU(t *testing.T)
 		require.NoError(t, err)
 		assert.True(t, ok)
 	}
-	out, _, err = s.Offer(ctx, "b", "a1111", "tb", reserve)
+	out, _, err = s.Offer(ctx, "nb/0/a1111", "a1111", "tb", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, OfferFree, out, "b's reservation ended with the requeue")
 	require.NoError(t, s.Done(ctx, "j1"))
-	out, _, err = s.Offer(ctx, "a", "a1111", "ta", reserve)
+	out, _, err = s.Offer(ctx, "na/0/a1111", "a1111", "ta", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, OfferFree, out)
 	m, err = s.Enqueue(ctx, "a1111", "j4", 0, reserve)
 	require.NoError(t, err)
-	assert.Equal(t, Match{State: StateAssigned, GPU: "b", URL: "http://127.0.0.1:1/b"}, m, "b has been free longest")
+	assert.Equal(t, Match{State: StateAssigned, GPU: "nb/0/a1111", URL: "http://127.0.0.1:1/nb/0/a1111"}, m, "b has been free longest")
 }
 
 func TestOfferWithAnotherTokenIsUnregistered(t *testing.T) {
 	s := newTestStore(t)
-	register(t, s, "a", "ta")
-	out, _, err := s.Offer(context.Background(), "a", "a1111", "stale", reserve)
+	register(t, s, "na/0/a1111", "ta")
+	out, _, err := s.Offer(context.Background(), "na/0/a1111", "a1111", "stale", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, OfferUnregistered, out)
+}
+
+func TestOneLineForBothProfilesInArrivalOrder(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	register(t, s, "n/0/a1111", "ta")
+	register(t, s, "n/0/comfyui", "tc")
+	for _, j := range []struct{ id, profile string }{{"c1", "comfyui"}, {"a1", "a1111"}, {"c2", "comfyui"}} {
+		_, err := s.Enqueue(ctx, j.profile, j.id, 0, reserve)
+		require.NoError(t, err)
+	}
+	// The a1111 shim of the GPU frees it: the oldest job is ComfyUI's, and
+	// goes to its sibling on the same GPU.
+	out, job, err := s.Offer(ctx, "n/0/a1111", "a1111", "ta", reserve)
+	require.NoError(t, err)
+	require.Equal(t, OfferAssigned, out)
+	assert.Equal(t, "c1", job)
+	m, found, err := s.Job(ctx, "c1")
+	require.NoError(t, err)
+	require.True(t, found)
+	assert.Equal(t, "n/0/comfyui", m.GPU)
+	out, _, err = s.Offer(ctx, "n/0/comfyui", "comfyui", "tc", reserve)
+	require.NoError(t, err)
+	assert.Equal(t, OfferReserved, out, "one physical GPU, one job")
+	ok, err := s.Started(ctx, "c1", "n/0/comfyui")
+	require.NoError(t, err)
+	require.True(t, ok)
+	require.NoError(t, s.Done(ctx, "c1"))
+	out, job, err = s.Offer(ctx, "n/0/comfyui", "comfyui", "tc", reserve)
+	require.NoError(t, err)
+	require.Equal(t, OfferAssigned, out)
+	assert.Equal(t, "a1", job, "next by arrival, though the offer came from the ComfyUI shim")
 }

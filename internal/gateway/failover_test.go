@@ -62,7 +62,7 @@ func TestUnreachableMachineAfterMatchPutsJobBackAndItRunsElsewhere(t *testing.T)
 
 	res := postAsync(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":2}`)
 	waitFor(t, "the job to wait in line after b failed", func() bool {
-		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line:a1111").Result()
+		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line").Result()
 		return n == 1
 	})
 	releaseA()
@@ -89,7 +89,7 @@ func TestGPUTakenLocallyAfterOfferSendsJobBackToItsPlace(t *testing.T) {
 		redisZ(0, "m1/0/a1111")).Err())
 	res := postAsync(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":2}`)
 	waitFor(t, "the refused job back in line", func() bool {
-		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line:a1111").Result()
+		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line").Result()
 		return n == 1
 	})
 	release()
@@ -108,7 +108,7 @@ func TestQueueTimeoutAnswers503AndLeavesTheLine(t *testing.T) {
 	code, _, body := post(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":2}`)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "queue_timeout")
-	n, err := e.store.Client().ZCard(context.Background(), "gpulock:line:a1111").Result()
+	n, err := e.store.Client().ZCard(context.Background(), "gpulock:line").Result()
 	require.NoError(t, err)
 	assert.Zero(t, n, "the job left the line")
 }
@@ -118,7 +118,7 @@ func TestMaxQueueAnswers503AtOnce(t *testing.T) {
 	release := holdLock(t, e.machines[0])
 	first := postAsync(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":1}`)
 	waitFor(t, "one job in line", func() bool {
-		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line:a1111").Result()
+		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line").Result()
 		return n == 1
 	})
 	code, _, body := post(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":1}`)
@@ -135,12 +135,12 @@ func TestRedisRestartDoesNotLoseAWaitingJob(t *testing.T) {
 	release := holdLock(t, m)
 	res := postAsync(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":2}`)
 	waitFor(t, "the job in line", func() bool {
-		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line:a1111").Result()
+		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line").Result()
 		return n == 1
 	})
 	e.redis.Restart() // empty: the line, the job and the registration are gone
 	waitFor(t, "the job back in line", func() bool {
-		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line:a1111").Result()
+		n, _ := e.store.Client().ZCard(context.Background(), "gpulock:line").Result()
 		return n == 1
 	})
 	release()
