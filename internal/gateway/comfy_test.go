@@ -67,18 +67,34 @@ func TestComfyPromptsGetAnIDWaitInLineAndHistoryFindsThem(t *testing.T) {
 	assert.Equal(t, int64(prompts), total)
 }
 
-func TestComfyGPUIsBusyFromDispatchUntilThePromptEnds(t *testing.T) {
+func TestComfyPromptIsAnsweredAtOnceAndTheGPUStaysBusyUntilItEnds(t *testing.T) {
 	e := newCluster(t, 1, []string{"comfyui"}, nil)
 	gw := e.gateways["comfyui"].URL
 	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
 	start := time.Now()
-	code, _, body := post(t, gw+"/prompt", promptBody(20, 1)) // 200 ms of work
-	require.Equal(t, http.StatusOK, code, body)
-	// ComfyUI answered at once; the second prompt waits for the first to end.
-	code, _, body = post(t, gw+"/prompt", promptBody(1, 2))
-	require.Equal(t, http.StatusOK, code, body)
-	assert.GreaterOrEqual(t, time.Since(start), 20*stepDuration, "the second prompt was dispatched only after the first ended")
+	var ids []string
+	for i, steps := range []int{20, 1} { // 200 ms of work, then 10 ms
+		code, _, body := post(t, gw+"/prompt", promptBody(steps, int64(i)))
+		require.Equal(t, http.StatusOK, code, body)
+		var doc struct {
+			PromptID string `json:"prompt_id"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &doc))
+		require.NotEmpty(t, doc.PromptID)
+		ids = append(ids, doc.PromptID)
+	}
+	// Both were answered while the first still runs: the second waits in
+	// the cluster's line, since the GPU is busy from dispatch until the
+	// first prompt ends.
+	n, err := e.store.Client().ZCard(t.Context(), "gpulock:line").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), n, "the second prompt waits in line")
+	for _, id := range ids {
+		waitFor(t, "prompt "+id+" done", func() bool { return historyDone(t, gw, id) })
+	}
+	assert.GreaterOrEqual(t, time.Since(start), 21*stepDuration)
 	st, err := e.machines[0].gpu.Stats()
 	require.NoError(t, err)
 	assert.Zero(t, st.Overlaps)
+	assert.Equal(t, int64(2), st.Jobs)
 }

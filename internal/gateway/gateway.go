@@ -53,6 +53,7 @@ type Gateway struct {
 	client *http.Client
 	wake   *wakeups
 
+	ctx    context.Context // ends at Close: background jobs leave the line
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -88,22 +89,20 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
-	return &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups()}, nil
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), ctx: ctx, cancel: cancel}, nil
 }
 
 // Start listens for match hints in the background until Close.
 func (g *Gateway) Start() {
-	ctx, cancel := context.WithCancel(context.Background())
-	g.cancel = cancel
-	g.wg.Go(func() { g.wake.listen(ctx, g.cfg.Store) })
+	g.wg.Go(func() { g.wake.listen(g.ctx, g.cfg.Store) })
 }
 
-// Close stops the background work and closes idle connections. Requests
-// being served are the http.Server's to drain.
+// Close stops the background work: ComfyUI prompts still in line leave it
+// (those being dispatched finish their dispatch), and closes idle
+// connections. Requests being served are the http.Server's to drain.
 func (g *Gateway) Close() {
-	if g.cancel != nil {
-		g.cancel()
-	}
+	g.cancel()
 	g.wg.Wait()
 	g.client.CloseIdleConnections()
 }

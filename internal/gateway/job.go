@@ -45,19 +45,42 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		body, prompt = promptID(body)
 	}
 	start := time.Now()
-	ctx := r.Context()
-	if g.cfg.QueueTimeout > 0 {
-		var cancel context.CancelFunc
-		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
-		defer cancel()
-	}
 	id := newJobID()
-	st := g.cfg.Store
-	m, err := st.Enqueue(ctx, g.cfg.Profile, id, g.cfg.MaxQueue, g.cfg.Reserve)
+	ctx := r.Context()
+	if prompt != "" {
+		// ComfyUI answers /prompt at once and queues: so does the gateway,
+		// and the prompt waits in the cluster's line in the background.
+		ctx = g.ctx
+		r = r.Clone(context.WithoutCancel(r.Context()))
+	}
+	var cancel context.CancelFunc = func() {}
+	if g.cfg.QueueTimeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
+	}
+	m, err := g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, g.cfg.MaxQueue, g.cfg.Reserve)
 	if err != nil {
+		cancel()
 		g.refuse(w, err)
 		return
 	}
+	if prompt == "" {
+		defer cancel()
+		g.runJob(ctx, w, r, body, id, "", m, start)
+		return
+	}
+	writeQueued(w, prompt)
+	g.wg.Go(func() {
+		defer cancel()
+		g.runJob(ctx, discard{}, r, body, id, prompt, m, start)
+	})
+}
+
+// runJob waits for job id's match (unless m is one) and dispatches it,
+// putting it back in line while the GPU turns out busy or unreachable, and
+// writes the outcome to w.
+func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, id, prompt string, m cluster.Match, start time.Time) {
+	st := g.cfg.Store
+	var err error
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
 			if m, err = g.wait(ctx, id); err != nil {
@@ -69,6 +92,9 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 		waited := time.Since(start)
+		if prompt != "" {
+			_ = st.SetPromptURL(context.WithoutCancel(ctx), prompt, m.URL)
+		}
 		resp, ferr := g.dispatch(r, body, id, m.URL)
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
@@ -87,9 +113,6 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 			m, err = g.requeue(ctx, id, m.GPU, g.cfg.Lease)
 		default:
 			defer resp.Body.Close()
-			if prompt != "" && resp.StatusCode == http.StatusOK {
-				_ = st.SetPromptURL(context.WithoutCancel(ctx), prompt, m.URL)
-			}
 			_ = st.Done(context.WithoutCancel(ctx), id)
 			for k, v := range resp.Header {
 				w.Header()[k] = v
@@ -98,7 +121,11 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 			w.Header().Set(HeaderGPU, m.GPU)
 			w.WriteHeader(resp.StatusCode)
 			_, _ = io.Copy(w, resp.Body)
-			g.cfg.Logger.Info("job", "job", id, "gpu", m.GPU, "wait", waited.Round(time.Millisecond),
+			level := g.cfg.Logger.Info
+			if resp.StatusCode >= 400 {
+				level = g.cfg.Logger.Warn // for a queued prompt, only the log tells
+			}
+			level("job", "job", id, "prompt_id", prompt, "gpu", m.GPU, "wait", waited.Round(time.Millisecond),
 				"total", time.Since(start).Round(time.Millisecond), "status", resp.StatusCode)
 			return
 		}
