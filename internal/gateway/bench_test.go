@@ -46,10 +46,12 @@ func BenchmarkIssueScenario(b *testing.B) {
 		}
 		before := map[string]int64{}
 		var jobsBefore int64
+		var busyBefore time.Duration
 		for _, m := range e.machines {
 			st, _ := m.gpu.Stats()
 			before[m.name] = st.Jobs
 			jobsBefore += st.Jobs
+			busyBefore += st.Busy()
 		}
 		start := time.Now()
 		var wg sync.WaitGroup
@@ -92,11 +94,19 @@ func BenchmarkIssueScenario(b *testing.B) {
 			return n-jobsBefore == 32
 		})
 		makespan := time.Since(start)
+		var busy time.Duration
+		for _, m := range e.machines {
+			st, _ := m.gpu.Stats()
+			busy += st.Busy()
+		}
+		busy -= busyBefore
 		bound := max(work/4, longest)
 		ratio := makespan.Seconds() / bound.Seconds()
 		ratios = append(ratios, ratio)
-		b.Logf("run %d: makespan %.2fs, lower bound %.2fs (work %.2fs / 4 GPUs, longest %.2fs), ratio %.2f, jobs per GPU %v",
-			i, makespan.Seconds(), bound.Seconds(), work.Seconds(), longest.Seconds(), ratio, perGPU)
+		b.Logf("run %d: makespan %.2fs, lower bound %.2fs (work %.2fs / 4 GPUs, longest %.2fs), ratio %.2f; "+
+			"GPUs busy %.2fs (%.0f%% of 4 x makespan); jobs per GPU %v",
+			i, makespan.Seconds(), bound.Seconds(), work.Seconds(), longest.Seconds(), ratio,
+			busy.Seconds(), 100*busy.Seconds()/(4*makespan.Seconds()), perGPU)
 	}
 	for _, m := range e.machines {
 		st, _ := m.gpu.Stats()
@@ -107,4 +117,44 @@ func BenchmarkIssueScenario(b *testing.B) {
 	slices.Sort(ratios)
 	b.ReportMetric(ratios[len(ratios)-1], "worst-makespan/bound")
 	b.ReportMetric(ratios[0], "best-makespan/bound")
+}
+
+// BenchmarkDispatchLatency measures free -> start: 4 machines, 40 A1111
+// jobs of 100 ms sent at once; on each GPU, the gap from the end of one
+// job at the backend to the start of the next (which was waiting in the
+// cluster's line) is the time the cluster takes to hand a freed GPU on.
+//
+//	go test -run '^$' -bench DispatchLatency -benchtime 3x ./internal/gateway/
+func BenchmarkDispatchLatency(b *testing.B) {
+	tr := &tracer{runs: map[string][][2]time.Time{}}
+	e := newTracedCluster(b, 4, []string{"a1111"}, nil, tr)
+	waitFor(b, "every member free", func() bool { return e.freeCount(b, "a1111") == 4 })
+	var gaps []time.Duration
+	for b.Loop() {
+		tr.mu.Lock()
+		clear(tr.runs)
+		tr.mu.Unlock()
+		var wg sync.WaitGroup
+		for range 40 {
+			wg.Go(func() {
+				if code, _, out := post(b, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":10}`); code != http.StatusOK {
+					b.Errorf("status %d: %s", code, out)
+				}
+			})
+		}
+		wg.Wait()
+		tr.mu.Lock()
+		for _, runs := range tr.runs {
+			slices.SortFunc(runs, func(x, y [2]time.Time) int { return x[0].Compare(y[0]) })
+			for k := 1; k < len(runs); k++ {
+				gaps = append(gaps, runs[k][0].Sub(runs[k-1][1]))
+			}
+		}
+		tr.mu.Unlock()
+	}
+	slices.Sort(gaps)
+	p := func(q float64) float64 { return float64(gaps[int(q*float64(len(gaps)-1))].Microseconds()) / 1000 }
+	b.ReportMetric(p(0.5), "p50-ms")
+	b.ReportMetric(p(0.99), "p99-ms")
+	b.ReportMetric(p(1), "max-ms")
 }

@@ -8,6 +8,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"os"
+	"sync"
 	"testing"
 	"time"
 
@@ -47,6 +48,7 @@ type clusterEnv struct {
 	store    *cluster.Store
 	machines []*machine
 	gateways map[string]*httptest.Server
+	tracer   *tracer
 }
 
 func quietLogger() *slog.Logger {
@@ -67,7 +69,13 @@ func newStore(t testing.TB, r *redistest.Server) *cluster.Store {
 // newCluster starts n machines serving profiles and a gateway per profile.
 func newCluster(t testing.TB, n int, profiles []string, gw func(*Config)) *clusterEnv {
 	t.Helper()
-	e := &clusterEnv{redis: redistest.Start(t), gateways: map[string]*httptest.Server{}}
+	return newTracedCluster(t, n, profiles, gw, nil)
+}
+
+// newTracedCluster is newCluster with the backends' A1111 jobs traced.
+func newTracedCluster(t testing.TB, n int, profiles []string, gw func(*Config), tr *tracer) *clusterEnv {
+	t.Helper()
+	e := &clusterEnv{redis: redistest.Start(t), gateways: map[string]*httptest.Server{}, tracer: tr}
 	e.store = newStore(t, e.redis)
 	for i := range n {
 		e.machines = append(e.machines, e.startMachine(t, "m"+string(rune('1'+i)), profiles))
@@ -99,7 +107,7 @@ func (e *clusterEnv) startMachine(t testing.TB, name string, profiles []string) 
 		case "a1111":
 			m.a1111, err = fakea1111.New(fakea1111.Config{GPU: m.gpu, StepDuration: stepDuration, DefaultSteps: 4})
 			require.NoError(t, err)
-			backend = httptest.NewServer(m.a1111)
+			backend = httptest.NewServer(e.tracer.wrap(name, m.a1111))
 			t.Cleanup(func() { _ = m.a1111.Close() })
 		case "comfyui":
 			m.comfy, err = fakecomfy.New(fakecomfy.Config{GPU: m.gpu, StepDuration: stepDuration})
@@ -172,3 +180,24 @@ func httptestServer(t testing.TB, h http.Handler) string {
 }
 
 func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score, Member: member} }
+
+// tracer records when each A1111 job ran at its backend, per machine.
+type tracer struct {
+	mu   sync.Mutex
+	runs map[string][][2]time.Time
+}
+
+func (tr *tracer) wrap(machine string, h http.Handler) http.Handler {
+	if tr == nil {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		h.ServeHTTP(w, r)
+		if r.Method == http.MethodPost && r.URL.Path == "/sdapi/v1/txt2img" {
+			tr.mu.Lock()
+			tr.runs[machine] = append(tr.runs[machine], [2]time.Time{start, time.Now()})
+			tr.mu.Unlock()
+		}
+	})
+}
