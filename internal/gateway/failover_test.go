@@ -150,3 +150,16 @@ func TestRedisRestartDoesNotLoseAWaitingJob(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, int64(1), st.Jobs)
 }
+
+func TestLocallyFreedGPUIsOfferedWithin100ms(t *testing.T) {
+	e := newCluster(t, 1, []string{"a1111"}, nil)
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "a1111") == 1 })
+	release := holdLock(t, e.machines[0])
+	waitFor(t, "the GPU busy in Redis", func() bool { return e.freeCount(t, "a1111") == 0 })
+	freed := time.Now()
+	release()
+	waitFor(t, "the GPU free in Redis", func() bool { return e.freeCount(t, "a1111") == 1 })
+	// The member polls every 20 ms; 100 ms is the bound, with room
+	// for a loaded machine under -race.
+	assert.Less(t, time.Since(freed), 250*time.Millisecond)
+}
