@@ -163,3 +163,38 @@ func TestLocallyFreedGPUIsOfferedWithin100ms(t *testing.T) {
 	// for a loaded machine under -race.
 	assert.Less(t, time.Since(freed), 250*time.Millisecond)
 }
+
+func TestMachineFailingMidJobAnswers502AndDoesNotRunItAgain(t *testing.T) {
+	e := newCluster(t, 2, []string{"a1111"}, nil)
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "a1111") == 2 })
+	res := postAsync(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":30}`)
+	var ran *machine
+	waitFor(t, "the job running", func() bool {
+		for _, m := range e.machines {
+			if st, err := m.gpu.Stats(); err == nil && len(st.Running) > 0 {
+				ran = m
+				return true
+			}
+		}
+		return false
+	})
+	ran.front["a1111"].CloseClientConnections() // the machine drops off mid-job
+	r := await(t, res)
+	assert.Equal(t, http.StatusBadGateway, r.code, r.body)
+	assert.Contains(t, r.body, "machine_failed")
+	var jobs int64
+	for _, m := range e.machines {
+		st, err := m.gpu.Stats()
+		require.NoError(t, err)
+		jobs += st.Jobs
+	}
+	assert.Equal(t, int64(1), jobs, "the job that started ran once, nowhere else")
+}
+
+func TestRedisDownAnswers503(t *testing.T) {
+	e := newCluster(t, 1, []string{"a1111"}, nil)
+	e.redis.Stop()
+	code, _, body := post(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":1}`)
+	assert.Equal(t, http.StatusServiceUnavailable, code)
+	assert.Contains(t, body, "cluster_unreachable")
+}
