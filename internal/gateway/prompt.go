@@ -8,7 +8,8 @@ import (
 
 // promptID makes sure a ComfyUI POST /prompt body names its prompt_id
 // (ComfyUI takes a given one as it is), so that the gateway knows where
-// /history/{id} lives. A body it cannot read is returned unchanged, with "".
+// /history/{id} lives. A body that names one, or that it cannot read (then
+// with ""), is returned unchanged.
 func promptID(body []byte) ([]byte, string) {
 	var m map[string]json.RawMessage
 	if err := json.Unmarshal(body, &m); err != nil || m == nil {
@@ -18,11 +19,12 @@ func promptID(body []byte) ([]byte, string) {
 	if raw, ok := m["prompt_id"]; ok {
 		_ = json.Unmarshal(raw, &id)
 	}
-	if id == "" {
-		id = newUUID()
-		raw, _ := json.Marshal(id)
-		m["prompt_id"] = raw
+	if id != "" {
+		return body, id // sent as the client sent it
 	}
+	id = newUUID()
+	raw, _ := json.Marshal(id)
+	m["prompt_id"] = raw
 	out, err := json.Marshal(m)
 	if err != nil {
 		return body, ""
