@@ -143,7 +143,9 @@ func (g *Gateway) requeue(ctx context.Context, id, gpu string, hold time.Duratio
 		return m, err
 	}
 	if !found {
-		return cluster.Match{}, errors.New("gateway: the job left the cluster's line (Redis restarted?); nothing ran, try again")
+		// Lost from Redis (a restart) before it ran: in line again, at the end.
+		g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
+		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, 0, g.cfg.Reserve)
 	}
 	return m, nil
 }
