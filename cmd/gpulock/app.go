@@ -66,6 +66,7 @@ func (a *App) commands() []*cli.Command {
 		a.shimCommand(),   // shim.go
 		a.demoCommand(),   // demo.go
 		a.fakeCommand(),   // fake.go, hidden: fake backends for tests and the demo
+		a.gatewayCommand(),
 	}
 }
 

@@ -70,7 +70,7 @@ func (a *App) shimCommand() *cli.Command {
 			durationFlag(flagHeaderTime, "longest time to receive a request's headers", shim.DefaultHeaderTimeout),
 			durationFlag(flagKeepAlive, "how long an idle keep-alive connection stays open", shim.DefaultKeepAliveTimeout),
 			&cli.BoolFlag{Name: flagStatusDetail, Usage: "show command lines, request ids and the upstream in /gpulock/status to every caller, not only to loopback ones", EnvVars: envVar(flagStatusDetail)},
-		}, shimChildFlags()...),
+		}, append(shimChildFlags(), shimClusterFlags()...)...), // shim_child.go, cluster_flags.go
 		Action: a.runShim,
 	}
 }
@@ -84,6 +84,11 @@ func (a *App) runShim(c *cli.Context) error {
 		return err
 	}
 	cfg.Logger = slog.New(slog.NewTextHandler(a.stderr, nil))
+	closeMember, err := shimMember(c, &cfg, cfg.Logger) // cluster mode: cluster_flags.go
+	if err != nil {
+		return err
+	}
+	defer closeMember()
 	s, err := shim.New(cfg)
 	if err != nil {
 		return usageError("gpulock shim --help", "%v", err)

@@ -104,6 +104,8 @@ type Config struct {
 	// upstream) on the shim's pages to every caller, not only to loopback
 	// ones (see fullDetail).
 	StatusDetail bool
+	// Member, when set, makes the shim a member of a cluster (member.go).
+	Member Member
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

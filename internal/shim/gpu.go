@@ -110,6 +110,9 @@ func outcomeOf(res forwarded) string {
 func (s *Shim) refuse(w http.ResponseWriter, r *http.Request, err error, waited time.Duration) {
 	outcome := outcomeLockError
 	switch {
+	case errors.Is(err, errNotDispatched):
+		outcome = outcomeDispatchRefused
+		s.refuseDispatch(w, err)
 	case errors.Is(err, errQueueFull):
 		outcome = outcomeQueueFull
 		writeUnavailable(w, s.cfg.RetryAfter, outcome,

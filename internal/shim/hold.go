@@ -40,6 +40,9 @@ func (s *Shim) acquire(ctx context.Context, route, requestID string) (*hold, err
 // acquireIn is acquire; bounded says whether MaxQueue and QueueTimeout
 // apply (not to holdings on the backend's behalf: its work runs anyway).
 func (s *Shim) acquireIn(ctx context.Context, route, requestID string, bounded bool) (*hold, error) {
+	if job := dispatchOf(ctx); job != "" && bounded {
+		return s.acquireDispatched(ctx, route, job) // cluster mode: member.go
+	}
 	start := time.Now()
 	timeout := s.cfg.QueueTimeout
 	if !bounded {

@@ -90,6 +90,7 @@ const (
 
 // ServeHTTP passes non-GPU requests straight through and queues GPU work.
 func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	r = s.withDispatch(r) // cluster mode: member.go
 	if s.isGradioQueue(r) {
 		s.serveGradioQueue(w, r)
 		return
@@ -122,6 +123,9 @@ func (s *Shim) Start() {
 		s.unserve = stop
 	} else {
 		s.cfg.Logger.Warn("cannot mark the GPU as served by a shim", "err", err)
+	}
+	if s.cfg.Member != nil {
+		s.wg.Go(func() { s.cfg.Member.Run(ctx, s.lock) }) // cluster mode: member.go
 	}
 	switch s.cfg.Profile.Name {
 	case "comfyui":

@@ -1,0 +1,91 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net"
+	"net/http"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/gpulock/gpulock/internal/cluster"
+	"github.com/gpulock/gpulock/internal/gateway"
+	"github.com/urfave/cli/v2"
+)
+
+// gatewayCommand is `gpulock gateway`: the HTTP front of a cluster of
+// shims for one profile, with one line of jobs in Redis.
+func (a *App) gatewayCommand() *cli.Command {
+	return &cli.Command{
+		Name:      "gateway",
+		Usage:     "serve one line of GPU jobs for many machines' shims (cluster mode, on Redis)",
+		UsageText: "gpulock gateway --listen :8188 --profile comfyui --redis redis://10.0.0.5:6379/0",
+		Description: "Clients talk to --listen. Each GPU request waits in the cluster's one line in Redis and goes to\n" +
+			"the first GPU that frees, on any machine whose shim runs with --redis. A GPU busy or unreachable\n" +
+			"before it took the job sends the job back to its place in line; a job that started is never run twice.\n" +
+			"Other requests go to any live machine.",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, such as :8188", Required: true, EnvVars: envVar(flagListen)},
+			&cli.StringFlag{Name: flagProfile, Usage: "the backend: " + gateway.Profiles, Required: true, EnvVars: envVar(flagProfile)},
+			&cli.StringFlag{Name: flagRedis, Usage: "the cluster's Redis, such as redis://10.0.0.5:6379/0", Required: true, EnvVars: envVar(flagRedis)},
+			&cli.IntFlag{Name: flagMaxQueue, Usage: "most jobs waiting in the cluster's line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
+			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 with Retry-After (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
+			&cli.DurationFlag{Name: flagLease, Usage: "the shims' --lease: an unreachable machine is left out that long", Value: cluster.DefaultLease, EnvVars: envVar(flagLease)},
+		},
+		Action: a.runGateway,
+	}
+}
+
+func (a *App) runGateway(c *cli.Context) error {
+	hint := "gpulock gateway --help"
+	if c.Args().Present() {
+		return usageError(hint, "gpulock gateway takes no arguments, got %q", c.Args().First())
+	}
+	if c.Int(flagMaxQueue) < 0 || c.Duration(flagQueueTimeout) < 0 || c.Duration(flagLease) < 0 {
+		return usageError(hint, "--max-queue, --queue-timeout and --lease cannot be negative")
+	}
+	rdb, err := cluster.Dial(c.String(flagRedis))
+	if err != nil {
+		return usageError(hint, "%v", err)
+	}
+	defer rdb.Close()
+	logger := slog.New(slog.NewTextHandler(a.stderr, nil))
+	g, err := gateway.New(gateway.Config{Profile: c.String(flagProfile), Store: cluster.NewStore(rdb),
+		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Logger: logger})
+	if err != nil {
+		return usageError(hint, "%v", err)
+	}
+	ln, err := net.Listen("tcp", c.String(flagListen))
+	if err != nil {
+		return exitf(exitUnavailable, "cannot listen on %s: %v", c.String(flagListen), err)
+	}
+	ctx, stop := signal.NotifyContext(c.Context, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer stop()
+	g.Start()
+	defer g.Close()
+	srv := &http.Server{Handler: g, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(logger.Handler(), slog.LevelWarn)}
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("gpulock gateway serving", "listen", ln.Addr().String(), "profile", c.String(flagProfile))
+	select {
+	case err := <-served:
+		return exitf(exitSoftware, "gateway stopped: %v", err)
+	case <-ctx.Done():
+	}
+	drainCtx, cancel := contextWithTimeout(time.Minute)
+	defer cancel()
+	err = srv.Shutdown(drainCtx)
+	if serr := <-served; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		return exitf(exitSoftware, "gateway stopped: %v", serr)
+	}
+	if err != nil {
+		return exitf(exitSoftware, "gateway did not drain: %v", err)
+	}
+	return nil
+}
+
+func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(context.Background(), d)
+}

@@ -1,0 +1,17 @@
+// Package cluster keeps the state of gpulock's cluster mode in Redis: one
+// line of waiting jobs for all profiles, the GPUs and the profiles each
+// serves (one shim per profile, with a lease), and the atomic match between
+// the two.
+//
+// The rule for who goes next lives in one place, the match in scripts.go:
+// when a GPU becomes free it takes the oldest waiting job it can serve;
+// when a job arrives it takes the GPU that has been free longest. Both are
+// one Lua script, so a job never waits while a GPU that can serve it is
+// free (HAProxy's lost wake-up cannot happen). A matched GPU is reserved
+// for its job (with a lease) until its shim takes the job (Started) or the
+// job goes back to its place in line (Requeue): a job that never started
+// keeps its arrival number, a job that started is never run twice.
+//
+// Pub/sub only wakes waiters up; the hash of each job is the record, and
+// waiters also poll it, so a lost message costs one poll interval.
+package cluster

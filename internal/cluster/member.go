@@ -1,0 +1,173 @@
+package cluster
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// Defaults of MemberConfig.
+const (
+	// DefaultLease is how long a registration lives without a renewal.
+	DefaultLease = 10 * time.Second
+	// DefaultPoll is how often the member reads its GPU lock's state: a
+	// locally freed GPU is offered within about this long.
+	DefaultPoll = 20 * time.Millisecond
+	// DefaultReserve is how long a matched GPU waits for its job.
+	DefaultReserve = 5 * time.Second
+)
+
+// reofferEvery is how often a member that stays free offers itself again:
+// a sibling's match takes it out of the free set, and when that match
+// comes to nothing the GPU is free again without a change of its lock.
+const reofferEvery = 200 * time.Millisecond
+
+// MemberConfig is what a Member needs.
+type MemberConfig struct {
+	// Store is the cluster's Redis.
+	Store *Store
+	// Node names this machine in the cluster (default: the hostname).
+	Node string
+	// GPU is the GPU the shim serves.
+	GPU int
+	// Profile is the shim's profile ("comfyui", "a1111").
+	Profile string
+	// Advertise is the shim's URL as gateways reach it.
+	Advertise string
+	// Lease, Poll and Reserve default to DefaultLease, DefaultPoll and
+	// DefaultReserve.
+	Lease, Poll, Reserve time.Duration
+	// Logger receives warnings (default: slog.Default()).
+	Logger *slog.Logger
+}
+
+// Member is one shim's GPU in the cluster: it registers the GPU with a
+// lease, offers it while its lock is free (no holder, nobody in line), takes
+// it out of the free set while busy, and confirms jobs dispatched to it.
+// It implements shim.Member.
+type Member struct {
+	cfg   MemberConfig
+	id    string
+	token string
+}
+
+// NewMember checks cfg and returns a Member; it touches nothing yet.
+func NewMember(cfg MemberConfig) (*Member, error) {
+	if cfg.Store == nil {
+		return nil, errors.New("cluster: a member needs a store")
+	}
+	if cfg.Profile == "" {
+		return nil, errors.New("cluster: a member needs a profile")
+	}
+	u, err := url.Parse(cfg.Advertise)
+	if err != nil || u.Host == "" || (u.Scheme != "http" && u.Scheme != "https") {
+		return nil, fmt.Errorf("cluster: --advertise %q must be the shim's http:// URL as gateways reach it", cfg.Advertise)
+	}
+	if cfg.Node == "" {
+		cfg.Node = hostname()
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = DefaultLease
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultPoll
+	}
+	if cfg.Reserve <= 0 {
+		cfg.Reserve = DefaultReserve
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return &Member{cfg: cfg, id: GPUID(cfg.Node, cfg.GPU, cfg.Profile), token: hex.EncodeToString(b[:])}, nil
+}
+
+// ID returns the GPU's id in the cluster.
+func (m *Member) ID() string { return m.id }
+
+// Register registers the GPU, bounded by ctx. It fails with ErrTaken when
+// another live shim is registered for the same node, GPU and profile.
+func (m *Member) Register(ctx context.Context) error {
+	return m.cfg.Store.Register(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Advertise, m.cfg.Lease)
+}
+
+// Started reports whether job, dispatched to this GPU, may run now that the
+// shim holds the GPU lock for it; false means it was cancelled or put back
+// in line meanwhile, and must not run here.
+func (m *Member) Started(ctx context.Context, job string) (bool, error) {
+	return m.cfg.Store.Started(ctx, job, m.id)
+}
+
+// Run renews the registration and offers the GPU while lock is free,
+// reading lock's state every Poll, until ctx ends; then it unregisters
+// (bounded by a second). Redis errors are logged and retried at the next
+// poll; a registration lost (Redis restarted) is made again.
+func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
+	t := time.NewTicker(m.cfg.Poll)
+	defer t.Stop()
+	var (
+		last      string // the last offer's outcome, or "busy"
+		renewAt   time.Time
+		warnedAt  time.Time
+		offeredAt time.Time
+	)
+	warn := func(msg string, err error) {
+		if time.Since(warnedAt) > m.cfg.Lease {
+			warnedAt = time.Now()
+			m.cfg.Logger.Warn(msg, "gpu", m.id, "err", err)
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
+			if err := m.cfg.Store.Unregister(uctx, m.id, m.cfg.Profile, m.token); err != nil {
+				m.cfg.Logger.Warn("cannot unregister from the cluster; its lease runs out", "gpu", m.id, "err", err)
+			}
+			cancel()
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
+		renew := time.Now().After(renewAt)
+		if renew {
+			if err := m.Register(rctx); err != nil {
+				warn("cannot renew the cluster registration", err)
+			} else {
+				renewAt = time.Now().Add(m.cfg.Lease / 3)
+			}
+		}
+		st, err := lock.Status()
+		free := err == nil && !st.Held && len(st.Waiters) == 0
+		switch {
+		case free && (last != OfferFree || renew || time.Since(offeredAt) > reofferEvery):
+			offeredAt = time.Now()
+			out, _, err := m.cfg.Store.Offer(rctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
+			if err != nil {
+				warn("cannot offer the free GPU to the cluster", err)
+				last = ""
+			} else {
+				last = out
+			}
+			if out == OfferUnregistered {
+				renewAt = time.Time{}
+			}
+		case !free && (last != "busy" || renew):
+			if err := m.cfg.Store.Busy(rctx, m.id, m.cfg.Profile); err != nil {
+				warn("cannot tell the cluster the GPU is busy", err)
+				last = ""
+			} else {
+				last = "busy"
+			}
+		}
+		cancel()
+	}
+}

@@ -1,0 +1,211 @@
+package cluster
+
+import "github.com/redis/go-redis/v9"
+
+// Every script takes no KEYS (the keys it touches depend on what it reads,
+// so this needs a single Redis, not Redis Cluster) and ARGV[1] = the key
+// prefix. They share the helpers in luaLib.
+
+// luaLib holds the match, the one place that decides who goes next. A GPU
+// is a physical one (node/gpu); its members are the shims of each profile
+// on it (node/gpu/profile), siblings of each other. All jobs of all
+// profiles wait in one line, gpulock:line, scored by arrival number.
+//   - A job that arrives (or goes back to its place) takes the member of
+//     its profile that has been free longest, on a GPU not reserved; with
+//     none it waits in the line.
+//   - A GPU that becomes free takes the longest-waiting job that one of
+//     its members can serve; with none the member joins its profile's free
+//     set, scored by a new number.
+//
+// A match reserves the physical GPU for the job (reserved:<node/gpu> = job
+// id, with a lease), takes its members out of the free sets, writes
+// state=assigned, gpu (the member) and url into the job's hash and
+// publishes the job id on the matched channel.
+const luaLib = `
+local P = ARGV[1]
+local function phys(member) return string.match(member, '^(.*)/[^/]*$') end
+local function reg_part(member, which)
+  local v = redis.call('GET', P..'reg:'..member)
+  if not v then return false end
+  local nl = string.find(v, '\n', 1, true)
+  if which == 1 then return string.sub(v, 1, nl - 1) end
+  return string.sub(v, nl + 1)
+end
+local function reserved(member) return redis.call('EXISTS', P..'reserved:'..phys(member)) == 1 end
+-- assign: reserve the physical GPU, take all its members out of the free
+-- sets, record the match in the job, wake its gateway.
+local function assign(id, member, url, reserve_ms)
+  local g = phys(member)
+  redis.call('SET', P..'reserved:'..g, id, 'PX', reserve_ms)
+  for _, sib in ipairs(redis.call('SMEMBERS', P..'siblings:'..g)) do
+    local prof = string.match(sib, '/([^/]*)$')
+    redis.call('ZREM', P..'free:'..prof, sib)
+  end
+  redis.call('ZREM', P..'line', id)
+  redis.call('HSET', P..'job:'..id, 'state', 'assigned', 'gpu', member, 'url', url)
+  redis.call('PUBLISH', P..'matched', id)
+end
+local function take_free(profile)
+  while true do
+    local r = redis.call('ZPOPMIN', P..'free:'..profile)
+    if #r == 0 then return false, false end
+    local member = r[1]
+    local url = reg_part(member, 2)
+    if url and not reserved(member) then return member, url end
+  end
+end
+local function place(profile, id, seq, reserve_ms, max_queue)
+  local member, url = take_free(profile)
+  if member then
+    assign(id, member, url, reserve_ms)
+    return {'assigned', member, url}
+  end
+  if max_queue > 0 and redis.call('ZCARD', P..'line') >= max_queue then
+    return {'full'}
+  end
+  redis.call('ZADD', P..'line', seq, id)
+  redis.call('HSET', P..'job:'..id, 'state', 'waiting')
+  return {'waiting'}
+end
+`
+
+// scriptEnqueue puts a new job in line or matches it with a free GPU.
+// ARGV: prefix, profile, job id, reserve ms, job ttl ms, max queue (0: no
+// bound). Returns {'none'} when no live GPU serves the profile, {'exists'}
+// when the id is taken, {'full'}, {'waiting'} or {'assigned', gpu, url}.
+var scriptEnqueue = redis.NewScript(luaLib + `
+local profile, id = ARGV[2], ARGV[3]
+local reserve_ms, ttl_ms, max_queue = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local live = 0
+for _, g in ipairs(redis.call('SMEMBERS', P..'gpus:'..profile)) do
+  if redis.call('EXISTS', P..'reg:'..g) == 1 then live = live + 1 else redis.call('SREM', P..'gpus:'..profile, g) end
+end
+if live == 0 then return {'none'} end
+local jk = P..'job:'..id
+if redis.call('EXISTS', jk) == 1 then return {'exists'} end
+local seq = redis.call('INCR', P..'seq')
+redis.call('HSET', jk, 'profile', profile, 'seq', seq)
+redis.call('PEXPIRE', jk, ttl_ms)
+local r = place(profile, id, seq, reserve_ms, max_queue)
+if r[1] == 'full' then redis.call('DEL', jk) end
+return r
+`)
+
+// scriptOffer offers a free GPU (one member: node/gpu/profile): the
+// longest-waiting job that the physical GPU can serve, through this member
+// or a sibling (the other profile's shim of the same GPU), goes to it;
+// with none the member joins its profile's free set. ARGV: prefix, member,
+// profile, token, reserve ms. Returns {'unregistered'} when the member's
+// registration is gone or another's, {'reserved'} while the GPU is promised
+// to a job, {'assigned', job id} or {'free'}.
+var scriptOffer = redis.NewScript(luaLib + `
+local member, profile, token, reserve_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+if reg_part(member, 1) ~= token then return {'unregistered'} end
+if reserved(member) then return {'reserved'} end
+local g = phys(member)
+local from = 0
+while true do
+  local ids = redis.call('ZRANGE', P..'line', from, from + 63)
+  if #ids == 0 then break end
+  for _, id in ipairs(ids) do
+    local jk = P..'job:'..id
+    local st = redis.call('HGET', jk, 'state')
+    if st ~= 'waiting' then
+      redis.call('ZREM', P..'line', id)
+      from = from - 1
+    else
+      local want = redis.call('HGET', jk, 'profile')
+      local target = g..'/'..want
+      local url = reg_part(target, 2)
+      if url then
+        assign(id, target, url, reserve_ms)
+        return {'assigned', id}
+      end
+    end
+  end
+  from = from + #ids
+end
+if not redis.call('ZSCORE', P..'free:'..profile, member) then
+  redis.call('ZADD', P..'free:'..profile, redis.call('INCR', P..'seq'), member)
+end
+return {'free'}
+`)
+
+// scriptStarted marks a job running on the GPU it was matched with, when
+// that GPU's shim has taken the lock for it. ARGV: prefix, job id, gpu.
+// Returns 1, or 0 when the job is not (or no longer) assigned to that GPU:
+// then the shim must not run it.
+var scriptStarted = redis.NewScript(luaLib + `
+local id, gpu = ARGV[2], ARGV[3]
+local jk = P..'job:'..id
+if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
+redis.call('HSET', jk, 'state', 'running')
+if redis.call('GET', P..'reserved:'..phys(gpu)) == id then redis.call('DEL', P..'reserved:'..phys(gpu)) end
+redis.call('ZREM', P..'free:'..redis.call('HGET', jk, 'profile'), gpu)
+return 1
+`)
+
+// scriptRequeue puts a job that was matched but never started back in its
+// place in line (its arrival number), or matches it again at once. The GPU
+// it was matched with stays out of matches for hold ms (0: free to offer
+// again at once). ARGV: prefix, job id, gpu, reserve ms, hold ms. Returns
+// {'gone'} when the job is no longer assigned to that GPU, else what the
+// match gives: {'waiting'} or {'assigned', gpu, url}.
+var scriptRequeue = redis.NewScript(luaLib + `
+local id, gpu, reserve_ms, hold_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local jk = P..'job:'..id
+if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return {'gone'} end
+local rk = P..'reserved:'..phys(gpu)
+if redis.call('GET', rk) == id then
+  if hold_ms > 0 then
+    redis.call('SET', rk, '-', 'PX', hold_ms)
+  else
+    redis.call('DEL', rk)
+  end
+end
+redis.call('HDEL', jk, 'gpu', 'url')
+local profile, seq = redis.call('HGET', jk, 'profile'), tonumber(redis.call('HGET', jk, 'seq'))
+return place(profile, id, seq, reserve_ms, 0)
+`)
+
+// scriptCancel takes a job that has not started out of the cluster (its
+// client left or waited too long) and frees a GPU reserved for it. ARGV:
+// prefix, job id. Returns 1, or 0 when the job is running or unknown.
+var scriptCancel = redis.NewScript(luaLib + `
+local id = ARGV[2]
+local jk = P..'job:'..id
+local state = redis.call('HGET', jk, 'state')
+if not state or state == 'running' then return 0 end
+if state == 'waiting' then redis.call('ZREM', P..'line', id) end
+if state == 'assigned' then
+  local rk = P..'reserved:'..phys(redis.call('HGET', jk, 'gpu'))
+  if redis.call('GET', rk) == id then redis.call('DEL', rk) end
+end
+redis.call('DEL', jk)
+return 1
+`)
+
+// scriptRegister registers (or renews) a GPU with a lease. ARGV: prefix,
+// gpu, profile, token, url, lease ms. Returns 1, or 0 when another live
+// registration (another token) holds the GPU.
+var scriptRegister = redis.NewScript(luaLib + `
+local gpu, profile, token, url, lease_ms = ARGV[2], ARGV[3], ARGV[4], ARGV[5], tonumber(ARGV[6])
+local t = reg_part(gpu, 1)
+if t and t ~= token then return 0 end
+redis.call('SET', P..'reg:'..gpu, token..'\n'..url, 'PX', lease_ms)
+redis.call('SADD', P..'gpus:'..profile, gpu)
+redis.call('SADD', P..'siblings:'..phys(gpu), gpu)
+return 1
+`)
+
+// scriptUnregister removes a GPU's registration if it is still its own.
+// ARGV: prefix, gpu, profile, token. Returns 1 or 0.
+var scriptUnregister = redis.NewScript(luaLib + `
+local gpu, profile, token = ARGV[2], ARGV[3], ARGV[4]
+if reg_part(gpu, 1) ~= token then return 0 end
+redis.call('DEL', P..'reg:'..gpu)
+redis.call('SREM', P..'siblings:'..phys(gpu), gpu)
+redis.call('ZREM', P..'free:'..profile, gpu)
+redis.call('SREM', P..'gpus:'..profile, gpu)
+return 1
+`)

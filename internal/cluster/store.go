@@ -1,0 +1,294 @@
+package cluster
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Errors callers branch on.
+var (
+	// ErrNoMachine means no live GPU serves the profile.
+	ErrNoMachine = errors.New("cluster: no live machine serves this profile; start a shim with --redis, or check its lease")
+	// ErrQueueFull means the profile's line is at its bound.
+	ErrQueueFull = errors.New("cluster: the line is full")
+	// ErrTaken means another live registration holds the GPU.
+	ErrTaken = errors.New("cluster: another live shim is registered for this node, GPU and profile; stop it or pick another --node")
+	// ErrJobExists means a job id is already in use.
+	ErrJobExists = errors.New("cluster: the job id is already in use")
+)
+
+// Job states in Redis.
+const (
+	StateWaiting  = "waiting"
+	StateAssigned = "assigned"
+	StateRunning  = "running"
+)
+
+// jobTTL bounds the life of a job's hash if its gateway dies.
+const jobTTL = 24 * time.Hour
+
+// Store is the cluster's state in one Redis. All its methods are safe for
+// concurrent use; each is one round trip (a script where it must be atomic)
+// bounded by ctx.
+type Store struct {
+	rdb *redis.Client
+}
+
+// Dial connects to the Redis at url (redis://host:port/db). The client
+// bounds each command by the caller's context.
+func Dial(url string) (*redis.Client, error) {
+	opt, err := redis.ParseURL(url)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: bad --redis URL %q (want redis://host:port/db): %w", url, err)
+	}
+	opt.ContextTimeoutEnabled = true
+	opt.DialTimeout = 2 * time.Second
+	opt.ReadTimeout = 2 * time.Second
+	opt.WriteTimeout = 2 * time.Second
+	opt.MaxRetries = 1
+	return redis.NewClient(opt), nil
+}
+
+// NewStore returns a Store on rdb.
+func NewStore(rdb *redis.Client) *Store { return &Store{rdb: rdb} }
+
+// Client returns the Redis client.
+func (s *Store) Client() *redis.Client { return s.rdb }
+
+// Match is where a job stands.
+type Match struct {
+	// State is StateWaiting, StateAssigned or StateRunning.
+	State string
+	// GPU is the GPU the job is matched with (assigned, running).
+	GPU string
+	// URL is that GPU's shim (its advertise URL).
+	URL string
+}
+
+func ms(d time.Duration) int64 { return d.Milliseconds() }
+
+func (s *Store) run(ctx context.Context, sc *redis.Script, args ...any) (any, error) {
+	v, err := sc.Run(ctx, s.rdb, nil, append([]any{prefix}, args...)...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: redis: %w", err)
+	}
+	return v, nil
+}
+
+func strs(v any) []string {
+	list, _ := v.([]any)
+	out := make([]string, len(list))
+	for i, x := range list {
+		out[i], _ = x.(string)
+	}
+	return out
+}
+
+func matchOf(r []string) (Match, error) {
+	switch {
+	case len(r) == 0:
+		return Match{}, errors.New("cluster: empty reply from a script")
+	case r[0] == "none":
+		return Match{}, ErrNoMachine
+	case r[0] == "full":
+		return Match{}, ErrQueueFull
+	case r[0] == "exists":
+		return Match{}, ErrJobExists
+	case r[0] == StateAssigned && len(r) == 3:
+		return Match{State: StateAssigned, GPU: r[1], URL: r[2]}, nil
+	case r[0] == StateWaiting:
+		return Match{State: StateWaiting}, nil
+	}
+	return Match{}, fmt.Errorf("cluster: unexpected reply %q from a script", r)
+}
+
+// Enqueue puts a new job for profile in line, or matches it with the GPU
+// free longest. reserve is how long a matched GPU waits for its job to
+// arrive. It fails with ErrNoMachine, ErrQueueFull (maxQueue > 0) or
+// ErrJobExists, and then stores nothing.
+func (s *Store) Enqueue(ctx context.Context, profile, id string, maxQueue int, reserve time.Duration) (Match, error) {
+	v, err := s.run(ctx, scriptEnqueue, profile, id, ms(reserve), ms(jobTTL), maxQueue)
+	if err != nil {
+		return Match{}, err
+	}
+	return matchOf(strs(v))
+}
+
+// Job reads where a job stands; found is false when Redis has no such job
+// (never queued, finished, or lost with a Redis restart).
+func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err error) {
+	vals, err := s.rdb.HMGet(ctx, keyJob(id), "state", "gpu", "url").Result()
+	if err != nil {
+		return Match{}, false, fmt.Errorf("cluster: redis: %w", err)
+	}
+	st, _ := vals[0].(string)
+	if st == "" {
+		return Match{}, false, nil
+	}
+	m.State = st
+	m.GPU, _ = vals[1].(string)
+	m.URL, _ = vals[2].(string)
+	return m, true, nil
+}
+
+// Requeue puts a job matched with gpu that never started back in its place
+// in line, or matches it again at once. hold keeps gpu out of matches for
+// that long (for a GPU that was unreachable). found is false when the job
+// is no longer assigned to gpu.
+func (s *Store) Requeue(ctx context.Context, id, gpu string, reserve, hold time.Duration) (m Match, found bool, err error) {
+	v, err := s.run(ctx, scriptRequeue, id, gpu, ms(reserve), ms(hold))
+	if err != nil {
+		return Match{}, false, err
+	}
+	r := strs(v)
+	if len(r) > 0 && r[0] == "gone" {
+		return Match{}, false, nil
+	}
+	m, err = matchOf(r)
+	return m, err == nil, err
+}
+
+// Cancel takes a job that has not started out of line and frees a GPU
+// reserved for it. It reports false when the job is running or unknown.
+func (s *Store) Cancel(ctx context.Context, id string) (bool, error) {
+	v, err := s.run(ctx, scriptCancel, id)
+	if err != nil {
+		return false, err
+	}
+	return v == int64(1), nil
+}
+
+// Done forgets a finished job.
+func (s *Store) Done(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, keyJob(id)).Err(); err != nil {
+		return fmt.Errorf("cluster: redis: %w", err)
+	}
+	return nil
+}
+
+// Started marks job running on gpu. It reports false when the job is not
+// assigned to gpu (it was cancelled, requeued or lost): then it must not run.
+func (s *Store) Started(ctx context.Context, id, gpu string) (bool, error) {
+	v, err := s.run(ctx, scriptStarted, id, gpu)
+	if err != nil {
+		return false, err
+	}
+	return v == int64(1), nil
+}
+
+// Register registers gpu (serving profile at url) with a lease, or renews
+// its own registration (same token). It fails with ErrTaken when another
+// live registration holds gpu.
+func (s *Store) Register(ctx context.Context, gpu, profile, token, url string, lease time.Duration) error {
+	v, err := s.run(ctx, scriptRegister, gpu, profile, token, url, ms(lease))
+	if err != nil {
+		return err
+	}
+	if v != int64(1) {
+		return ErrTaken
+	}
+	return nil
+}
+
+// Unregister removes gpu's registration if it is still token's.
+func (s *Store) Unregister(ctx context.Context, gpu, profile, token string) error {
+	_, err := s.run(ctx, scriptUnregister, gpu, profile, token)
+	return err
+}
+
+// Offer outcomes.
+const (
+	OfferFree         = "free"
+	OfferAssigned     = "assigned"
+	OfferReserved     = "reserved"
+	OfferUnregistered = "unregistered"
+)
+
+// Offer offers a free gpu: it takes the oldest waiting job of profile, or
+// joins the free set. It returns OfferAssigned with the job id,
+// OfferFree, OfferReserved (already promised to a job) or OfferUnregistered
+// (the registration is gone: register again).
+func (s *Store) Offer(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
+	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve))
+	if err != nil {
+		return "", "", err
+	}
+	r := strs(v)
+	if len(r) == 0 {
+		return "", "", errors.New("cluster: empty reply from the offer script")
+	}
+	if len(r) > 1 {
+		job = r[1]
+	}
+	return r[0], job, nil
+}
+
+// Busy takes gpu out of profile's free set.
+func (s *Store) Busy(ctx context.Context, gpu, profile string) error {
+	if err := s.rdb.ZRem(ctx, keyFree(profile), gpu).Err(); err != nil {
+		return fmt.Errorf("cluster: redis: %w", err)
+	}
+	return nil
+}
+
+// LiveURLs returns the advertise URLs of the live GPUs serving profile.
+func (s *Store) LiveURLs(ctx context.Context, profile string) ([]string, error) {
+	gpus, err := s.rdb.SMembers(ctx, keyGPUs(profile)).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: redis: %w", err)
+	}
+	var out []string
+	for _, g := range gpus {
+		v, err := s.rdb.Get(ctx, keyReg(g)).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("cluster: redis: %w", err)
+		}
+		if _, url, ok := strings.Cut(v, "\n"); ok {
+			out = append(out, url)
+		}
+	}
+	return out, nil
+}
+
+// FreeCount returns how many GPUs of profile are in the free set.
+func (s *Store) FreeCount(ctx context.Context, profile string) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, keyFree(profile)).Result()
+	if err != nil {
+		return 0, fmt.Errorf("cluster: redis: %w", err)
+	}
+	return n, nil
+}
+
+// SetPromptURL records which shim holds a ComfyUI prompt, for /history.
+func (s *Store) SetPromptURL(ctx context.Context, promptID, url string) error {
+	if err := s.rdb.Set(ctx, keyPrompt(promptID), url, jobTTL).Err(); err != nil {
+		return fmt.Errorf("cluster: redis: %w", err)
+	}
+	return nil
+}
+
+// PromptURL returns the shim that holds a ComfyUI prompt ("" if unknown).
+func (s *Store) PromptURL(ctx context.Context, promptID string) (string, error) {
+	v, err := s.rdb.Get(ctx, keyPrompt(promptID)).Result()
+	if errors.Is(err, redis.Nil) {
+		return "", nil
+	}
+	if err != nil {
+		return "", fmt.Errorf("cluster: redis: %w", err)
+	}
+	return v, nil
+}
+
+// SubscribeMatched returns a subscription to the ids of matched jobs: a
+// hint only (messages are lost while disconnected). Close it when done.
+func (s *Store) SubscribeMatched(ctx context.Context) *redis.PubSub {
+	return s.rdb.Subscribe(ctx, channelMatched)
+}

@@ -1,0 +1,125 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/gpulock/gpulock/internal/cluster"
+)
+
+// Defaults of Config.
+const (
+	// DefaultPoll is how often a waiting job's state is read, on top of
+	// the pub/sub wake-up: the bound on the delay a lost message costs.
+	DefaultPoll = 20 * time.Millisecond
+	// DefaultRetryAfter is sent with every 503.
+	DefaultRetryAfter = 5 * time.Second
+	// DefaultMaxBody bounds a GPU request's body.
+	DefaultMaxBody int64 = 256 << 20
+)
+
+// Config is what a Gateway needs.
+type Config struct {
+	// Profile is "comfyui" or "a1111".
+	Profile string
+	// Store is the cluster's Redis.
+	Store *cluster.Store
+	// MaxQueue bounds the jobs waiting in the profile's line (0: no bound).
+	MaxQueue int
+	// QueueTimeout bounds a job's wait in line (0: no bound); then 503.
+	QueueTimeout time.Duration
+	// Lease is the shims' lease: a shim that could not be reached is left
+	// out of matches that long (default cluster.DefaultLease).
+	Lease time.Duration
+	// Reserve is how long a matched GPU waits for its job (default
+	// cluster.DefaultReserve).
+	Reserve time.Duration
+	// Poll defaults to DefaultPoll; RetryAfter to DefaultRetryAfter.
+	Poll, RetryAfter time.Duration
+	// MaxBody bounds a GPU request's body (default DefaultMaxBody).
+	MaxBody int64
+	// Logger receives one line per job (default: slog.Default()).
+	Logger *slog.Logger
+}
+
+// Gateway is the cluster's HTTP front for one profile. Make one with New,
+// call Start, serve it as an http.Handler, and Close it.
+type Gateway struct {
+	cfg    Config
+	client *http.Client
+	wake   *wakeups
+
+	ctx    context.Context // ends at Close: background jobs leave the line
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// New checks cfg and returns a Gateway.
+func New(cfg Config) (*Gateway, error) {
+	if err := checkProfile(cfg.Profile); err != nil {
+		return nil, err
+	}
+	if cfg.Store == nil {
+		return nil, errors.New("gateway: no Redis store")
+	}
+	if cfg.MaxQueue < 0 || cfg.QueueTimeout < 0 {
+		return nil, errors.New("gateway: max queue and queue timeout cannot be negative")
+	}
+	if cfg.Lease <= 0 {
+		cfg.Lease = cluster.DefaultLease
+	}
+	if cfg.Reserve <= 0 {
+		cfg.Reserve = cluster.DefaultReserve
+	}
+	if cfg.Poll <= 0 {
+		cfg.Poll = DefaultPoll
+	}
+	if cfg.RetryAfter <= 0 {
+		cfg.RetryAfter = DefaultRetryAfter
+	}
+	if cfg.MaxBody <= 0 {
+		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.Logger == nil {
+		cfg.Logger = slog.Default()
+	}
+	tr := http.DefaultTransport.(*http.Transport).Clone()
+	tr.MaxIdleConnsPerHost = 64
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), ctx: ctx, cancel: cancel}, nil
+}
+
+// Start listens for match hints in the background until Close.
+func (g *Gateway) Start() {
+	g.wg.Go(func() { g.wake.listen(g.ctx, g.cfg.Store) })
+}
+
+// Close stops the background work: ComfyUI prompts still in line leave it
+// (those being dispatched finish their dispatch), and closes idle
+// connections. Requests being served are the http.Server's to drain.
+func (g *Gateway) Close() {
+	g.cancel()
+	g.wg.Wait()
+	g.client.CloseIdleConnections()
+}
+
+// ServeHTTP queues GPU work in the cluster and passes the rest to a live
+// machine.
+func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if isJob(g.cfg.Profile, r.Method, r.URL.Path) {
+		g.serveJob(w, r)
+		return
+	}
+	if id, ok := historyPrompt(r.Method, r.URL.Path); ok && g.cfg.Profile == "comfyui" {
+		url, err := g.cfg.Store.PromptURL(r.Context(), id)
+		if err == nil && url != "" {
+			g.pass(w, r, url)
+			return
+		}
+	}
+	g.passAny(w, r)
+}

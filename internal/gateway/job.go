@@ -1,0 +1,239 @@
+package gateway
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/gpulock/gpulock/internal/cluster"
+)
+
+// Header names shared with the shim (internal/shim's HeaderDispatch and
+// HeaderRequeue).
+const (
+	HeaderDispatch = "X-GPULock-Dispatch"
+	HeaderRequeue  = "X-GPULock-Requeue"
+	// HeaderWait is the time the job waited in the cluster's line, seconds.
+	HeaderWait = "X-Gpulock-Wait"
+	// HeaderGPU names the GPU that ran the job.
+	HeaderGPU = "X-Gpulock-Gpu"
+)
+
+// errQueueTimeout means a job waited QueueTimeout without a GPU.
+var errQueueTimeout = errors.New("gateway: waited too long in line")
+
+// serveJob runs one GPU request through the cluster: enqueue, wait for a
+// match, forward with the dispatch header; put it back in line when the
+// GPU turned out busy or unreachable before it took the job.
+func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxBody))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, "body_too_large",
+				fmt.Sprintf("gpulock: the request body is over %d bytes", g.cfg.MaxBody))
+		}
+		return
+	}
+	var prompt string
+	if g.cfg.Profile == "comfyui" {
+		body, prompt = promptID(body)
+	}
+	start := time.Now()
+	id := newJobID()
+	ctx := r.Context()
+	if prompt != "" {
+		// ComfyUI answers /prompt at once and queues: so does the gateway,
+		// and the prompt waits in the cluster's line in the background.
+		ctx = g.ctx
+		r = r.Clone(context.WithoutCancel(r.Context()))
+	}
+	var cancel context.CancelFunc = func() {}
+	if g.cfg.QueueTimeout > 0 {
+		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
+	}
+	m, err := g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, g.cfg.MaxQueue, g.cfg.Reserve)
+	if err != nil {
+		cancel()
+		g.refuse(w, err)
+		return
+	}
+	if prompt == "" {
+		defer cancel()
+		g.runJob(ctx, w, r, body, id, "", m, start)
+		return
+	}
+	writeQueued(w, prompt)
+	g.wg.Go(func() {
+		defer cancel()
+		g.runJob(ctx, discard{}, r, body, id, prompt, m, start)
+	})
+}
+
+// runJob waits for job id's match (unless m is one) and dispatches it,
+// putting it back in line while the GPU turns out busy or unreachable, and
+// writes the outcome to w.
+func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, id, prompt string, m cluster.Match, start time.Time) {
+	st := g.cfg.Store
+	var err error
+	for attempt := 1; ; attempt++ {
+		if m.State != cluster.StateAssigned {
+			if m, err = g.wait(ctx, id); err != nil {
+				if c := context.Cause(ctx); c != nil {
+					err = c
+				}
+				g.refuse(w, err)
+				return
+			}
+		}
+		waited := time.Since(start)
+		if prompt != "" {
+			_ = st.SetPromptURL(context.WithoutCancel(ctx), prompt, m.URL)
+		}
+		resp, ferr := g.dispatch(r, body, id, m.URL)
+		switch {
+		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
+			_ = resp.Body.Close()
+			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
+			m, err = g.requeue(ctx, id, m.GPU, 0)
+		case ferr != nil:
+			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
+			if jerr == nil && found && now.State == cluster.StateRunning {
+				_ = st.Done(context.WithoutCancel(ctx), id)
+				writeError(w, http.StatusBadGateway, "machine_failed",
+					fmt.Sprintf("gpulock: the machine %s failed while running the job (%v); it was not run again, retry if you want", m.GPU, ferr))
+				return
+			}
+			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
+			m, err = g.requeue(ctx, id, m.GPU, g.cfg.Lease)
+		default:
+			defer resp.Body.Close()
+			_ = st.Done(context.WithoutCancel(ctx), id)
+			for k, v := range resp.Header {
+				w.Header()[k] = v
+			}
+			w.Header().Set(HeaderWait, strconv.FormatFloat(waited.Seconds(), 'f', 3, 64))
+			w.Header().Set(HeaderGPU, m.GPU)
+			w.WriteHeader(resp.StatusCode)
+			_, _ = io.Copy(w, resp.Body)
+			level := g.cfg.Logger.Info
+			if resp.StatusCode >= 400 {
+				level = g.cfg.Logger.Warn // for a queued prompt, only the log tells
+			}
+			level("job", "job", id, "prompt_id", prompt, "gpu", m.GPU, "wait", waited.Round(time.Millisecond),
+				"total", time.Since(start).Round(time.Millisecond), "status", resp.StatusCode)
+			return
+		}
+		if err != nil {
+			g.refuse(w, err)
+			return
+		}
+	}
+}
+
+// requeue puts job back in its place in line after a failed dispatch to gpu.
+func (g *Gateway) requeue(ctx context.Context, id, gpu string, hold time.Duration) (cluster.Match, error) {
+	m, found, err := g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
+	if err != nil {
+		return m, err
+	}
+	if !found {
+		// Lost from Redis (a restart) before it ran: in line again, at the end.
+		g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
+		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, 0, g.cfg.Reserve)
+	}
+	return m, nil
+}
+
+// dispatch forwards a matched job to its shim. The upstream request does
+// not end when the client leaves: the job holds the GPU anyway.
+func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http.Response, error) {
+	out, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range r.Header {
+		out.Header[k] = v
+	}
+	out.Header.Del("Content-Length")
+	out.ContentLength = int64(len(body))
+	out.Header.Set(HeaderDispatch, id)
+	return g.client.Do(out)
+}
+
+// wait blocks until job is matched with a GPU, waking on the matched
+// channel's hint or every Poll. If ctx ends first (the client left, the
+// queue timeout) the job leaves the line and wait returns ctx's error;
+// a job lost from Redis (a restart) is put in line again.
+func (g *Gateway) wait(ctx context.Context, id string) (cluster.Match, error) {
+	hint, remove := g.wake.add(id)
+	defer remove()
+	t := time.NewTicker(g.cfg.Poll)
+	defer t.Stop()
+	warned := false
+	var lostAt time.Time
+	for {
+		m, found, err := g.cfg.Store.Job(ctx, id)
+		switch {
+		case err != nil && ctx.Err() == nil:
+			if !warned {
+				warned = true
+				g.cfg.Logger.Warn("cannot read a job's state in Redis; retrying", "job", id, "err", err)
+			}
+		case err == nil && !found:
+			if lostAt.IsZero() {
+				lostAt = time.Now()
+				g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
+			}
+			m, err = g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, 0, g.cfg.Reserve)
+			// After a restart the shims register again within a third of
+			// their lease: wait that long for one before giving up.
+			if errors.Is(err, cluster.ErrNoMachine) && time.Since(lostAt) > g.cfg.Lease {
+				return m, err
+			}
+			if err == nil && m.State == cluster.StateAssigned {
+				return m, nil
+			}
+		case err == nil && m.State == cluster.StateAssigned:
+			return m, nil
+		}
+		select {
+		case <-ctx.Done():
+			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
+			defer cancel()
+			if ok, err := g.cfg.Store.Cancel(cctx, id); err == nil && !ok {
+				// Matched as we gave up: take the match.
+				if m, found, err := g.cfg.Store.Job(cctx, id); err == nil && found && m.State == cluster.StateAssigned && context.Cause(ctx) == errQueueTimeout {
+					return m, nil
+				}
+			}
+			return cluster.Match{}, ctx.Err()
+		case <-hint:
+		case <-t.C:
+		}
+	}
+}
+
+// refuse answers a job that got no GPU.
+func (g *Gateway) refuse(w http.ResponseWriter, err error) {
+	switch {
+	case errors.Is(err, cluster.ErrNoMachine):
+		writeUnavailable(w, g.cfg.RetryAfter, "no_machine", "gpulock: no live machine serves "+g.cfg.Profile+"; nothing was run, start a shim with --redis or try later")
+	case errors.Is(err, cluster.ErrQueueFull):
+		writeUnavailable(w, g.cfg.RetryAfter, "queue_full", fmt.Sprintf("gpulock: %d jobs already wait in the cluster; nothing was run, try again later", g.cfg.MaxQueue))
+	case errors.Is(err, errQueueTimeout):
+		writeUnavailable(w, g.cfg.RetryAfter, "queue_timeout", fmt.Sprintf("gpulock: waited %s without a GPU; nothing was run, try again later", g.cfg.QueueTimeout))
+	case errors.Is(err, context.Canceled):
+		// the client left: nobody to answer
+	default:
+		writeUnavailable(w, g.cfg.RetryAfter, "cluster_unreachable", "gpulock: "+err.Error()+"; nothing was run, try again")
+	}
+	if err != nil && !errors.Is(err, context.Canceled) {
+		g.cfg.Logger.Warn("job refused", "err", err)
+	}
+}

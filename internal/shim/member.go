@@ -1,0 +1,90 @@
+package shim
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// HeaderDispatch carries the cluster job id of a request a gateway
+// dispatched to this shim because its GPU was offered free.
+const HeaderDispatch = "X-GPULock-Dispatch"
+
+// HeaderRequeue is set to "1" on the 409 a shim answers to a dispatched
+// request it cannot run now (its GPU is busy after all, or the job is no
+// longer assigned to it): the gateway puts the job back in its place in line.
+const HeaderRequeue = "X-GPULock-Requeue"
+
+// Member is the shim's membership of a cluster (internal/cluster). With
+// one, the shim runs Run beside its other background work, and a request
+// carrying HeaderDispatch takes the lock only if the GPU is free at once and
+// Started confirms the job: never after waiting in the local line.
+type Member interface {
+	// Run offers the GPU to the cluster while lock is free, until ctx ends.
+	Run(ctx context.Context, lock *gpulock.Lock)
+	// Started reports whether the dispatched job may run now that the shim
+	// holds the lock for it.
+	Started(ctx context.Context, job string) (bool, error)
+}
+
+// outcomeDispatchRefused counts dispatched requests answered 409: nothing
+// ran here, the gateway puts the job back in line.
+const outcomeDispatchRefused = "dispatch_refused"
+
+// errNotDispatched means a dispatched request cannot run here now.
+var errNotDispatched = errors.New("shim: the GPU dispatched to is busy or the job is no longer assigned to it")
+
+type dispatchKey struct{}
+
+// withDispatch marks r's context with its dispatch job id, when the shim is
+// a cluster member and r carries one.
+func (s *Shim) withDispatch(r *http.Request) *http.Request {
+	job := r.Header.Get(HeaderDispatch)
+	if s.cfg.Member == nil || job == "" {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), dispatchKey{}, job))
+}
+
+func dispatchOf(ctx context.Context) string {
+	job, _ := ctx.Value(dispatchKey{}).(string)
+	return job
+}
+
+// acquireDispatched takes the lock for a dispatched job without waiting:
+// if the GPU is held or others are in line, or the cluster no longer
+// assigns the job here, it fails with errNotDispatched and holds nothing.
+func (s *Shim) acquireDispatched(ctx context.Context, route, job string) (*hold, error) {
+	s.line.mu.Lock()
+	draining := s.line.draining
+	s.line.mu.Unlock()
+	if draining {
+		return nil, errShuttingDown
+	}
+	h, err := s.lock.TryAcquire()
+	if err != nil {
+		return nil, fmt.Errorf("%w: %w", errNotDispatched, err)
+	}
+	ok, err := s.cfg.Member.Started(ctx, job)
+	if err != nil || !ok {
+		_ = h.Release()
+		return nil, fmt.Errorf("%w (job %s): %v", errNotDispatched, job, err)
+	}
+	s.metrics.wait.Observe(0)
+	hd := &hold{s: s, h: h, route: route, since: time.Now()}
+	s.cover.own.Add(1)
+	s.inflight.add()
+	s.vram.beforeWork(ctx)
+	return hd, nil
+}
+
+// refuseDispatch answers a dispatched request that cannot run here: 409
+// with HeaderRequeue, so that the gateway puts the job back in line.
+func (s *Shim) refuseDispatch(w http.ResponseWriter, err error) {
+	w.Header().Set(HeaderRequeue, "1")
+	writeError(w, http.StatusConflict, "dispatch_refused", err.Error())
+}

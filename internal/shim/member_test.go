@@ -1,0 +1,70 @@
+package shim
+
+import (
+	"context"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/gpulock/gpulock/gpulock"
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// fakeMember confirms the jobs in ok and records the ones asked about.
+type fakeMember struct {
+	mu    sync.Mutex
+	ok    map[string]bool
+	asked []string
+}
+
+func (m *fakeMember) Run(ctx context.Context, _ *gpulock.Lock) { <-ctx.Done() }
+
+func (m *fakeMember) Started(_ context.Context, job string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.asked = append(m.asked, job)
+	return m.ok[job], nil
+}
+
+func postDispatched(t *testing.T, url, job string) *http.Response {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
+	require.NoError(t, err)
+	req.Header.Set(HeaderDispatch, job)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	t.Cleanup(func() { resp.Body.Close() })
+	return resp
+}
+
+func TestDispatchedRequestRunsOnlyOnAFreeGPUAndAConfirmedJob(t *testing.T) {
+	backend, forwarded := countingBackend(t)
+	member := &fakeMember{ok: map[string]bool{"j1": true}}
+	s, front := startShim(t, t.TempDir(), "generic", backend.URL, func(c *Config) {
+		c.GPURoutes = []Route{mustRoute("POST /generate", holdRequest)}
+		c.Member = member
+	})
+
+	release := holdGPU(t, s)
+	resp := postDispatched(t, front.URL+"/generate", "j1")
+	assert.Equal(t, http.StatusConflict, resp.StatusCode, "busy GPU: refused, not queued")
+	assert.Equal(t, "1", resp.Header.Get(HeaderRequeue))
+	assert.Zero(t, s.Waiting())
+	release()
+
+	resp = postDispatched(t, front.URL+"/generate", "j2")
+	assert.Equal(t, http.StatusConflict, resp.StatusCode, "a job the cluster no longer assigns here")
+	assert.Zero(t, forwarded.Load(), "nothing was forwarded")
+
+	resp = postDispatched(t, front.URL+"/generate", "j1")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, int64(1), forwarded.Load())
+	member.mu.Lock()
+	assert.Equal(t, []string{"j2", "j1"}, member.asked, "asked only once the lock was held")
+	member.mu.Unlock()
+	h, err := s.Lock().TryAcquire()
+	require.NoError(t, err, "the lock was released after the job")
+	require.NoError(t, h.Release())
+}
