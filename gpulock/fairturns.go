@@ -83,7 +83,7 @@ func (q *queue) nextLocked(now time.Time) *list.Element {
 
 // level is the waiter's priority now, with aging.
 func (w *waiter) level(now time.Time) Priority {
-	return w.turn.level(w.since, now, w.lock.cfg.aging)
+	return w.turn.Level(w.since, now, w.lock.cfg.aging)
 }
 
 // placeKey is the sort key of the place in line that w's process takes at

@@ -56,14 +56,14 @@ func TestClientsTakeTurnsRoundRobin(t *testing.T) {
 	assert.Equal(t, []int{0, 6, 7, 1, 8, 2, 3, 4, 5}, grantOrder(t, l, turns))
 }
 
-func TestArrivalOrderOptionServesFirstComeFirstServed(t *testing.T) {
-	l := newTestLock(t, t.TempDir(), 0, WithArrivalOrder())
+func TestFairTurnsOffServesFirstComeFirstServed(t *testing.T) {
+	l := newTestLock(t, t.TempDir(), 0, WithFairTurns(false))
 	turns := []Turn{{Client: "A"}, {Client: "A"}, {Client: "A"}, {Client: "B"}}
 	assert.Equal(t, []int{0, 1, 2, 3}, grantOrder(t, l, turns))
 }
 
 func TestHigherPriorityGoesFirst(t *testing.T) {
-	l := newTestLock(t, t.TempDir(), 0, WithArrivalOrder())
+	l := newTestLock(t, t.TempDir(), 0, WithFairTurns(false))
 	turns := []Turn{
 		{Client: "A", Priority: PriorityLow},
 		{Client: "A"},
@@ -77,7 +77,7 @@ func TestHigherPriorityGoesFirst(t *testing.T) {
 // level per aging step, so a low wait goes ahead of fresh normal waits
 // after one step, and of fresh high waits after two.
 func TestAgingRule(t *testing.T) {
-	l := newTestLock(t, t.TempDir(), 0, WithAging(10*time.Second), WithArrivalOrder())
+	l := newTestLock(t, t.TempDir(), 0, WithAging(10*time.Second), WithFairTurns(false))
 	t0 := time.Unix(1_000_000, 0)
 	q := &queue{}
 	add := func(p Priority, since time.Time) *list.Element {

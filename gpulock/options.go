@@ -108,9 +108,10 @@ func WithAging(d time.Duration) Option {
 	return func(c *config) { c.aging = d }
 }
 
-// WithArrivalOrder turns fair turns off: this process's waits are served
-// in plain arrival order, whatever their client, and its places in line
-// across processes are taken in arrival order too. Priorities still count.
-func WithArrivalOrder() Option {
-	return func(c *config) { c.fair = false }
+// WithFairTurns turns fair turns between clients on (the default) or off.
+// Off, this process's waits are served in plain arrival order, whatever
+// their client, and its places in line across processes are taken in
+// arrival order too. Priorities count either way.
+func WithFairTurns(on bool) Option {
+	return func(c *config) { c.fair = on }
 }

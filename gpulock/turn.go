@@ -66,9 +66,9 @@ type Turn struct {
 	Priority Priority
 }
 
-// level is the priority of a wait that began at since, at now, with one
-// level gained per aging step.
-func (t Turn) level(since, now time.Time, aging time.Duration) Priority {
+// Level is the priority of a wait that began at since, at now, with one
+// level gained per aging step (the aging rule; see WithAging).
+func (t Turn) Level(since, now time.Time, aging time.Duration) Priority {
 	p := t.Priority.clamp()
 	if aging > 0 && p < PriorityHigh {
 		p += Priority(now.Sub(since) / aging)

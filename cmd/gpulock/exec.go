@@ -67,7 +67,7 @@ CUDA_VISIBLE_DEVICES=<n> and CUDA_DEVICE_ORDER=PCI_BUS_ID, so GPU n is
 nvidia-smi's GPU n. A CUDA_VISIBLE_DEVICES set by the caller is replaced (with a
 notice unless --quiet); use --cuda-env=false to keep it.`,
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{
 				Name:    flagGPU,
 				Aliases: []string{"g"},
@@ -114,7 +114,7 @@ notice unless --quiet); use --cuda-env=false to keep it.`,
 				EnvVars: envVar(flagCUDAEnv),
 			},
 			quietFlag(),
-		},
+		}, execTurnFlags()...),
 		Action: a.runExec,
 	}
 }
@@ -131,6 +131,7 @@ type execOptions struct {
 	cudaEnv      bool
 	quiet        bool
 	args         []string
+	turn         []gpulock.Option // fair turns and priority
 }
 
 const execHelp = "gpulock exec --help"
@@ -164,6 +165,9 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 		return o, usageError(execHelp, "--gpu: %s", libText(err))
 	}
 	o.gpus = gpus
+	if o.turn, err = execTurnOptions(c); err != nil {
+		return o, err
+	}
 	if o.name == "" {
 		o.name = filepath.Base(o.args[0])
 	}
@@ -190,7 +194,7 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 	}
 	locks := make([]*gpulock.Lock, len(o.gpus))
 	for i, g := range o.gpus {
-		locks[i], err = gpulock.New(g, gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(commandLine(o.args)))
+		locks[i], err = gpulock.New(g, append([]gpulock.Option{gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(commandLine(o.args))}, o.turn...)...)
 		if err != nil {
 			return usageError(execHelp, "%s", libText(err))
 		}

@@ -39,7 +39,7 @@ func (a *App) shimCommand() *cli.Command {
 			"shared with every other shim and gpulock user of that GPU; everything else passes straight through.\n" +
 			"Bind the backend to 127.0.0.1 so that every job passes a shim. SIGTERM stops gracefully:\n" +
 			"requests in line get 503, running jobs get --drain-timeout to finish.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, such as 127.0.0.1:3188", Required: true, EnvVars: envVar(flagListen)},
 			&cli.StringFlag{Name: flagUpstream, Usage: "the backend's base URL, such as http://127.0.0.1:8188", Required: true, EnvVars: envVar(flagUpstream)},
 			&cli.IntFlag{Name: flagGPU, Usage: "the GPU the backend uses (nvidia-smi's number)", Value: 0, EnvVars: envVar(flagGPU)},
@@ -54,7 +54,7 @@ func (a *App) shimCommand() *cli.Command {
 			&cli.DurationFlag{Name: flagIdleTimeout, Usage: "how long to wait for a busy backend to report idle", Value: shim.DefaultIdleTimeout, EnvVars: envVar(flagIdleTimeout)},
 			&cli.BoolFlag{Name: flagFreeHandoff, Usage: "when the next in line is another service, make the backend free its VRAM first", EnvVars: envVar(flagFreeHandoff)},
 			&cli.DurationFlag{Name: flagVRAMTimeout, Usage: "how long to wait for the backend to free its VRAM", Value: shim.DefaultVRAMTimeout, EnvVars: envVar(flagVRAMTimeout)},
-		},
+		}, shimTurnFlags()...),
 		Action: a.runShim,
 	}
 }
@@ -125,6 +125,10 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 			return shim.Config{}, usageError(hint, "--%s cannot be negative", f)
 		}
 	}
+	turns, err := shimTurns(c, hint)
+	if err != nil {
+		return shim.Config{}, err
+	}
 	maxHold := c.Duration(flagMaxHold)
 	if c.IsSet(flagMaxHold) && maxHold == 0 {
 		maxHold = -1 // explicitly off
@@ -144,5 +148,6 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		IdleTimeout:   c.Duration(flagIdleTimeout),
 		FreeOnHandoff: c.Bool(flagFreeHandoff),
 		VRAMTimeout:   c.Duration(flagVRAMTimeout),
+		Turns:         turns,
 	}, nil
 }

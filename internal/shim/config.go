@@ -70,6 +70,8 @@ type Config struct {
 	FreeOnHandoff bool
 	// VRAMTimeout bounds the wait for the backend to free its VRAM.
 	VRAMTimeout time.Duration
+	// Turns says how the line shares the GPU between clients.
+	Turns Turns
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

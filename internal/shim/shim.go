@@ -46,7 +46,7 @@ func New(cfg Config) (*Shim, error) {
 		return nil, err
 	}
 	lock, err := gpulock.New(cfg.GPU, gpulock.WithDir(cfg.LockDir), gpulock.WithService(cfg.Name),
-		gpulock.WithCommand("gpulock shim "+cfg.Profile.Name+" "+cfg.Upstream.Redacted()))
+		gpulock.WithCommand("gpulock shim "+cfg.Profile.Name+" "+cfg.Upstream.Redacted()), gpulock.WithFairTurns(!cfg.Turns.ArrivalOrder))
 	if err != nil {
 		return nil, err
 	}
