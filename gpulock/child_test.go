@@ -32,6 +32,8 @@ const (
 	envCount = "GPULOCK_TEST_COUNT"
 	envName  = "GPULOCK_TEST_NAME"
 	envOcc   = "GPULOCK_TEST_OCC"
+	// envTurn is "<client>/<priority>" for the child's Lock, if set.
+	envTurn = "GPULOCK_TEST_TURN"
 
 	// eventTimeout bounds every wait for an event in these tests.
 	eventTimeout = 20 * time.Second
@@ -41,7 +43,16 @@ const (
 
 func runChildRole(role string) int {
 	gpu, _ := strconv.Atoi(os.Getenv(envGPU))
-	l, err := New(gpu, WithDir(os.Getenv(envDir)), WithService(os.Getenv(envName)))
+	opts := []Option{WithDir(os.Getenv(envDir)), WithService(os.Getenv(envName))}
+	if client, level, ok := strings.Cut(os.Getenv(envTurn), "/"); ok {
+		p, err := ParsePriority(level)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 2
+		}
+		opts = append(opts, WithClient(client), WithPriority(p))
+	}
+	l, err := New(gpu, opts...)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1

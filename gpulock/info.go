@@ -43,6 +43,10 @@ type Waiter struct {
 	Command string `json:"command,omitempty"`
 	// Since is when this process took its place in line.
 	Since time.Time `json:"since"`
+	// Client is who the process's next turn is for (see Turn).
+	Client string `json:"client,omitempty"`
+	// Priority is that turn's level: low, normal or high.
+	Priority string `json:"priority,omitempty"`
 }
 
 var hostname = sync.OnceValue(func() string {

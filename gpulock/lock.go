@@ -103,7 +103,14 @@ func queueDirOf(lockPath string) string {
 // nothing: a grant that arrives afterwards is released at once. Other
 // failures (an unusable lock file, say) are *fs.PathError values.
 func (l *Lock) Acquire(ctx context.Context) (*Handle, error) {
-	return l.q.acquire(ctx, l)
+	return l.q.acquire(ctx, l, l.cfg.turn)
+}
+
+// AcquireTurn is Acquire for a wait whose client and priority are turn's
+// rather than the Lock's own (WithClient, WithPriority): a server that
+// waits for many clients, as the shim does, names each one.
+func (l *Lock) AcquireTurn(ctx context.Context, turn Turn) (*Handle, error) {
+	return l.q.acquire(ctx, l, turn)
 }
 
 // AcquireTimeout is Acquire with a time limit; a limit of zero or less
@@ -139,12 +146,14 @@ func (l *Lock) description() Holder {
 }
 
 // waiterDescription is what others see of this process while it waits.
-func (l *Lock) waiterDescription(since time.Time) Waiter {
+func (l *Lock) waiterDescription(since time.Time, turn Turn) Waiter {
 	return Waiter{
-		PID:     pid,
-		Host:    hostname(),
-		Service: l.cfg.service,
-		Command: l.cfg.command,
-		Since:   since.UTC(),
+		PID:      pid,
+		Host:     hostname(),
+		Service:  l.cfg.service,
+		Command:  l.cfg.command,
+		Since:    since.UTC(),
+		Client:   turn.Client,
+		Priority: turn.Priority.clamp().String(),
 	}
 }

@@ -19,9 +19,9 @@ import (
 // wait to fail; it bounds nothing else.
 const shortWait = 100 * time.Millisecond
 
-func newTestLock(t *testing.T, dir string, gpu int) *Lock {
+func newTestLock(t *testing.T, dir string, gpu int, opts ...Option) *Lock {
 	t.Helper()
-	l, err := New(gpu, WithDir(dir), WithService("test"))
+	l, err := New(gpu, append([]Option{WithDir(dir), WithService("test")}, opts...)...)
 	require.NoError(t, err)
 	return l
 }
@@ -136,7 +136,7 @@ func TestTryAcquireDoesNotJumpAheadOfOtherProcesses(t *testing.T) {
 	l := newTestLock(t, dir, 0)
 	// This process takes a place in line without holding the lock, as a
 	// waiter between two turns does.
-	tk, err := createTicket(l.queueDir(), l.waiterDescription(time.Now()))
+	tk, err := createTicket(l.queueDir(), l.waiterDescription(time.Now(), l.cfg.turn), time.Now())
 	require.NoError(t, err)
 	c := startChild(t, "try", childEnv(dir, 0, "try", filepath.Join(dir, "log"))...)
 	c.expect("busy")

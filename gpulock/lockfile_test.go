@@ -119,7 +119,7 @@ func TestStaleTicketThatCannotBeRemovedIsSkipped(t *testing.T) {
 	l := newTestLock(t, dir, 0)
 	// A dead process of another user (root, here) left a ticket that the
 	// child, running as nobody, may not delete from the sticky queue dir.
-	tk, err := createTicket(l.queueDir(), l.waiterDescription(time.Now()))
+	tk, err := createTicket(l.queueDir(), l.waiterDescription(time.Now(), l.cfg.turn), time.Now())
 	require.NoError(t, err)
 	require.NoError(t, tk.f.Close()) // the owner "dies": its flock goes, the file stays
 	require.NoError(t, os.Chmod(l.queueDir(), 0o777|fs.ModeSticky))

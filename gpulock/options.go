@@ -3,6 +3,7 @@ package gpulock
 import (
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 )
 
@@ -26,6 +27,9 @@ type config struct {
 	command string
 	refresh time.Duration
 	backend *Backend
+	turn    Turn
+	aging   time.Duration
+	fair    bool
 }
 
 func newConfig(opts []Option) config {
@@ -34,6 +38,9 @@ func newConfig(opts []Option) config {
 		service: filepath.Base(os.Args[0]),
 		command: filepath.Base(os.Args[0]),
 		refresh: defaultRefreshInterval,
+		turn:    Turn{Client: userClient()},
+		aging:   DefaultAging,
+		fair:    true,
 	}
 	if c.dir == "" {
 		c.dir = DefaultDir
@@ -77,4 +84,37 @@ func WithCommand(cmd string) Option {
 // times (default one hour). Zero or less turns refreshing off.
 func WithRefreshInterval(d time.Duration) Option {
 	return func(c *config) { c.refresh = d }
+}
+
+// userClient is the default client of a Lock: the user running it.
+func userClient() string { return "uid:" + strconv.Itoa(os.Getuid()) }
+
+// WithClient sets the client that this Lock's waits are for, for fair
+// turns between clients (default: the user, as "uid:<uid>").
+func WithClient(client string) Option {
+	return func(c *config) {
+		if client != "" {
+			c.turn.Client = client
+		}
+	}
+}
+
+// WithPriority sets the priority of this Lock's waits (default normal).
+func WithPriority(p Priority) Option {
+	return func(c *config) { c.turn.Priority = p.clamp() }
+}
+
+// WithAging sets how long a wait takes to rise one priority level, and the
+// length of a client's round across processes (default DefaultAging). Zero
+// or less turns aging off: a low wait then yields to every higher one.
+func WithAging(d time.Duration) Option {
+	return func(c *config) { c.aging = d }
+}
+
+// WithFairTurns turns fair turns between clients on (the default) or off.
+// Off, this process's waits are served in plain arrival order, whatever
+// their client, and its places in line across processes are taken in
+// arrival order too. Priorities count either way.
+func WithFairTurns(on bool) Option {
+	return func(c *config) { c.fair = on }
 }

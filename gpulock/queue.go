@@ -42,6 +42,7 @@ type queue struct {
 	running bool      // the runner goroutine is alive
 	ticket  *ticket   // this process's place in line, if it has one
 	gen     uint64    // counts withdrawals of the place in line
+	turns   rotation  // which clients had the lock lately
 	// placeErr is why the last try to take a place in line failed.
 	placeErr error
 }
@@ -49,6 +50,7 @@ type queue struct {
 // waiter is one Acquire call in line.
 type waiter struct {
 	lock  *Lock
+	turn  Turn
 	since time.Time
 	elem  *list.Element // nil once granted, failed or gone
 	ch    chan result   // receives exactly one result once elem is nil'ed by the runner
@@ -64,7 +66,7 @@ func (q *queue) idleLocked() bool {
 	return !q.held && !q.running && q.waiters.Len() == 0
 }
 
-func (q *queue) acquire(ctx context.Context, l *Lock) (*Handle, error) {
+func (q *queue) acquire(ctx context.Context, l *Lock, turn Turn) (*Handle, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, gaveUp(l, err)
 	}
@@ -76,7 +78,7 @@ func (q *queue) acquire(ctx context.Context, l *Lock) (*Handle, error) {
 			return h, err
 		}
 	}
-	w := &waiter{lock: l, since: time.Now(), ch: make(chan result, 1)}
+	w := &waiter{lock: l, turn: turn, since: time.Now(), ch: make(chan result, 1)}
 	w.elem = q.waiters.PushBack(w)
 	q.startRunnerLocked()
 	q.mu.Unlock()
@@ -185,8 +187,10 @@ func (q *queue) takePlaceLocked() {
 	if q.ticket != nil || q.waiters.Len() == 0 {
 		return
 	}
-	front := q.waiters.Front().Value.(*waiter)
-	t, err := createTicket(q.qdir, front.lock.waiterDescription(front.since))
+	now := time.Now()
+	next := q.nextLocked(now).Value.(*waiter)
+	desc := next.lock.waiterDescription(next.since, next.turn)
+	t, err := createTicket(q.qdir, desc, next.placeKey(q.qdir, now))
 	if err == nil {
 		q.ticket = t
 	}
@@ -233,6 +237,13 @@ func (q *queue) run() {
 			waitTurn(t)
 		}
 		f, err := q.lockFile(true)
+		if err == nil && t != nil && liveTicketAhead(t) {
+			// A place earlier than ours was taken while we waited in
+			// flock (a higher level, a client's turn): let it go first.
+			_ = unlockFD(f)
+			f.Close()
+			continue
+		}
 
 		q.mu.Lock()
 		switch {
@@ -249,8 +260,9 @@ func (q *queue) run() {
 			done := q.ticket
 			q.ticket = nil
 			q.gen++
-			w := q.waiters.Remove(q.waiters.Front()).(*waiter)
+			w := q.waiters.Remove(q.nextLocked(time.Now())).(*waiter)
 			w.elem = nil
+			q.turns.served(w.turn.Client, &q.waiters)
 			q.held = true
 			w.ch <- result{h: newHandle(q, w.lock, f)}
 			q.mu.Unlock()

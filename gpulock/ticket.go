@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -88,15 +89,16 @@ func ensureQueueDir(dir string) error {
 	return nil
 }
 
-// createTicket puts this process at the back of the line. The ticket is
-// written and flocked under a temporary name first and only then renamed
-// into view, so every visible ticket of a live process is locked.
-func createTicket(dir string, w Waiter) (*ticket, error) {
+// createTicket puts this process in line at key (see placeKey; the time it
+// queued, for plain arrival order). The ticket is written and flocked under
+// a temporary name first and only then renamed into view, so every visible
+// ticket of a live process is locked.
+func createTicket(dir string, w Waiter, key time.Time) (*ticket, error) {
 	d, err := openQueueDir(dir, true)
 	if err != nil {
 		return nil, err
 	}
-	t, err := createTicketIn(d, w)
+	t, err := createTicketIn(d, w, key)
 	if err != nil {
 		d.close()
 		return nil, err
@@ -104,7 +106,7 @@ func createTicket(dir string, w Waiter) (*ticket, error) {
 	return t, nil
 }
 
-func createTicketIn(d *qdir, w Waiter) (*ticket, error) {
+func createTicketIn(d *qdir, w Waiter, key time.Time) (*ticket, error) {
 	tmp := fmt.Sprintf("%s%d-%08x", tempPrefix, pid, rand.Uint32())
 	f, err := d.open(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, ticketPerm)
 	if err != nil {
@@ -123,11 +125,20 @@ func createTicketIn(d *qdir, w Waiter) (*ticket, error) {
 	if _, err := f.WriteAt(encodeLine(w), 0); err != nil {
 		return fail(err)
 	}
-	name := fmt.Sprintf("%0*d-%d-%08x", ticketTimeDigits, time.Now().UnixNano(), pid, rand.Uint32())
+	name := fmt.Sprintf("%0*d-%d-%08x", ticketTimeDigits, max(key.UnixNano(), 0), pid, rand.Uint32())
 	if err := d.rename(tmp, name); err != nil {
 		return fail(err)
 	}
 	return &ticket{d: d, name: name, f: f}, nil
+}
+
+// ticketKey returns the key a ticket's name sorts by.
+func ticketKey(name string) time.Time {
+	n, err := strconv.ParseInt(name[:ticketTimeDigits], 10, 64)
+	if err != nil {
+		return time.Time{}
+	}
+	return time.Unix(0, n)
 }
 
 // remove takes the ticket out of line. The name goes first, so the
@@ -224,6 +235,23 @@ func waitTurn(t *ticket) {
 			return
 		}
 	}
+}
+
+// liveTicketAhead reports whether a live ticket sorts before t: one taken
+// after t's process finished waiting its turn, with an earlier key.
+func liveTicketAhead(t *ticket) bool {
+	names, err := listTickets(t.d)
+	if err != nil {
+		return false
+	}
+	ahead, _ := slices.BinarySearch(names, t.name)
+	for i := ahead - 1; i >= 0; i-- {
+		if f, ok := probeTicket(t.d, names[i]); ok {
+			f.Close()
+			return true
+		}
+	}
+	return false
 }
 
 // anyLiveTicket reports whether any live process is in line in dir. A

@@ -69,7 +69,7 @@ CUDA_VISIBLE_DEVICES=<n> and CUDA_DEVICE_ORDER=PCI_BUS_ID, so GPU n is
 nvidia-smi's GPU n. A CUDA_VISIBLE_DEVICES set by the caller is replaced (with a
 notice unless --quiet); use --cuda-env=false to keep it.`,
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.GenericFlag{
 				Name:    flagGPU,
 				Aliases: []string{"g"},
@@ -122,7 +122,7 @@ notice unless --quiet); use --cuda-env=false to keep it.`,
 				EnvVars: envVar(flagShowCommand),
 			},
 			quietFlag(),
-		},
+		}, execTurnFlags()...),
 		Action: a.runExec,
 	}
 }
@@ -140,6 +140,7 @@ type execOptions struct {
 	quiet        bool
 	showCommand  bool
 	args         []string
+	turn         []gpulock.Option // fair turns and priority
 }
 
 const execHelp = "gpulock exec --help"
@@ -174,6 +175,9 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 		return o, usageError(execHelp, "--gpu: %s", libText(err))
 	}
 	o.gpus = gpus
+	if o.turn, err = execTurnOptions(c); err != nil {
+		return o, err
+	}
 	if o.name == "" {
 		o.name = filepath.Base(o.args[0])
 	}
@@ -200,7 +204,7 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 	}
 	locks := make([]*gpulock.Lock, len(o.gpus))
 	for i, g := range o.gpus {
-		locks[i], err = gpulock.New(g, gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(o.shownCommand()))
+		locks[i], err = gpulock.New(g, append([]gpulock.Option{gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(o.shownCommand())}, o.turn...)...)
 		if err != nil {
 			return usageError(execHelp, "%s", libText(err))
 		}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os/signal"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,7 +71,7 @@ func (a *App) shimCommand() *cli.Command {
 			durationFlag(flagHeaderTime, "longest time to receive a request's headers", shim.DefaultHeaderTimeout),
 			durationFlag(flagKeepAlive, "how long an idle keep-alive connection stays open", shim.DefaultKeepAliveTimeout),
 			&cli.BoolFlag{Name: flagStatusDetail, Usage: "show command lines, request ids and the upstream in /gpulock/status to every caller, not only to loopback ones", EnvVars: envVar(flagStatusDetail)},
-		}, append(shimChildFlags(), shimClusterFlags()...)...), // shim_child.go, cluster_flags.go
+		}, slices.Concat(shimChildFlags(), shimClusterFlags(), shimTurnFlags())...), // shim_child.go, cluster_flags.go, turnflags.go
 		Action: a.runShim,
 	}
 }
@@ -148,6 +149,10 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 	if c.Int(flagMaxQueue) < 0 {
 		return shim.Config{}, usageError(hint, "--%s cannot be negative", flagMaxQueue)
 	}
+	turns, err := shimTurns(c, hint)
+	if err != nil {
+		return shim.Config{}, err
+	}
 	maxHold := durationOf(c, flagMaxHold)
 	if c.IsSet(flagMaxHold) && maxHold == 0 {
 		maxHold = -1 // explicitly off
@@ -171,6 +176,7 @@ func shimConfig(c *cli.Context) (shim.Config, error) {
 		IdleTimeout:   durationOf(c, flagIdleTimeout),
 		FreeOnHandoff: c.Bool(flagFreeHandoff),
 		VRAMTimeout:   durationOf(c, flagVRAMTimeout),
+		Turns:         turns,
 
 		MaxBuffered:      c.Generic(flagMaxBuffered).(*sizeValue).n,
 		BodyTimeout:      bodyTimeout,

@@ -41,7 +41,8 @@ long each has waited. Dead holders and waiters are not shown.
                "command": "python main.py", "since": "2025-01-02T15:04:05Z",
                "held_seconds": 192.5},
     "waiters": [{"pid": 4300, "host": "box", "service": "a1111", "command": "./webui.sh",
-                 "since": "...", "position": 1, "waited_seconds": 60.1}]}]
+                 "since": "...", "position": 1, "waited_seconds": 60.1,
+                 "client": "uid:1000", "priority": "normal"}]}]
 
 "holder" is null when the GPU is free, or when the holder left no description
 (util-linux flock(1), say): "held" is then still true. "child_pid" and
@@ -226,7 +227,7 @@ func (a *App) printStatusText(list []gpulock.Status, dir string) error {
 			fmt.Fprintf(w, "%s\theld\t%s\t%s\t%s\t%s\t%s\t%s\n", gpu, cell(h.Service), pid, cell(ownerUser(o)), cell(h.Host), seconds(h.HeldSeconds), cell(h.Command))
 		}
 		for _, wt := range st.Waiters {
-			fmt.Fprintf(w, "\twaiting %d\t%s\t%s\t%s\t%s\t%s\t%s\n", wt.Position, cell(wt.Service), ownerPID(wt.Owner, wt.PID), cell(ownerUser(wt.Owner)), cell(wt.Host), seconds(wt.WaitedSeconds), cell(wt.Command))
+			fmt.Fprintf(w, "\twaiting %d\t%s\t%s\t%s\t%s\t%s\t%s%s\n", wt.Position, cell(wt.Service), ownerPID(wt.Owner, wt.PID), cell(ownerUser(wt.Owner)), cell(wt.Host), seconds(wt.WaitedSeconds), cell(wt.Command), turnNote(wt))
 		}
 	}
 	return flush(w)
@@ -237,6 +238,14 @@ func flush(w *tabwriter.Writer) error {
 		return &exitError{code: exitIOErr, msg: err.Error(), err: err}
 	}
 	return nil
+}
+
+// turnNote tells a waiter's client and level, when its ticket names them.
+func turnNote(wt gpulock.WaiterStatus) string {
+	if wt.Client == "" && wt.Priority == "" {
+		return ""
+	}
+	return fmt.Sprintf("  [client %s, %s]", cell(wt.Client), cell(wt.Priority))
 }
 
 // cell is a table cell: "-" when empty, escaped when it holds anything

@@ -106,6 +106,8 @@ type Config struct {
 	StatusDetail bool
 	// Member, when set, makes the shim a member of a cluster (member.go).
 	Member Member
+	// Turns says how the line shares the GPU between clients.
+	Turns Turns
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

@@ -62,7 +62,7 @@ func (c *cover) set(ctx context.Context, busy bool) {
 // take waits in line on the backend's behalf; if the backend is idle again
 // by the time the turn comes, it lets the lock go at once.
 func (c *cover) take(ctx context.Context) {
-	hd, err := c.s.acquireIn(ctx, routeBackendWork, "", false)
+	hd, err := c.s.acquireIn(ctx, routeBackendWork, "", c.s.backendTurn(), false)
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.waiting = false

@@ -199,17 +199,36 @@ func (v view) lockStatus(st gpulock.Status) gpulock.Status {
 	if st.Holder != nil {
 		h := *st.Holder
 		h.Host, h.Service, h.Command = v.text(h.Host), v.text(h.Service), v.command(h.Command)
+		if h.Backend != nil {
+			b := *h.Backend
+			b.Profile, b.Upstream = v.text(b.Profile), v.upstream(b.Upstream)
+			h.Backend = &b
+		}
 		st.Holder = &h
 	}
+	st.Owner = v.owner(st.Owner)
+	st.Error = v.text(st.Error)
 	waiters := make([]gpulock.WaiterStatus, len(st.Waiters))
 	for i, w := range st.Waiters {
 		w.Host, w.Service, w.Command = v.text(w.Host), v.text(w.Service), v.command(w.Command)
+		w.Client, w.Priority = v.requestID(w.Client), v.text(w.Priority)
+		w.Owner = v.owner(w.Owner)
 		waiters[i] = w
 	}
 	if st.Waiters != nil {
 		st.Waiters = waiters
 	}
 	return st
+}
+
+// owner returns the kernel's view of an owner as the caller may see it.
+func (v view) owner(o *gpulock.Owner) *gpulock.Owner {
+	if o == nil {
+		return nil
+	}
+	c := *o
+	c.User, c.Comm = v.text(c.User), v.text(c.Comm)
+	return &c
 }
 
 // shimStatus returns the shim's part of the status as the caller may see it.
@@ -219,9 +238,15 @@ func (v view) shimStatus(st ShimStatus) ShimStatus {
 	queue := make([]QueueEntry, len(st.Queue))
 	for i, q := range st.Queue {
 		q.RequestID, q.Route = v.requestID(q.RequestID), v.text(q.Route)
+		q.Client, q.Priority = v.requestID(q.Client), v.text(q.Priority)
 		queue[i] = q
 	}
 	st.Queue = queue
+	clients := make(map[string]int, len(st.Clients))
+	for c, n := range st.Clients {
+		clients[v.requestID(c)] += n
+	}
+	st.Clients = clients
 	return st
 }
 

@@ -37,8 +37,9 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 	if route.judge != nil {
 		v = route.judge(body, r.Header)
 	}
-	var promptID string
+	var promptID, client string
 	if v == gpuWork && route.hold == holdUntilPromptDone {
+		client = promptClientID(body, s.watch.clientID)
 		body, promptID, v = preparePrompt(body, r.Header, s.watch.clientID)
 	}
 	switch v {
@@ -56,7 +57,7 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 
 	routeName := r.Method + " " + r.URL.Path
 	start := time.Now()
-	hd, err := s.acquire(adm.context(r.Context()), routeName, r.Header.Get(HeaderRequestID))
+	hd, err := s.acquire(adm.context(r.Context()), routeName, r.Header.Get(HeaderRequestID), s.turnOf(r, client))
 	if err != nil {
 		s.refuse(w, r, err, time.Since(start))
 		return

@@ -168,7 +168,7 @@ func (rl *gradioRelay) hold(f wsFrame, id string) {
 	ctx, cancel := context.WithCancel(context.Background())
 	rl.stopWait, rl.waiting = cancel, true
 	go func() {
-		hd, err := rl.s.acquire(ctx, routeGradioQueue, id)
+		hd, err := rl.s.acquire(ctx, routeGradioQueue, id, rl.s.turnOf(rl.r, ""))
 		rl.acquired <- acquireResult{hd, err} // buffered: never blocks
 	}()
 	asked := rl.askedData

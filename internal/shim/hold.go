@@ -32,14 +32,15 @@ type hold struct {
 
 // acquire waits in line for the GPU lock (bounded by QueueTimeout and ctx)
 // and readies the backend for work (A1111 reloads a checkpoint it unloaded
-// at a hand-off). requestID names the place in line in the status.
-func (s *Shim) acquire(ctx context.Context, route, requestID string) (*hold, error) {
-	return s.acquireIn(ctx, route, requestID, true)
+// at a hand-off). requestID names the place in line in the status; turn
+// says whose turn it is (fair shares between clients, priority).
+func (s *Shim) acquire(ctx context.Context, route, requestID string, turn gpulock.Turn) (*hold, error) {
+	return s.acquireIn(ctx, route, requestID, turn, true)
 }
 
 // acquireIn is acquire; bounded says whether MaxQueue and QueueTimeout
 // apply (not to holdings on the backend's behalf: its work runs anyway).
-func (s *Shim) acquireIn(ctx context.Context, route, requestID string, bounded bool) (*hold, error) {
+func (s *Shim) acquireIn(ctx context.Context, route, requestID string, turn gpulock.Turn, bounded bool) (*hold, error) {
 	if job := dispatchOf(ctx); job != "" && bounded {
 		return s.acquireDispatched(ctx, route, job) // cluster mode: member.go
 	}
@@ -48,11 +49,11 @@ func (s *Shim) acquireIn(ctx context.Context, route, requestID string, bounded b
 	if !bounded {
 		timeout = 0
 	}
-	p, wctx, stop, err := s.line.join(ctx, route, requestID, timeout, bounded)
+	p, wctx, stop, err := s.line.join(ctx, route, requestID, turn, timeout, bounded)
 	if err != nil {
 		return nil, err
 	}
-	h, err := s.lock.Acquire(wctx)
+	h, err := s.lock.AcquireTurn(wctx, turn)
 	stop()
 	s.line.leave(p)
 	waited := time.Since(start)

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
 )
 
 // Why a request left the line without the lock.
@@ -37,6 +39,7 @@ type place struct {
 	requestID string
 	route     string
 	since     time.Time
+	turn      gpulock.Turn
 	cancel    context.CancelCauseFunc
 }
 
@@ -49,7 +52,7 @@ func newLine(max int) *line {
 // or at shutdown (errShuttingDown). It fails with errShuttingDown, or with
 // errQueueFull when bounded, without queueing; a request admitted before
 // reading its body (its ticket in ctx) takes the place it reserved.
-func (l *line) join(ctx context.Context, route, requestID string, timeout time.Duration, bounded bool) (*place, context.Context, func(), error) {
+func (l *line) join(ctx context.Context, route, requestID string, turn gpulock.Turn, timeout time.Duration, bounded bool) (*place, context.Context, func(), error) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.draining {
@@ -69,7 +72,7 @@ func (l *line) join(ctx context.Context, route, requestID string, timeout time.D
 	if requestID == "" {
 		requestID = "gpulock-" + strconv.FormatUint(l.next, 10)
 	}
-	p := &place{id: l.next, requestID: requestID, route: route, since: time.Now(), cancel: cancel}
+	p := &place{id: l.next, requestID: requestID, route: route, since: time.Now(), turn: turn, cancel: cancel}
 	l.waiting[p.id] = p
 	return p, ctx, stop, nil
 }

@@ -48,7 +48,8 @@ func New(cfg Config) (*Shim, error) {
 		return nil, err
 	}
 	lock, err := gpulock.New(cfg.GPU, append([]gpulock.Option{gpulock.WithDir(cfg.LockDir), gpulock.WithService(cfg.Name),
-		gpulock.WithCommand("gpulock shim " + cfg.Profile.Name + " " + cfg.Upstream.Redacted())}, backendOptions(cfg)...)...)
+		gpulock.WithCommand("gpulock shim " + cfg.Profile.Name + " " + cfg.Upstream.Redacted()),
+		gpulock.WithFairTurns(!cfg.Turns.ArrivalOrder)}, backendOptions(cfg)...)...)
 	if err != nil {
 		return nil, err
 	}

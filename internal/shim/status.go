@@ -25,10 +25,15 @@ type ShimStatus struct {
 	Service  string `json:"service"`
 	Profile  string `json:"profile"`
 	Upstream string `json:"upstream"`
-	// Queue lists the GPU requests in this shim's line, first in line
-	// first. A request that sent an X-Request-Id header finds itself by it
-	// (in a masked status, by sending the same header with its GET).
+	// Queue lists the GPU requests in this shim's line, in the order fair
+	// turns will most likely serve them. A request that sent an
+	// X-Request-Id header finds itself by it (in a masked status, by
+	// sending the same header with its GET).
 	Queue []QueueEntry `json:"queue"`
+	// Clients counts the waiting requests of each client.
+	Clients map[string]int `json:"clients"`
+	// Fair says whether turns go round-robin between clients.
+	Fair bool `json:"fair"`
 	// HeldPrompts counts ComfyUI prompts forwarded and not finished yet.
 	HeldPrompts int `json:"held_prompts"`
 	// Requests counts GPU requests by outcome since the shim started.
@@ -41,6 +46,9 @@ type QueueEntry struct {
 	Route         string  `json:"route"`
 	Position      int     `json:"position"`
 	WaitedSeconds float64 `json:"waited_seconds"`
+	// Client is whose request it is; Priority its level now (with aging).
+	Client   string `json:"client"`
+	Priority string `json:"priority"`
 }
 
 // status gathers the shim's status.
@@ -54,12 +62,18 @@ func (s *Shim) status() (Status, error) {
 		Profile:  s.cfg.Profile.Name,
 		Upstream: s.cfg.Upstream.Redacted(),
 		Queue:    []QueueEntry{},
+		Clients:  map[string]int{},
+		Fair:     !s.cfg.Turns.ArrivalOrder,
 		Requests: map[string]float64{},
 	}}
 	now := time.Now()
-	for i, p := range s.line.snapshot() {
+	places := s.line.snapshot()
+	fairOrder(places, now, s.cfg.Turns.ArrivalOrder)
+	for i, p := range places {
 		st.Shim.Queue = append(st.Shim.Queue, QueueEntry{RequestID: p.requestID, Route: p.route, Position: i + 1,
-			WaitedSeconds: now.Sub(p.since).Seconds()})
+			WaitedSeconds: now.Sub(p.since).Seconds(), Client: p.turn.Client,
+			Priority: p.turn.Level(p.since, now, gpulock.DefaultAging).String()})
+		st.Shim.Clients[p.turn.Client]++
 	}
 	if s.watch != nil {
 		st.Shim.HeldPrompts = s.watch.count()
