@@ -94,10 +94,12 @@ func TestNoBargingByALoopingHolder(t *testing.T) {
 func TestBusyProcessCannotStarveAnother(t *testing.T) {
 	dir := t.TempDir()
 	log := filepath.Join(dir, "log")
-	busy := startChild(t, "busy", append(childEnv(dir, 0, "busy", log), envHold+"=2ms")...)
+	// Two clients: processes of one client share its turns (see
+	// TestClientsTakeTurnsAcrossProcesses).
+	busy := startChild(t, "busy", append(childEnv(dir, 0, "busy", log), envHold+"=2ms", envTurn+"=busy/normal")...)
 	waitFor(t, "the busy process to take turns", func() bool { return len(readLog(t, log)) >= 40 })
 
-	c := startChild(t, "once", childEnv(dir, 0, "single", log)...)
+	c := startChild(t, "once", append(childEnv(dir, 0, "single", log), envTurn+"=single/normal")...)
 	c.expect("waiting")
 	c.wait()
 	busy.kill()

@@ -242,8 +242,8 @@ func flush(w *tabwriter.Writer) error {
 
 // turnNote tells a waiter's client and level, when its ticket names them.
 func turnNote(wt gpulock.WaiterStatus) string {
-	if wt.Client == "" && wt.Priority == "" {
-		return ""
+	if wt.Priority == "normal" && strings.HasPrefix(wt.Client, "uid:") || wt.Client == "" && wt.Priority == "" {
+		return "" // the defaults: the user's own client, at normal level
 	}
 	return fmt.Sprintf("  [client %s, %s]", cell(wt.Client), cell(wt.Priority))
 }

@@ -74,10 +74,14 @@ func (s *Shim) acquireDispatched(ctx context.Context, route, job string) (*hold,
 		_ = h.Release()
 		return nil, fmt.Errorf("%w (job %s): %v", errNotDispatched, job, err)
 	}
+	if err := s.waitDeadHolder(ctx, h); err != nil { // a dead holder's backend may still run its job
+		return nil, err
+	}
 	s.metrics.wait.Observe(0)
-	hd := &hold{s: s, h: h, route: route, since: time.Now()}
+	hd := &hold{s: s, h: h, route: route, since: time.Now(), done: make(chan struct{})}
 	s.cover.own.Add(1)
 	s.inflight.add()
+	hd.limit()
 	s.vram.beforeWork(ctx)
 	return hd, nil
 }
