@@ -70,6 +70,10 @@ type Config struct {
 	FreeOnHandoff bool
 	// VRAMTimeout bounds the wait for the backend to free its VRAM.
 	VRAMTimeout time.Duration
+	// PageProbeEvery is how often the status page probes the locks and the
+	// backend (default DefaultPageProbeEvery); PageBucket is the width of one
+	// bar of its hour of history (default a minute).
+	PageProbeEvery, PageBucket time.Duration
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

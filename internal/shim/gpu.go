@@ -25,6 +25,7 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 		}
 		return // otherwise the client left while sending: nobody to answer
 	}
+	client := s.clientOf(r, body)
 	v := gpuWork
 	if route.judge != nil {
 		v = route.judge(body, r.Header)
@@ -48,7 +49,7 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 
 	routeName := r.Method + " " + r.URL.Path
 	start := time.Now()
-	hd, err := s.acquire(r.Context(), routeName, r.Header.Get(HeaderRequestID))
+	hd, err := s.acquire(r.Context(), routeName, client)
 	if err != nil {
 		s.refuse(w, r, err, time.Since(start))
 		return

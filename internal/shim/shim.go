@@ -31,6 +31,7 @@ type Shim struct {
 	vram      *vramHandoff
 	cover     *cover
 	inflight  *inflight
+	page      *page
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -72,6 +73,7 @@ func New(cfg Config) (*Shim, error) {
 	s.vram = &vramHandoff{s: s, enabled: cfg.FreeOnHandoff}
 	s.cover = &cover{s: s}
 	s.inflight = newInflight()
+	s.page = newPage(s)
 	return s, nil
 }
 
@@ -89,6 +91,9 @@ const (
 
 // ServeHTTP passes non-GPU requests straight through and queues GPU work.
 func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.servePage(w, r) {
+		return
+	}
 	if s.isGradioQueue(r) {
 		s.serveGradioQueue(w, r)
 		return
@@ -122,6 +127,7 @@ func (s *Shim) Start() {
 	} else {
 		s.cfg.Logger.Warn("cannot mark the GPU as served by a shim", "err", err)
 	}
+	s.wg.Go(func() { s.page.run(ctx) })
 	switch s.cfg.Profile.Name {
 	case "comfyui":
 		s.wg.Go(func() { s.watch.listen(ctx) })
@@ -164,6 +170,7 @@ func (s *Shim) Shutdown(ctx context.Context) error {
 			s.cancel()
 		}
 		s.wg.Wait()
+		s.page.close()
 		s.cover.stop()
 		if s.unserve != nil {
 			_ = s.unserve()
@@ -182,6 +189,7 @@ func (s *Shim) Serve(ctx context.Context, ln net.Listener) error {
 		ReadHeaderTimeout: 30 * time.Second,
 		ErrorLog:          s.errorLog,
 	}
+	srv.RegisterOnShutdown(s.page.close) // event streams would hold up the drain
 	s.Start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/statuspage"
 )
 
 // Status is what /gpulock/status serves: the GPU's status, in the schema of
@@ -28,6 +29,8 @@ type ShimStatus struct {
 	HeldPrompts int `json:"held_prompts"`
 	// Requests counts GPU requests by outcome since the shim started.
 	Requests map[string]float64 `json:"requests"`
+	// Live is what the status page shows beyond the above (page.go).
+	statuspage.Live
 }
 
 // QueueEntry is one request in the shim's line.
@@ -36,6 +39,9 @@ type QueueEntry struct {
 	Route         string  `json:"route"`
 	Position      int     `json:"position"`
 	WaitedSeconds float64 `json:"waited_seconds"`
+	// EstimatedStartSeconds estimates when it gets the GPU (see
+	// statuspage.EstimateStart); null before any job finished.
+	EstimatedStartSeconds *float64 `json:"estimated_start_seconds"`
 }
 
 // status gathers the shim's status.
@@ -59,6 +65,7 @@ func (s *Shim) status() (Status, error) {
 	if s.watch != nil {
 		st.Shim.HeldPrompts = s.watch.count()
 	}
+	s.page.fill(&st)
 	families, err := s.metrics.registry.Gather()
 	if err != nil {
 		return st, err
