@@ -16,6 +16,7 @@ const (
 	flagGPUs    = "gpus"
 	flagJobs    = "jobs"
 	flagClients = "clients"
+	flagHold    = "hold"
 )
 
 // demoCommand is `gpulock demo`: fake ComfyUI and A1111 backends on
@@ -31,6 +32,7 @@ func (a *App) demoCommand() *cli.Command {
 			&cli.IntFlag{Name: flagGPUs, Usage: "simulated GPUs", Value: 1, EnvVars: envVar(flagGPUs)},
 			&cli.IntFlag{Name: flagJobs, Usage: "jobs per service and GPU", Value: 12, EnvVars: envVar(flagJobs)},
 			&cli.IntFlag{Name: flagClients, Usage: "concurrent clients per service and GPU", Value: 4, EnvVars: envVar(flagClients)},
+			&cli.BoolFlag{Name: flagHold, Usage: "keep the shims' status pages (printed at the start) open after the demo, until Ctrl-C", EnvVars: envVar(flagHold)},
 			&cli.DurationFlag{Name: flagStep, Usage: "time of one simulated sampling step", Value: 20 * time.Millisecond, EnvVars: envVar(flagStep)},
 		},
 		Action: a.runDemo,
@@ -63,6 +65,7 @@ func (a *App) runDemo(c *cli.Context) error {
 		Step:           c.Duration(flagStep),
 		Out:            out,
 		Live:           live,
+		Hold:           c.Bool(flagHold),
 	})
 	if err != nil {
 		if ctx.Err() != nil && errors.Is(err, ctx.Err()) {

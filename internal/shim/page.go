@@ -145,8 +145,20 @@ func (p *page) run(ctx context.Context) {
 func (p *page) probe(ctx context.Context) {
 	now := time.Now()
 	if all, err := p.gpus(); err == nil {
+		own := p.s.lock.Name()
 		for _, g := range all {
-			p.history.Record(g.Name, now, g.Held, len(g.Waiters))
+			line := len(g.Waiters)
+			if g.Name == own {
+				// The lock files show this process once however many of its
+				// requests wait: count those one by one.
+				line = p.s.line.len()
+				for _, w := range g.Waiters {
+					if w.PID != os.Getpid() {
+						line++
+					}
+				}
+			}
+			p.history.Record(g.Name, now, g.Held, line)
 		}
 	}
 	parent := ctx

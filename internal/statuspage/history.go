@@ -5,9 +5,9 @@ import (
 	"time"
 )
 
-// History keeps, per lock, the busy share and line length of the last
-// Buckets buckets of Width each (an hour of minutes by default): a ring
-// buffer per lock, fed by Record. It is safe for concurrent use.
+// History keeps, per lock, the busy share and line length of the last n
+// buckets of a width each (60 one-minute buckets, an hour, by default): a
+// ring buffer per lock, fed by Record. It is safe for concurrent use.
 type History struct {
 	width   time.Duration
 	buckets int
@@ -23,14 +23,14 @@ type bucket struct {
 	line   int
 }
 
-// NewHistory returns a History of n buckets of width (defaults: an hour of
-// one-minute buckets when zero).
+// NewHistory returns a History of n buckets of width (defaults when zero:
+// a minute, 60 buckets).
 func NewHistory(width time.Duration, n int) *History {
 	if width <= 0 {
 		width = time.Minute
 	}
 	if n <= 0 {
-		n = int(time.Hour / width)
+		n = 60
 	}
 	return &History{width: width, buckets: n, rings: map[string][]bucket{}}
 }
