@@ -14,6 +14,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -23,6 +24,7 @@ import (
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
+	"github.com/gpulock/gpulock/gpulock"
 	"github.com/gpulock/gpulock/internal/fakecomfy"
 	"github.com/gpulock/gpulock/internal/shim"
 	"github.com/stretchr/testify/assert"
@@ -222,7 +224,8 @@ func TestPageInChromium(t *testing.T) {
 		t.Cleanup(func() { comfy.Close() })
 		backend := httptest.NewServer(comfy)
 		t.Cleanup(backend.Close)
-		s, front := startShim(t, t.TempDir(), "comfyui", backend.URL)
+		lockDir := t.TempDir()
+		s, front := startShim(t, lockDir, "comfyui", backend.URL)
 		tb := newTab(t, bctx)
 		tb.run(t, chromedp.Navigate(front+"/gpulock/"), chromedp.WaitVisible(chromedp.CSS("#gpus .card")))
 		value(t, tb, chromedp.Evaluate[any](`window.marker = "same page"`))
@@ -246,6 +249,21 @@ func TestPageInChromium(t *testing.T) {
 		text := value(t, tb, chromedp.TextContent(chromedp.CSS("#line tbody tr td.client")))
 		assert.Equal(t, client, text, "the malicious client_id shows as text")
 		tb.screenshot(t, "status-page-line.png")
+
+		// The page and `gpulock status` (gpulock.ListStatus) agree on the
+		// holder, since when, and how many wait.
+		cli, err := gpulock.ListStatus(lockDir)
+		require.NoError(t, err)
+		require.Len(t, cli, 1)
+		require.NotNil(t, cli[0].Holder)
+		tb.waitJS(t, "the page to show the waiters the lock files show",
+			fmt.Sprintf(`document.querySelector("#gpus .state").dataset.waiters === "%d"`, len(cli[0].Waiters)))
+		card := value(t, tb, chromedp.Evaluate[map[string]string](`({...document.querySelector("#gpus .state").dataset})`))
+		assert.Equal(t, strconv.Itoa(cli[0].Holder.PID), card["pid"])
+		assert.Equal(t, cli[0].Holder.Service, card["service"])
+		since, err := time.Parse(time.RFC3339Nano, card["since"])
+		require.NoError(t, err)
+		assert.True(t, cli[0].Holder.Since.Equal(since), "since: page %s, lock file %s", since, cli[0].Holder.Since)
 
 		require.NoError(t, held.Release())
 		tb.waitJS(t, "the job running", rowWith("#running .job", client))

@@ -100,12 +100,16 @@ function gpuCard(g, st, sh) {
   const card = el("div", "card");
   card.dataset.gpu = g.name;
   card.appendChild(el("h3", null, (sh.host || "") + " · GPU " + (g.gpu === null ? g.name : g.gpu)));
-  const state = el("div");
+  const state = el("div", "state");
+  state.dataset.waiters = (g.waiters || []).length;
   if (!g.held) {
     state.appendChild(el("span", "state-free", "free"));
   } else {
     state.appendChild(el("span", "state-busy", "busy"));
     if (g.holder) {
+      state.dataset.since = g.holder.since;
+      state.dataset.pid = g.holder.pid;
+      state.dataset.service = g.holder.service;
       state.appendChild(document.createTextNode(" by " + holderText(g.holder) +
         " since " + clock(g.holder.since) + " (" + dur(g.holder.held_seconds) + ")"));
     } else {
@@ -189,7 +193,7 @@ function render(st) {
   document.getElementById("mean-of").textContent = sh.mean_of > 0 ?
     "the last " + sh.mean_of + " finished jobs (now " + dur(sh.mean_job_seconds) + ")" : "the last finished jobs (none yet)";
 
-  const recentRows = (sh.recent || []).map((f) => row([
+  const recentRows = (sh.recent || []).slice(0, 10).map((f) => row([
     { text: clock(f.ended) }, { text: f.service }, { text: f.client, cls: "client" }, { text: f.route },
     { text: dur(f.waited_seconds) }, { text: dur(f.ran_seconds) }, { text: f.result },
   ], { client: f.client, result: f.result }));
