@@ -1,6 +1,8 @@
 package shim
 
 import (
+	"bufio"
+	"context"
 	"encoding/json"
 	"net/http"
 	"testing"
@@ -82,4 +84,25 @@ func TestPageShowsComfyProgressAndVRAM(t *testing.T) {
 	_, err = http.Post(e.comfyURL+"/interrupt", "application/json", nil)
 	require.NoError(t, err)
 	waitFor(t, "the prompt done", func() bool { return len(readStatus(t, e.comfyShim).Shim.Recent) == 1 })
+}
+
+// An open event stream of the status page must not hold up Serve's
+// graceful shutdown until DrainTimeout (eventTimeout here).
+func TestServeShutdownEndsTheEventStreams(t *testing.T) {
+	backend, _ := countingBackend(t)
+	_, base, stop := serveShim(t, t.TempDir(), "generic", backend.URL)
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+statuspage.PathEvents, nil)
+	require.NoError(t, err)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	line, err := bufio.NewReader(resp.Body).ReadString('\n')
+	require.NoError(t, err)
+	require.Equal(t, "event: status\n", line)
+
+	start := time.Now()
+	require.NoError(t, stop())
+	assert.Less(t, time.Since(start), eventTimeout/2, "Serve returned without waiting out the stream")
 }

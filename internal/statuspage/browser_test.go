@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/chromedp/cdproto/cdp"
+	"github.com/chromedp/cdproto/emulation"
 	"github.com/chromedp/cdproto/log"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
@@ -298,6 +299,34 @@ func TestPageInChromium(t *testing.T) {
 		tb.run(t, chromedp.WaitVisible(chromedp.CSS("#gpus .card")))
 		assert.Contains(t, banner, "does not answer")
 		tb.screenshot(t, "status-page-backend-down.png")
+		tb.noErrors(t)
+	})
+
+	t.Run("the page fits a phone and follows the dark scheme", func(t *testing.T) {
+		comfy, err := fakecomfy.New(fakecomfy.Config{StepDuration: stepDuration})
+		require.NoError(t, err)
+		t.Cleanup(func() { comfy.Close() })
+		backend := httptest.NewServer(comfy)
+		t.Cleanup(backend.Close)
+		_, front := startShim(t, t.TempDir(), "comfyui", backend.URL)
+		tb := newTab(t, bctx)
+		const phoneWidth = 390
+		tb.run(t, chromedp.EmulateViewport(phoneWidth, 844, chromedp.EmulateMobile),
+			chromedp.Navigate(front+"/gpulock/"), chromedp.WaitVisible(chromedp.CSS("#gpus .card")))
+		width := value(t, tb, chromedp.Evaluate[int](`document.documentElement.scrollWidth`))
+		assert.LessOrEqual(t, width, phoneWidth, "no sideways scrolling on a phone")
+		const background = `getComputedStyle(document.body).backgroundColor`
+		light := value(t, tb, chromedp.Evaluate[string](background))
+		tb.screenshot(t, "status-page-phone.png")
+
+		ctx, cancel := context.WithTimeout(tb.ctx, browserTimeout)
+		defer cancel()
+		_, err = chromedp.Call(ctx, emulation.SetEmulatedMedia, emulation.SetEmulatedMediaParams{
+			Features: []*emulation.MediaFeature{{Name: "prefers-color-scheme", Value: "dark"}}})
+		require.NoError(t, err)
+		dark := value(t, tb, chromedp.Evaluate[string](background))
+		assert.NotEqual(t, light, dark, "the dark scheme has its own colours")
+		tb.screenshot(t, "status-page-phone-dark.png")
 		tb.noErrors(t)
 	})
 
