@@ -15,7 +15,9 @@ function el(tag, cls, text) {
 
 function dur(s) {
   if (s === undefined || s === null || !isFinite(s)) return "–";
-  s = Math.max(0, Math.round(s));
+  s = Math.max(0, s);
+  if (s < 10) return s.toFixed(1) + "s";
+  s = Math.round(s);
   if (s < 60) return s + "s";
   const m = Math.floor(s / 60), r = s % 60;
   if (m < 60) return m + "m " + String(r).padStart(2, "0") + "s";
