@@ -17,6 +17,7 @@ const (
 	flagGPUs    = "gpus"
 	flagJobs    = "jobs"
 	flagClients = "clients"
+	flagHold    = "hold"
 )
 
 // demoCommand is `gpulock demo`: fake ComfyUI and A1111 backends on
@@ -35,6 +36,7 @@ func (a *App) demoCommand() *cli.Command {
 			&cli.IntFlag{Name: flagGPUs, Usage: "simulated GPUs", Value: 1, EnvVars: envVar(flagGPUs)},
 			&cli.IntFlag{Name: flagJobs, Usage: "jobs per service and GPU", Value: 12, EnvVars: envVar(flagJobs)},
 			&cli.IntFlag{Name: flagClients, Usage: "concurrent clients per service and GPU", Value: 4, EnvVars: envVar(flagClients)},
+			&cli.BoolFlag{Name: flagHold, Usage: "keep the shims' status pages (printed at the start) open after the demo, until Ctrl-C", EnvVars: envVar(flagHold)},
 			durationFlag(flagStep, "time of one simulated sampling step", 20*time.Millisecond),
 		},
 		Action: a.runDemo,
@@ -83,6 +85,7 @@ func (a *App) runDemo(c *cli.Context) error {
 		Out:            out,
 		Live:           live,
 		LockDir:        lockDir,
+		Hold:           c.Bool(flagHold),
 	})
 	if err != nil {
 		var sc signalCause

@@ -34,6 +34,10 @@ type Options struct {
 	// LockDir, if set, holds the shims' lock files instead of Dir, so that
 	// `gpulock status --lock-dir LockDir` shows the demo's GPUs.
 	LockDir string
+	// Hold keeps the shims of the run with gpulock, and their status pages,
+	// serving after the demo until ctx ends; Run then returns the report
+	// with no error.
+	Hold bool
 }
 
 func (o Options) withDefaults() Options {
@@ -83,29 +87,52 @@ func Run(ctx context.Context, opts Options) (Report, error) {
 	var rep Report
 	var err error
 	fmt.Fprintln(opts.Out, "1/2 with gpulock: a shim in front of each backend")
-	if rep.With, err = runOnce(ctx, opts, dir+"/with", true); err != nil {
+	var closeWith func()
+	rep.With, closeWith, err = runOnce(ctx, opts, dir+"/with", true)
+	defer closeWith()
+	if err != nil {
 		return rep, err
 	}
 	fmt.Fprintln(opts.Out, "2/2 without gpulock: clients talk to the backends directly")
-	if rep.Without, err = runOnce(ctx, opts, dir+"/without", false); err != nil {
+	var closeWithout func()
+	rep.Without, closeWithout, err = runOnce(ctx, opts, dir+"/without", false)
+	closeWithout()
+	if err != nil {
 		return rep, err
 	}
 	fmt.Fprintln(opts.Out)
 	writeSummary(opts.Out, rep)
+	if opts.Hold {
+		fmt.Fprintln(opts.Out, "\nThe status pages above stay open (--hold); press Ctrl-C to stop.")
+		<-ctx.Done()
+	}
 	return rep, nil
 }
 
-// runOnce starts the stacks, runs the load and collects the figures.
-func runOnce(ctx context.Context, opts Options, dir string, withShims bool) (RunReport, error) {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return RunReport{}, err
-	}
+// runOnce starts the stacks, runs the load and collects the figures. It
+// prints the shims' status pages. With opts.Hold and shims, the stacks keep
+// serving until the returned func closes them; otherwise they are closed
+// already and the func does nothing. The func is never nil.
+func runOnce(ctx context.Context, opts Options, dir string, withShims bool) (RunReport, func(), error) {
 	var stacks []*gpuStack
-	defer func() {
+	closeAll := func() {
 		for _, st := range stacks {
 			st.close()
 		}
-	}()
+	}
+	rep, err := loadOnce(ctx, opts, dir, withShims, &stacks)
+	if opts.Hold && withShims && err == nil {
+		return rep, closeAll, nil
+	}
+	closeAll()
+	return rep, func() {}, err
+}
+
+// loadOnce is runOnce's work; the stacks it starts go to *stacks.
+func loadOnce(ctx context.Context, opts Options, dir string, withShims bool, started *[]*gpuStack) (RunReport, error) {
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return RunReport{}, err
+	}
 	lockDir := dir
 	if opts.LockDir != "" {
 		lockDir = opts.LockDir
@@ -115,8 +142,13 @@ func runOnce(ctx context.Context, opts Options, dir string, withShims bool) (Run
 		if err != nil {
 			return RunReport{}, err
 		}
-		stacks = append(stacks, st)
+		*started = append(*started, st)
+		if withShims {
+			fmt.Fprintf(opts.Out, "    status page of GPU %d: %s/gpulock/ (ComfyUI shim), %s/gpulock/ (A1111 shim)\n",
+				g, st.comfyURL, st.a1111URL)
+		}
 	}
+	stacks := *started
 
 	rec := newRecorder()
 	start := time.Now()

@@ -106,6 +106,13 @@ func (st *gpuStack) serve(h http.Handler) (string, error) {
 	return "http://" + ln.Addr().String(), nil
 }
 
+// The demo's status pages draw a minute of one-second bars, not the
+// shim's default hour of minutes: the demo lasts seconds.
+const (
+	pageProbeEvery = 100 * time.Millisecond
+	pageBucket     = time.Second
+)
+
 // startShim runs a shim for profile in front of backend.
 func (st *gpuStack) startShim(profile, backend, lockDir string) (*shim.Shim, string, error) {
 	p, err := shim.LookupProfile(profile)
@@ -117,7 +124,7 @@ func (st *gpuStack) startShim(profile, backend, lockDir string) (*shim.Shim, str
 		return nil, "", err
 	}
 	s, err := shim.New(shim.Config{Upstream: u, GPU: st.index, LockDir: lockDir, Profile: p,
-		WatchInterval: 200 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
+		WatchInterval: 200 * time.Millisecond, PageProbeEvery: pageProbeEvery, PageBucket: pageBucket, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		return nil, "", err
 	}

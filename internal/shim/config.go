@@ -108,6 +108,10 @@ type Config struct {
 	Member Member
 	// Turns says how the line shares the GPU between clients.
 	Turns Turns
+	// PageProbeEvery is how often the status page probes the locks and the
+	// backend (default DefaultPageProbeEvery); PageBucket is the width of one
+	// bar of its hour of history (default a minute).
+	PageProbeEvery, PageBucket time.Duration
 	// Logger receives one line per job and the shim's warnings (default: slog.Default()).
 	Logger *slog.Logger
 }

@@ -17,6 +17,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/statuspage"
 )
 
 // What callers of the shim's own pages (/gpulock/status, /gpulock/metrics,
@@ -247,7 +248,52 @@ func (v view) shimStatus(st ShimStatus) ShimStatus {
 		clients[v.requestID(c)] += n
 	}
 	st.Clients = clients
+	st.Live = v.live(st.Live)
 	return st
+}
+
+// live returns the status page's part as the caller may see it.
+func (v view) live(l statuspage.Live) statuspage.Live {
+	l.Host = v.text(l.Host)
+	if l.GPUs != nil {
+		gpus := make([]gpulock.Status, len(l.GPUs))
+		for i, g := range l.GPUs {
+			gpus[i] = v.lockStatus(g)
+		}
+		l.GPUs = gpus
+	}
+	if l.Running != nil {
+		running := make([]statuspage.Job, len(l.Running))
+		for i, j := range l.Running {
+			j.Client, j.Route = v.requestID(j.Client), v.text(j.Route)
+			running[i] = j
+		}
+		l.Running = running
+	}
+	if l.Recent != nil {
+		recent := make([]statuspage.Finished, len(l.Recent))
+		for i, f := range l.Recent {
+			f.Client, f.Service, f.Route, f.Result = v.requestID(f.Client), v.text(f.Service), v.text(f.Route), v.text(f.Result)
+			recent[i] = f
+		}
+		l.Recent = recent
+	}
+	if !v.full && l.Backend.Error != "" {
+		l.Backend.Error = "does not answer"
+	}
+	l.Backend.Error = escapeText(l.Backend.Error)
+	if l.Banners != nil {
+		banners := make([]statuspage.Banner, len(l.Banners))
+		for i, b := range l.Banners {
+			if !v.full && b.Kind == statuspage.BannerBackendDown {
+				b.Text = "The backend does not answer. GPU requests fail until it is back."
+			}
+			b.Kind, b.Text = v.text(b.Kind), v.text(b.Text)
+			banners[i] = b
+		}
+		l.Banners = banners
+	}
+	return l
 }
 
 // escapeText escapes what a terminal or a log viewer could take for

@@ -33,6 +33,7 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 		return
 	}
 	lift()
+	name := s.clientOf(r, body) // the request's name in the line and on the page
 	v := gpuWork
 	if route.judge != nil {
 		v = route.judge(body, r.Header)
@@ -57,7 +58,7 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 
 	routeName := r.Method + " " + r.URL.Path
 	start := time.Now()
-	hd, err := s.acquire(adm.context(r.Context()), routeName, r.Header.Get(HeaderRequestID), s.turnOf(r, client))
+	hd, err := s.acquire(adm.context(r.Context()), routeName, name, s.turnOf(r, client))
 	if err != nil {
 		s.refuse(w, r, err, time.Since(start))
 		return

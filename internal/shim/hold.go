@@ -53,6 +53,7 @@ func (s *Shim) acquireIn(ctx context.Context, route, requestID string, turn gpul
 	if err != nil {
 		return nil, err
 	}
+	s.page.handler.Notify()
 	h, err := s.lock.AcquireTurn(wctx, turn)
 	stop()
 	s.line.leave(p)
@@ -68,6 +69,7 @@ func (s *Shim) acquireIn(ctx context.Context, route, requestID string, turn gpul
 	}
 	s.metrics.wait.Observe(waited.Seconds())
 	hd := &hold{s: s, h: h, route: route, waited: waited, since: time.Now(), done: make(chan struct{})}
+	s.page.started(hd, p.requestID)
 	if route != routeBackendWork {
 		s.cover.own.Add(1)
 		s.inflight.add()
@@ -99,6 +101,7 @@ func (hd *hold) release(outcome string, attrs ...any) {
 			hd.s.inflight.done()
 		}
 		hd.s.metrics.finished(outcome, held)
+		hd.s.page.finished(hd, outcome, held)
 		args := append([]any{"service", hd.s.cfg.Name, "route", hd.route, "wait", hd.waited.Round(time.Millisecond),
 			"hold", held.Round(time.Millisecond), "outcome", outcome}, attrs...)
 		hd.s.cfg.Logger.Info("job", args...)

@@ -33,6 +33,7 @@ type Shim struct {
 	inflight  *inflight
 	budget    *budget
 	detailKey []byte // hashes request ids in masked pages (detail.go)
+	page      *page
 
 	stopOnce sync.Once
 	cancel   context.CancelFunc
@@ -74,6 +75,7 @@ func New(cfg Config) (*Shim, error) {
 	s.vram = &vramHandoff{s: s, enabled: cfg.FreeOnHandoff}
 	s.cover = &cover{s: s}
 	s.inflight = newInflight()
+	s.page = newPage(s)
 	return s, nil
 }
 
@@ -91,6 +93,9 @@ const (
 
 // ServeHTTP passes non-GPU requests straight through and queues GPU work.
 func (s *Shim) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if s.servePage(w, r) {
+		return
+	}
 	r = s.withDispatch(r) // cluster mode: member.go
 	if s.isGradioQueue(r) {
 		s.serveGradioQueue(w, r)
@@ -128,6 +133,7 @@ func (s *Shim) Start() {
 	if s.cfg.Member != nil {
 		s.wg.Go(func() { s.cfg.Member.Run(ctx, s.lock) }) // cluster mode: member.go
 	}
+	s.wg.Go(func() { s.page.run(ctx) })
 	switch s.cfg.Profile.Name {
 	case "comfyui":
 		s.wg.Go(func() { s.watch.listen(ctx) })
@@ -170,6 +176,7 @@ func (s *Shim) Shutdown(ctx context.Context) error {
 			s.cancel()
 		}
 		s.wg.Wait()
+		s.page.close()
 		s.cover.stop()
 		if s.unserve != nil {
 			_ = s.unserve()
@@ -184,6 +191,7 @@ func (s *Shim) Shutdown(ctx context.Context) error {
 // DrainTimeout to finish.
 func (s *Shim) Serve(ctx context.Context, ln net.Listener) error {
 	srv := s.newServer()
+	srv.RegisterOnShutdown(s.page.close) // event streams would hold up the drain
 	s.Start()
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()

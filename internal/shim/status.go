@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/statuspage"
 )
 
 // Status is what /gpulock/status serves: the GPU's status, in the schema of
@@ -38,6 +39,8 @@ type ShimStatus struct {
 	HeldPrompts int `json:"held_prompts"`
 	// Requests counts GPU requests by outcome since the shim started.
 	Requests map[string]float64 `json:"requests"`
+	// Live is what the status page shows beyond the above (page.go).
+	statuspage.Live
 }
 
 // QueueEntry is one request in the shim's line.
@@ -49,6 +52,9 @@ type QueueEntry struct {
 	// Client is whose request it is; Priority its level now (with aging).
 	Client   string `json:"client"`
 	Priority string `json:"priority"`
+	// EstimatedStartSeconds estimates when it gets the GPU (see
+	// statuspage.EstimateStart); null before any job finished.
+	EstimatedStartSeconds *float64 `json:"estimated_start_seconds"`
 }
 
 // status gathers the shim's status.
@@ -78,6 +84,7 @@ func (s *Shim) status() (Status, error) {
 	if s.watch != nil {
 		st.Shim.HeldPrompts = s.watch.count()
 	}
+	s.page.fill(&st)
 	families, err := s.metrics.registry.Gather()
 	if err != nil {
 		return st, err

@@ -277,7 +277,8 @@ func (pw *promptWatch) listenOnce(ctx context.Context) bool {
 		var frame struct {
 			Type string `json:"type"`
 			Data struct {
-				Node *string `json:"node"`
+				Node       *string `json:"node"`
+				Value, Max float64 // of a "progress" frame
 			} `json:"data"`
 		}
 		if json.Unmarshal(data, &frame) != nil {
@@ -290,6 +291,8 @@ func (pw *promptWatch) listenOnce(ctx context.Context) bool {
 			if frame.Data.Node == nil { // the prompt's last event
 				pw.poke()
 			}
+		case "progress": // only for prompts that named the shim's client_id
+			pw.s.page.setProgress(frame.Data.Value, frame.Data.Max)
 		}
 	}
 }
