@@ -4,12 +4,15 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net"
 	"net/http"
 	"net/netip"
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gpulock/gpulock/gpulock"
 )
@@ -172,4 +175,34 @@ func fairOrder(places []place, now time.Time, arrival bool) {
 		sorted[i] = places[j]
 	}
 	copy(places, sorted)
+}
+
+// lineTurnGauges are the metrics of fair turns: the requests in line per
+// level (with aging) and how many clients they are for. Client names stay
+// out of the labels (they are unbounded, and masked for anonymous
+// callers): /gpulock/status counts the requests of each client.
+func lineTurnGauges(s *Shim, opts func(name, help string) prometheus.Opts) []prometheus.Collector {
+	levels := func() map[gpulock.Priority]int {
+		now, n := time.Now(), map[gpulock.Priority]int{}
+		for _, p := range s.line.snapshot() {
+			n[p.turn.Level(p.since, now, gpulock.DefaultAging)]++
+		}
+		return n
+	}
+	var out []prometheus.Collector
+	for _, level := range []gpulock.Priority{gpulock.PriorityLow, gpulock.PriorityNormal, gpulock.PriorityHigh} {
+		o := opts("waiting", "GPU requests waiting in line in this shim, by level now (priority raised by aging).")
+		o.ConstLabels = maps.Clone(o.ConstLabels)
+		o.ConstLabels["priority"] = level.String()
+		out = append(out, prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), func() float64 { return float64(levels()[level]) }))
+	}
+	out = append(out, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("waiting_clients", "Clients with GPU requests waiting in line in this shim.")),
+		func() float64 {
+			seen := map[string]bool{}
+			for _, p := range s.line.snapshot() {
+				seen[p.turn.Client] = true
+			}
+			return float64(len(seen))
+		}))
+	return out
 }
