@@ -141,4 +141,3 @@ func cutLast(s string) (before, after string, ok bool) {
 	}
 	return s[:i], s[i+1:], true
 }
-

@@ -138,4 +138,3 @@ func TestGatewayServesThePageAndItsEvents(t *testing.T) {
 	assert.Equal(t, job, st.Gateway.Line[0].ID)
 	assert.Len(t, st.Gateway.GPUs, 3)
 }
-
