@@ -138,3 +138,21 @@ func TestGatewayServesThePageAndItsEvents(t *testing.T) {
 	assert.Equal(t, job, st.Gateway.Line[0].ID)
 	assert.Len(t, st.Gateway.GPUs, 3)
 }
+
+func TestGatewayStatusListsItsFinishedDispatches(t *testing.T) {
+	e := newCluster(t, 1, []string{"a1111"}, nil)
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "a1111") == 1 })
+	srv := e.gateways["a1111"]
+	code, gpu, body := post(t, srv.URL+"/sdapi/v1/txt2img", `{"steps":2}`)
+	require.Equal(t, http.StatusOK, code, body)
+	gw := getStatus(t, srv, "")
+	require.Len(t, gw.Recent, 1)
+	f := gw.Recent[0]
+	assert.Equal(t, gpu, f.Service)
+	assert.Equal(t, "POST /sdapi/v1/txt2img", f.Route)
+	assert.Equal(t, "OK", f.Result)
+	assert.NotEmpty(t, f.Client)
+	assert.Positive(t, f.RanSeconds)
+	require.Len(t, gw.GPUs, 1)
+	assert.Equal(t, gpu, gw.GPUs[0].ID)
+}
