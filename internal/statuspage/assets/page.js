@@ -198,6 +198,13 @@ function renderGateway(gw) {
     (counts ? "; " + counts : "") + ")";
   document.getElementById("line-empty").textContent = "Nobody waits in the cluster's line.";
   document.getElementById("estimate-note").hidden = true;
+  const footer = document.querySelector("footer");
+  if (!footer.dataset.gateway) {
+    const a = el("a", null, "/gpulock/status");
+    a.href = "status";
+    footer.replaceChildren("Read-only view of the gateway's ", a, " (the cluster's state in Redis).");
+    footer.dataset.gateway = "1";
+  }
   const lineRows = (gw.line || []).map((j, i) => row([
     { text: i + 1 }, { text: j.profile }, { text: j.id, cls: "client" }, { text: j.state },
     { text: dur(j.waited_seconds) }, { text: "–" },
