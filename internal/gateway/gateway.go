@@ -52,6 +52,7 @@ type Gateway struct {
 	cfg    Config
 	client *http.Client
 	wake   *wakeups
+	page   *page // /gpulock/ and /gpulock/status (page.go)
 
 	ctx    context.Context // ends at Close: background jobs leave the line
 	cancel context.CancelFunc
@@ -90,7 +91,9 @@ func New(cfg Config) (*Gateway, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), ctx: ctx, cancel: cancel}, nil
+	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), ctx: ctx, cancel: cancel}
+	g.page = newPage(g)
+	return g, nil
 }
 
 // Start listens for match hints in the background until Close.
@@ -103,6 +106,7 @@ func (g *Gateway) Start() {
 // connections. Requests being served are the http.Server's to drain.
 func (g *Gateway) Close() {
 	g.cancel()
+	g.page.handler.Close()
 	g.wg.Wait()
 	g.client.CloseIdleConnections()
 }
@@ -110,6 +114,9 @@ func (g *Gateway) Close() {
 // ServeHTTP queues GPU work in the cluster and passes the rest to a live
 // machine.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.page.serve(w, r) {
+		return
+	}
 	if isJob(g.cfg.Profile, r.Method, r.URL.Path) {
 		g.serveJob(w, r)
 		return

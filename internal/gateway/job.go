@@ -125,6 +125,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			if resp.StatusCode >= 400 {
 				level = g.cfg.Logger.Warn // for a queued prompt, only the log tells
 			}
+			g.page.dispatched(r, id, m.GPU, waited, time.Since(start), resp.StatusCode)
 			level("job", "job", id, "prompt_id", prompt, "gpu", m.GPU, "wait", waited.Round(time.Millisecond),
 				"total", time.Since(start).Round(time.Millisecond), "status", resp.StatusCode)
 			return

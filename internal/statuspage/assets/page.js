@@ -171,7 +171,54 @@ function gpuCard(g, st, sh) {
   return card;
 }
 
+// gatewayCard renders one registered GPU of a gateway's cluster.
+function gatewayCard(g) {
+  const card = el("div", "card");
+  card.dataset.gpu = g.id;
+  card.appendChild(el("h3", null, g.node + " · GPU " + g.gpu + " · " + g.profile));
+  const state = el("div", "state");
+  state.dataset.free = g.free;
+  if (g.free) state.appendChild(el("span", "state-free", "free"));
+  else state.appendChild(el("span", "state-busy", g.reserved ? "reserved" : "busy"));
+  state.appendChild(document.createTextNode(" · lease " + dur(g.lease_seconds)));
+  card.appendChild(state);
+  const u = el("div", "small", g.url);
+  u.dataset.url = g.url;
+  card.appendChild(u);
+  return card;
+}
+
+// renderGateway renders a gateway's status: the same page, a second data model.
+function renderGateway(gw) {
+  document.getElementById("host").textContent = "· gateway · " + gw.profile;
+  document.getElementById("banners").replaceChildren();
+  document.getElementById("gpus").replaceChildren(...(gw.gpus || []).map(gatewayCard));
+  const counts = Object.entries(gw.waiting_by_profile || {}).map(([p, n]) => p + " " + n).join(", ");
+  document.getElementById("line-service").textContent = "(the cluster's: " + gw.line_length + " waiting" +
+    (counts ? "; " + counts : "") + ")";
+  document.getElementById("line-empty").textContent = "Nobody waits in the cluster's line.";
+  document.getElementById("estimate-note").hidden = true;
+  const footer = document.querySelector("footer");
+  if (!footer.dataset.gateway) {
+    const a = el("a", null, "/gpulock/status");
+    a.href = "status";
+    footer.replaceChildren("Read-only view of the gateway's ", a, " (the cluster's state in Redis).");
+    footer.dataset.gateway = "1";
+  }
+  const lineRows = (gw.line || []).map((j, i) => row([
+    { text: i + 1 }, { text: j.profile }, { text: j.id, cls: "client" }, { text: j.state },
+    { text: dur(j.waited_seconds) }, { text: "–" },
+  ], { client: j.id }));
+  setRows(document.getElementById("line"), lineRows, "line-empty");
+  const recentRows = (gw.recent || []).slice(0, 10).map((f) => row([
+    { text: clock(f.ended) }, { text: f.service }, { text: f.client, cls: "client" }, { text: f.route },
+    { text: dur(f.waited_seconds) }, { text: dur(f.ran_seconds) }, { text: f.result },
+  ], { client: f.client, result: f.result }));
+  setRows(document.getElementById("recent"), recentRows, "recent-empty");
+}
+
 function render(st) {
+  if (st.gateway) { renderGateway(st.gateway); return; }
   const sh = st.shim || {};
   document.getElementById("host").textContent = "· " + (sh.host || "") + " · " + (sh.service || "");
   const banners = [];
