@@ -93,9 +93,20 @@ func aThenB(t *testing.T, gw func(*Config)) []string {
 		sendAs(t, &wg, url, "A", nil)
 	}
 	e.waitLine(t, 16-fairMachines)
+	sentB := time.Now()
 	sendAs(t, &wg, url, "B", nil)
 	wg.Wait()
-	return waitingOrder(e.started(t, 17), fairMachines)
+	jobs := e.started(t, 17)
+	i := slices.IndexFunc(jobs, func(j tracedJob) bool { return j.client == "B" })
+	var end time.Time
+	for _, j := range jobs {
+		if j.end.After(end) {
+			end = j.end
+		}
+	}
+	t.Logf("B waited %.3fs in line (A's jobs take 0.3s; 16 of them on %d GPUs: 1.2s); all 17 done %.3fs after B came",
+		jobs[i].start.Sub(sentB).Seconds(), fairMachines, end.Sub(sentB).Seconds())
+	return waitingOrder(jobs, fairMachines)
 }
 
 func TestClusterLineTakesTurnsBetweenClients(t *testing.T) {
