@@ -25,15 +25,17 @@ func (a *App) gatewayCommand() *cli.Command {
 		Description: "Clients talk to --listen. Each GPU request waits in the cluster's one line in Redis and goes to\n" +
 			"the first GPU that frees, on any machine whose shim runs with --redis. A GPU busy or unreachable\n" +
 			"before it took the job sends the job back to its place in line; a job that started is never run twice.\n" +
+			"With --fair (the default) the line takes turns between clients (ComfyUI client_id, X-GPULock-Client,\n" +
+			"else the address) and puts higher --priority first, as the shim does.\n" +
 			"Other requests go to any live machine.",
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, such as :8188", Required: true, EnvVars: envVar(flagListen)},
 			&cli.StringFlag{Name: flagProfile, Usage: "the backend: " + gateway.Profiles, Required: true, EnvVars: envVar(flagProfile)},
 			&cli.StringFlag{Name: flagRedis, Usage: "the cluster's Redis, such as redis://10.0.0.5:6379/0", Required: true, EnvVars: envVar(flagRedis)},
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most jobs waiting in the cluster's line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
 			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 with Retry-After (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
 			&cli.DurationFlag{Name: flagLease, Usage: "the shims' --lease: an unreachable machine is left out that long", Value: cluster.DefaultLease, EnvVars: envVar(flagLease)},
-		},
+		}, shimTurnFlags()...),
 		Action: a.runGateway,
 	}
 }
@@ -46,6 +48,10 @@ func (a *App) runGateway(c *cli.Context) error {
 	if c.Int(flagMaxQueue) < 0 || c.Duration(flagQueueTimeout) < 0 || c.Duration(flagLease) < 0 {
 		return usageError(hint, "--max-queue, --queue-timeout and --lease cannot be negative")
 	}
+	turns, err := shimTurns(c, hint)
+	if err != nil {
+		return err
+	}
 	rdb, err := cluster.Dial(c.String(flagRedis))
 	if err != nil {
 		return usageError(hint, "%v", err)
@@ -53,7 +59,7 @@ func (a *App) runGateway(c *cli.Context) error {
 	defer rdb.Close()
 	logger := slog.New(slog.NewTextHandler(a.stderr, nil))
 	g, err := gateway.New(gateway.Config{Profile: c.String(flagProfile), Store: cluster.NewStore(rdb),
-		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Logger: logger})
+		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Turns: turns, Logger: logger})
 	if err != nil {
 		return usageError(hint, "%v", err)
 	}

@@ -9,12 +9,13 @@ import "github.com/redis/go-redis/v9"
 // luaLib holds the match, the one place that decides who goes next. A GPU
 // is a physical one (node/gpu); its members are the shims of each profile
 // on it (node/gpu/profile), siblings of each other. All jobs of all
-// profiles wait in one line, gpulock:line, scored by arrival number.
+// profiles wait in one line, gpulock:line, scored by the key of their
+// place (see Turn: arrival, moved by level and by the client's rounds).
 //   - A job that arrives (or goes back to its place) takes the member of
 //     its profile that has been free longest, on a GPU not reserved; with
 //     none it waits in the line.
-//   - A GPU that becomes free takes the longest-waiting job that one of
-//     its members can serve; with none the member joins its profile's free
+//   - A GPU that becomes free takes the job with the smallest key that one
+//     of its members can serve; with none the member joins its profile's free
 //     set, scored by a new number.
 //
 // A match reserves the physical GPU for the job (reserved:<node/gpu> = job
@@ -71,11 +72,15 @@ end
 
 // scriptEnqueue puts a new job in line or matches it with a free GPU.
 // ARGV: prefix, profile, job id, reserve ms, job ttl ms, max queue (0: no
-// bound). Returns {'none'} when no live GPU serves the profile, {'exists'}
-// when the id is taken, {'full'}, {'waiting'} or {'assigned', gpu, url}.
+// bound), then the turn (Turn.args): client, level, fair (1/0), aging us.
+// The job's key in line follows Turn's rules; Redis's clock, made strictly
+// increasing through gpulock:now, is the arrival time. Returns {'none'}
+// when no live GPU serves the profile, {'exists'} when the id is taken,
+// {'full'}, {'waiting'} or {'assigned', gpu, url}.
 var scriptEnqueue = redis.NewScript(luaLib + `
 local profile, id = ARGV[2], ARGV[3]
 local reserve_ms, ttl_ms, max_queue = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
+local client, level, fair, aging = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
 local live = 0
 for _, g in ipairs(redis.call('SMEMBERS', P..'gpus:'..profile)) do
   if redis.call('EXISTS', P..'reg:'..g) == 1 then live = live + 1 else redis.call('SREM', P..'gpus:'..profile, g) end
@@ -83,11 +88,28 @@ end
 if live == 0 then return {'none'} end
 local jk = P..'job:'..id
 if redis.call('EXISTS', jk) == 1 then return {'exists'} end
-local seq = redis.call('INCR', P..'seq')
-redis.call('HSET', jk, 'profile', profile, 'seq', seq)
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local before = tonumber(redis.call('GET', P..'now') or '0')
+if now <= before then now = before + 1 end
+redis.call('SET', P..'now', string.format('%.0f', now))
+local key = now - level * aging
+local tk = P..'tail:'..client
+local last = false
+local tail = redis.call('GET', tk)
+if tail then
+  local sp = string.find(tail, ' ', 1, true)
+  if redis.call('EXISTS', P..'job:'..string.sub(tail, sp + 1)) == 1 then last = tonumber(string.sub(tail, 1, sp - 1)) end
+end
+if fair and aging > 0 and last and key < last + aging then key = last + aging end
+redis.call('HSET', jk, 'profile', profile, 'seq', string.format('%.0f', key))
 redis.call('PEXPIRE', jk, ttl_ms)
-local r = place(profile, id, seq, reserve_ms, max_queue)
-if r[1] == 'full' then redis.call('DEL', jk) end
+local r = place(profile, id, key, reserve_ms, max_queue)
+if r[1] == 'full' then
+  redis.call('DEL', jk)
+elseif not last or key >= last then
+  redis.call('SET', tk, string.format('%.0f', key)..' '..id, 'PX', ttl_ms)
+end
 return r
 `)
 

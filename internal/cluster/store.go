@@ -107,12 +107,12 @@ func matchOf(r []string) (Match, error) {
 	return Match{}, fmt.Errorf("cluster: unexpected reply %q from a script", r)
 }
 
-// Enqueue puts a new job for profile in line, or matches it with the GPU
-// free longest. reserve is how long a matched GPU waits for its job to
+// Enqueue puts a new job for profile in line at the place turn gives it
+// (see Turn), or matches it with the GPU free longest. reserve is how long a matched GPU waits for its job to
 // arrive. It fails with ErrNoMachine, ErrQueueFull (maxQueue > 0) or
 // ErrJobExists, and then stores nothing.
-func (s *Store) Enqueue(ctx context.Context, profile, id string, maxQueue int, reserve time.Duration) (Match, error) {
-	v, err := s.run(ctx, scriptEnqueue, profile, id, ms(reserve), ms(jobTTL), maxQueue)
+func (s *Store) Enqueue(ctx context.Context, profile, id string, turn Turn, maxQueue int, reserve time.Duration) (Match, error) {
+	v, err := s.run(ctx, scriptEnqueue, append([]any{profile, id, ms(reserve), ms(jobTTL), maxQueue}, turn.args()...)...)
 	if err != nil {
 		return Match{}, err
 	}
@@ -209,7 +209,7 @@ const (
 	OfferUnregistered = "unregistered"
 )
 
-// Offer offers a free gpu: it takes the oldest waiting job of profile, or
+// Offer offers a free gpu: it takes the first waiting job in line it can serve, or
 // joins the free set. It returns OfferAssigned with the job id,
 // OfferFree, OfferReserved (already promised to a job) or OfferUnregistered
 // (the registration is gone: register again).

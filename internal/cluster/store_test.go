@@ -45,13 +45,13 @@ func TestExpiredRegistrationFreesTheGPUAndItsJobsGetNoMachine(t *testing.T) {
 	s := newTestStore(t)
 	ctx := context.Background()
 	require.NoError(t, s.Register(ctx, "n/0/a1111", "a1111", "t", "http://127.0.0.1:1", 50*time.Millisecond))
-	m, err := s.Enqueue(ctx, "a1111", "j0", 0, reserve)
+	m, err := s.Enqueue(ctx, "a1111", "j0", Turn{}, 0, reserve)
 	require.NoError(t, err)
 	assert.Equal(t, StateWaiting, m.State, "no offer yet: the job waits")
 	n := 0
 	require.Eventually(t, func() bool {
 		n++
-		_, err := s.Enqueue(ctx, "a1111", fmt.Sprint("j", n), 0, reserve)
+		_, err := s.Enqueue(ctx, "a1111", fmt.Sprint("j", n), Turn{}, 0, reserve)
 		return errors.Is(err, ErrNoMachine)
 	}, 5*time.Second, 10*time.Millisecond, "the lease runs out")
 }
@@ -62,7 +62,7 @@ func TestFreedGPUTakesTheOldestJobAndArrivalTakesTheLongestFreeGPU(t *testing.T)
 	register(t, s, "na/0/a1111", "ta")
 	register(t, s, "nb/0/a1111", "tb")
 	for _, id := range []string{"j1", "j2", "j3"} {
-		m, err := s.Enqueue(ctx, "a1111", id, 0, reserve)
+		m, err := s.Enqueue(ctx, "a1111", id, Turn{}, 0, reserve)
 		require.NoError(t, err)
 		assert.Equal(t, StateWaiting, m.State)
 	}
@@ -106,7 +106,7 @@ func TestFreedGPUTakesTheOldestJobAndArrivalTakesTheLongestFreeGPU(t *testing.T)
 	out, _, err = s.Offer(ctx, "na/0/a1111", "a1111", "ta", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, OfferFree, out)
-	m, err = s.Enqueue(ctx, "a1111", "j4", 0, reserve)
+	m, err = s.Enqueue(ctx, "a1111", "j4", Turn{}, 0, reserve)
 	require.NoError(t, err)
 	assert.Equal(t, Match{State: StateAssigned, GPU: "nb/0/a1111", URL: "http://127.0.0.1:1/nb/0/a1111"}, m, "b has been free longest")
 }
@@ -125,7 +125,7 @@ func TestOneLineForBothProfilesInArrivalOrder(t *testing.T) {
 	register(t, s, "n/0/a1111", "ta")
 	register(t, s, "n/0/comfyui", "tc")
 	for _, j := range []struct{ id, profile string }{{"c1", "comfyui"}, {"a1", "a1111"}, {"c2", "comfyui"}} {
-		_, err := s.Enqueue(ctx, j.profile, j.id, 0, reserve)
+		_, err := s.Enqueue(ctx, j.profile, j.id, Turn{}, 0, reserve)
 		require.NoError(t, err)
 	}
 	// The a1111 shim of the GPU frees it: the oldest job is ComfyUI's, and

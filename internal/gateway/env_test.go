@@ -185,6 +185,14 @@ func redisZ(score float64, member string) redis.Z { return redis.Z{Score: score,
 type tracer struct {
 	mu   sync.Mutex
 	runs map[string][][2]time.Time
+	// jobs are the same runs with the client each was for, by start.
+	jobs []tracedJob
+}
+
+// tracedJob is one A1111 job that ran at a backend.
+type tracedJob struct {
+	client     string
+	start, end time.Time
 }
 
 func (tr *tracer) wrap(machine string, h http.Handler) http.Handler {
@@ -196,7 +204,9 @@ func (tr *tracer) wrap(machine string, h http.Handler) http.Handler {
 		h.ServeHTTP(w, r)
 		if r.Method == http.MethodPost && r.URL.Path == "/sdapi/v1/txt2img" {
 			tr.mu.Lock()
-			tr.runs[machine] = append(tr.runs[machine], [2]time.Time{start, time.Now()})
+			end := time.Now()
+			tr.runs[machine] = append(tr.runs[machine], [2]time.Time{start, end})
+			tr.jobs = append(tr.jobs, tracedJob{client: r.Header.Get(shim.HeaderClient), start: start, end: end})
 			tr.mu.Unlock()
 		}
 	})

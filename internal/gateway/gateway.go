@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/internal/cluster"
+	"github.com/gpulock/gpulock/internal/shim"
 )
 
 // Defaults of Config.
@@ -42,6 +43,14 @@ type Config struct {
 	Poll, RetryAfter time.Duration
 	// MaxBody bounds a GPU request's body (default DefaultMaxBody).
 	MaxBody int64
+	// Turns says how the line shares the GPUs between clients, as the
+	// shim's --fair, --priority, --priority-header and --trust-proxy do:
+	// a job's client is its ComfyUI client_id, else X-GPULock-Client, else
+	// its address (see shim.Turns.TurnOf).
+	Turns shim.Turns
+	// Aging is the aging step and round of fair turns (default
+	// gpulock.DefaultAging; see cluster.Turn).
+	Aging time.Duration
 	// Logger receives one line per job (default: slog.Default()).
 	Logger *slog.Logger
 }

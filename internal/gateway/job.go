@@ -57,7 +57,8 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.QueueTimeout > 0 {
 		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
 	}
-	m, err := g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, g.cfg.MaxQueue, g.cfg.Reserve)
+	turn := g.turnOf(r, body)
+	m, err := g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
 	if err != nil {
 		cancel()
 		g.refuse(w, err)
@@ -65,25 +66,25 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	if prompt == "" {
 		defer cancel()
-		g.runJob(ctx, w, r, body, id, "", m, start)
+		g.runJob(ctx, w, r, body, id, "", turn, m, start)
 		return
 	}
 	writeQueued(w, prompt)
 	g.wg.Go(func() {
 		defer cancel()
-		g.runJob(ctx, discard{}, r, body, id, prompt, m, start)
+		g.runJob(ctx, discard{}, r, body, id, prompt, turn, m, start)
 	})
 }
 
 // runJob waits for job id's match (unless m is one) and dispatches it,
 // putting it back in line while the GPU turns out busy or unreachable, and
 // writes the outcome to w.
-func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, id, prompt string, m cluster.Match, start time.Time) {
+func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, id, prompt string, turn cluster.Turn, m cluster.Match, start time.Time) {
 	st := g.cfg.Store
 	var err error
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
-			if m, err = g.wait(ctx, id); err != nil {
+			if m, err = g.wait(ctx, id, turn); err != nil {
 				if c := context.Cause(ctx); c != nil {
 					err = c
 				}
@@ -100,7 +101,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
-			m, err = g.requeue(ctx, id, m.GPU, 0)
+			m, err = g.requeue(ctx, id, turn, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
 			if jerr == nil && found && now.State == cluster.StateRunning {
@@ -110,7 +111,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				return
 			}
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
-			m, err = g.requeue(ctx, id, m.GPU, g.cfg.Lease)
+			m, err = g.requeue(ctx, id, turn, m.GPU, g.cfg.Lease)
 		default:
 			defer resp.Body.Close()
 			_ = st.Done(context.WithoutCancel(ctx), id)
@@ -138,7 +139,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 }
 
 // requeue puts job back in its place in line after a failed dispatch to gpu.
-func (g *Gateway) requeue(ctx context.Context, id, gpu string, hold time.Duration) (cluster.Match, error) {
+func (g *Gateway) requeue(ctx context.Context, id string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
 	m, found, err := g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
 	if err != nil {
 		return m, err
@@ -146,7 +147,7 @@ func (g *Gateway) requeue(ctx context.Context, id, gpu string, hold time.Duratio
 	if !found {
 		// Lost from Redis (a restart) before it ran: in line again, at the end.
 		g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
-		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, 0, g.cfg.Reserve)
+		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, turn, 0, g.cfg.Reserve)
 	}
 	return m, nil
 }
@@ -171,7 +172,7 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 // channel's hint or every Poll. If ctx ends first (the client left, the
 // queue timeout) the job leaves the line and wait returns ctx's error;
 // a job lost from Redis (a restart) is put in line again.
-func (g *Gateway) wait(ctx context.Context, id string) (cluster.Match, error) {
+func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn) (cluster.Match, error) {
 	hint, remove := g.wake.add(id)
 	defer remove()
 	t := time.NewTicker(g.cfg.Poll)
@@ -191,7 +192,7 @@ func (g *Gateway) wait(ctx context.Context, id string) (cluster.Match, error) {
 				lostAt = time.Now()
 				g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
 			}
-			m, err = g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, 0, g.cfg.Reserve)
+			m, err = g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, turn, 0, g.cfg.Reserve)
 			// After a restart the shims register again within a third of
 			// their lease: wait that long for one before giving up.
 			if errors.Is(err, cluster.ErrNoMachine) && time.Since(lostAt) > g.cfg.Lease {

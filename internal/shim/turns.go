@@ -64,36 +64,43 @@ func ParseTrustedProxies(s string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-// turnOf returns whose turn a GPU request is and at which level. The
-// client is promptClient (ComfyUI's client_id, when the request names
-// one), else the X-GPULock-Client header, else the client's address.
+// turnOf returns whose turn a GPU request is and at which level (see
+// Turns.TurnOf).
 func (s *Shim) turnOf(r *http.Request, promptClient string) gpulock.Turn {
-	t := gpulock.Turn{Client: promptClient, Priority: s.cfg.Turns.Priority}
-	if t.Client == "" {
-		t.Client = strings.TrimSpace(r.Header.Get(HeaderClient))
+	return s.cfg.Turns.TurnOf(r, promptClient)
+}
+
+// TurnOf returns whose turn a GPU request is and at which level. The
+// client is promptClient (ComfyUI's client_id, when the request names
+// one), else the X-GPULock-Client header, else the client's address. The
+// cluster's gateway names clients by the same rule.
+func (t Turns) TurnOf(r *http.Request, promptClient string) gpulock.Turn {
+	turn := gpulock.Turn{Client: promptClient, Priority: t.Priority}
+	if turn.Client == "" {
+		turn.Client = strings.TrimSpace(r.Header.Get(HeaderClient))
 	}
-	if t.Client == "" {
-		t.Client = "addr:" + s.clientAddr(r)
+	if turn.Client == "" {
+		turn.Client = "addr:" + t.clientAddr(r)
 	}
-	if len(t.Client) > maxClientLen {
-		t.Client = t.Client[:maxClientLen]
+	if len(turn.Client) > maxClientLen {
+		turn.Client = turn.Client[:maxClientLen]
 	}
-	if s.cfg.Turns.PriorityHeader {
+	if t.PriorityHeader {
 		if p, err := gpulock.ParsePriority(r.Header.Get(HeaderPriority)); err == nil && r.Header.Get(HeaderPriority) != "" {
-			t.Priority = p
+			turn.Priority = p
 		}
 	}
-	return t
+	return turn
 }
 
 // clientAddr is the client's address: the peer's, or, when the peer is a
 // trusted proxy, the last address in X-Forwarded-For that is not one.
-func (s *Shim) clientAddr(r *http.Request) string {
+func (t Turns) clientAddr(r *http.Request) string {
 	host, _, err := net.SplitHostPort(r.RemoteAddr)
 	if err != nil {
 		host = r.RemoteAddr
 	}
-	if !s.trusted(host) {
+	if !t.trusted(host) {
 		return host
 	}
 	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
@@ -102,7 +109,7 @@ func (s *Shim) clientAddr(r *http.Request) string {
 		if hop == "" {
 			continue
 		}
-		if !s.trusted(hop) {
+		if !t.trusted(hop) {
 			return hop
 		}
 		host = hop
@@ -110,13 +117,13 @@ func (s *Shim) clientAddr(r *http.Request) string {
 	return host
 }
 
-func (s *Shim) trusted(addr string) bool {
+func (t Turns) trusted(addr string) bool {
 	a, err := netip.ParseAddr(addr)
 	if err != nil {
 		return false
 	}
 	a = a.Unmap()
-	for _, p := range s.cfg.Turns.TrustedProxies {
+	for _, p := range t.TrustedProxies {
 		if p.Contains(a) {
 			return true
 		}
