@@ -38,7 +38,7 @@ func pageCluster(t *testing.T) (*httptest.Server, string) {
 	out, _, err := st.Offer(ctx, cluster.GPUID("beta", 0, "a1111"), "a1111", "tok", time.Second)
 	require.NoError(t, err)
 	require.Equal(t, cluster.OfferFree, out)
-	m, err := st.Enqueue(ctx, "comfyui", "job-1", 0, time.Second)
+	m, err := st.Enqueue(ctx, "comfyui", "job-1", cluster.Turn{}, 0, time.Second)
 	require.NoError(t, err)
 	require.Equal(t, cluster.StateWaiting, m.State)
 	g, err := New(Config{Profile: "comfyui", Store: st, Logger: quietLogger()})

@@ -29,7 +29,7 @@ func TestGatewayPageInChromium(t *testing.T) {
 	defer cancel()
 	require.NoError(t, st.Register(ctx, cluster.GPUID("alpha", 0, "comfyui"), "comfyui", "tok", "http://127.0.0.1:3188", time.Minute))
 	require.NoError(t, st.Register(ctx, cluster.GPUID("beta", 1, "comfyui"), "comfyui", "tok", "http://127.0.0.2:3188", time.Minute))
-	m, err := st.Enqueue(ctx, "comfyui", "job-<b>1</b>", 0, time.Second)
+	m, err := st.Enqueue(ctx, "comfyui", "job-<b>1</b>", cluster.Turn{}, 0, time.Second)
 	require.NoError(t, err)
 	require.Equal(t, cluster.StateWaiting, m.State)
 	g, err := gateway.New(gateway.Config{Profile: "comfyui", Store: st, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
