@@ -114,12 +114,8 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveJob(w, r)
 		return
 	}
-	if id, ok := historyPrompt(r.Method, r.URL.Path); ok && g.cfg.Profile == "comfyui" {
-		url, err := g.cfg.Store.PromptURL(r.Context(), id)
-		if err == nil && url != "" {
-			g.pass(w, r, url)
-			return
-		}
+	if g.cfg.Profile == "comfyui" && g.serveComfy(w, r) {
+		return
 	}
 	g.passAny(w, r)
 }

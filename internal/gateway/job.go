@@ -68,10 +68,19 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		g.runJob(ctx, w, r, body, id, "", m, start)
 		return
 	}
-	writeQueued(w, prompt)
+	number, err := g.cfg.Store.AddPrompt(ctx, prompt, id, body)
+	if err != nil {
+		_, _ = g.cfg.Store.Cancel(context.WithoutCancel(ctx), id)
+		cancel()
+		g.redisDown(w, err)
+		return
+	}
+	writeQueued(w, prompt, number)
 	g.wg.Go(func() {
 		defer cancel()
-		g.runJob(ctx, discard{}, r, body, id, prompt, m, start)
+		c := newCapture()
+		g.runJob(ctx, c, r, body, id, prompt, m, start)
+		g.settlePrompt(prompt, c)
 	})
 }
 
@@ -93,13 +102,14 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 		waited := time.Since(start)
 		if prompt != "" {
-			_ = st.SetPromptURL(context.WithoutCancel(ctx), prompt, m.URL)
+			_ = st.PromptDispatched(context.WithoutCancel(ctx), prompt, m.GPU, m.URL)
 		}
 		resp, ferr := g.dispatch(r, body, id, m.URL)
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
+			g.promptBack(ctx, prompt)
 			m, err = g.requeue(ctx, id, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
@@ -110,6 +120,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				return
 			}
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
+			g.promptBack(ctx, prompt)
 			m, err = g.requeue(ctx, id, m.GPU, g.cfg.Lease)
 		default:
 			defer resp.Body.Close()
@@ -143,6 +154,9 @@ func (g *Gateway) requeue(ctx context.Context, id, gpu string, hold time.Duratio
 		return m, err
 	}
 	if !found {
+		if g.deleted(ctx, id) {
+			return m, context.Canceled
+		}
 		// Lost from Redis (a restart) before it ran: in line again, at the end.
 		g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
 		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, 0, g.cfg.Reserve)
@@ -186,6 +200,9 @@ func (g *Gateway) wait(ctx context.Context, id string) (cluster.Match, error) {
 				g.cfg.Logger.Warn("cannot read a job's state in Redis; retrying", "job", id, "err", err)
 			}
 		case err == nil && !found:
+			if g.deleted(ctx, id) {
+				return cluster.Match{}, context.Canceled
+			}
 			if lostAt.IsZero() {
 				lostAt = time.Now()
 				g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
