@@ -1,0 +1,187 @@
+package gateway
+
+import (
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// queueDoc is ComfyUI's GET /queue.
+type queueDoc struct {
+	Running [][]json.RawMessage `json:"queue_running"`
+	Pending [][]json.RawMessage `json:"queue_pending"`
+}
+
+func getQueue(t testing.TB, base string) queueDoc {
+	t.Helper()
+	var q queueDoc
+	require.Equal(t, http.StatusOK, getJSONDoc(t, base+"/queue", &q))
+	return q
+}
+
+func getJSONDoc(t testing.TB, url string, v any) int {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(b, v), string(b))
+	return resp.StatusCode
+}
+
+func (q queueDoc) ids(list [][]json.RawMessage) []string {
+	out := []string{}
+	for _, t := range list {
+		var id string
+		if len(t) > 1 {
+			_ = json.Unmarshal(t[1], &id)
+		}
+		out = append(out, id)
+	}
+	return out
+}
+
+// submit posts a prompt through the gateway and returns its id and number.
+func submit(t testing.TB, base, body string) (string, int64) {
+	t.Helper()
+	code, _, b := post(t, base+"/prompt", body)
+	require.Equal(t, http.StatusOK, code, b)
+	var doc struct {
+		PromptID string `json:"prompt_id"`
+		Number   int64  `json:"number"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(b), &doc))
+	require.NotEmpty(t, doc.PromptID)
+	return doc.PromptID, doc.Number
+}
+
+// history returns a prompt's /history/{id} through the gateway.
+func history(t testing.TB, base, id string) map[string]json.RawMessage {
+	t.Helper()
+	var doc map[string]json.RawMessage
+	require.Equal(t, http.StatusOK, getJSONDoc(t, base+"/history/"+id, &doc))
+	return doc
+}
+
+func TestComfyQueueShowsTheLineAndWhatRunsAndDeleteClearActOnTheLine(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	first, n0 := submit(t, gw, promptBody(40, 0)) // 400 ms on the GPU
+	var waiting []string
+	last := n0
+	for i := range 4 {
+		id, n := submit(t, gw, promptBody(1, int64(i+1)))
+		assert.Greater(t, n, last, "numbers follow the arrival order")
+		last = n
+		waiting = append(waiting, id)
+	}
+	var q queueDoc
+	waitFor(t, "the first prompt running on its machine", func() bool {
+		q = getQueue(t, gw)
+		return len(q.Running) == 1
+	})
+	assert.Equal(t, []string{first}, q.ids(q.Running))
+	assert.Equal(t, waiting, q.ids(q.Pending), "the cluster's line, oldest first")
+	for _, id := range waiting {
+		assert.Empty(t, history(t, gw, id), "a queued prompt's history is {} as in ComfyUI")
+	}
+
+	code, _, body := post(t, gw+"/queue", `{"delete":["`+waiting[1]+`","`+first+`"]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	q = getQueue(t, gw)
+	assert.Equal(t, []string{waiting[0], waiting[2], waiting[3]}, q.ids(q.Pending))
+	assert.Equal(t, []string{first}, q.ids(q.Running), "delete leaves a running prompt alone")
+
+	code, _, body = post(t, gw+"/queue", `{"clear":true}`)
+	require.Equal(t, http.StatusOK, code, body)
+	q = getQueue(t, gw)
+	assert.Empty(t, q.Pending)
+
+	waitFor(t, "the first prompt done", func() bool { return len(history(t, gw, first)) == 1 })
+	waitFor(t, "the GPU free again", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	n, err := e.store.Client().ZCard(t.Context(), "gpulock:line").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "deleted prompts did not go back in line")
+	st, err := e.machines[0].gpu.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), st.Jobs, "only the prompt that was not deleted ran")
+	for _, id := range waiting {
+		assert.Empty(t, history(t, gw, id))
+	}
+}
+
+func TestComfyViewFetchesFromTheMachineThatMadeTheFile(t *testing.T) {
+	e := newCluster(t, 2, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+	var ids []string
+	for i := range 4 {
+		body := strings.Replace(promptBody(5, int64(i)), `"filename_prefix": "ComfyUI"`, `"filename_prefix": "p`+string(rune('0'+i))+`"`, 1)
+		id, _ := submit(t, gw, body)
+		ids = append(ids, id)
+	}
+	for _, id := range ids {
+		waitFor(t, "prompt "+id+" done", func() bool { return len(history(t, gw, id)) == 1 })
+		var entry struct {
+			Outputs map[string]struct {
+				Images []struct {
+					Filename string `json:"filename"`
+				} `json:"images"`
+			} `json:"outputs"`
+			Status struct {
+				StatusStr string `json:"status_str"`
+			} `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal(history(t, gw, id)[id], &entry))
+		assert.Equal(t, "success", entry.Status.StatusStr)
+		require.Len(t, entry.Outputs["9"].Images, 1)
+		name := entry.Outputs["9"].Images[0].Filename
+		for range 4 { // any machine but its own would answer 404
+			resp, err := http.Get(gw + "/view?filename=" + name + "&subfolder=&type=output")
+			require.NoError(t, err)
+			_ = resp.Body.Close()
+			assert.Equal(t, http.StatusOK, resp.StatusCode, name)
+		}
+	}
+	for _, m := range e.machines {
+		st, err := m.gpu.Stats()
+		require.NoError(t, err)
+		assert.Positive(t, st.Jobs, "%s ran no prompt: the test proves nothing", m.name)
+	}
+}
+
+func TestComfyPromptAMachineRefusesEndsAsAFailedPromptInHistory(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	bad := strings.Replace(promptBody(1, 0), `"class_type": "VAEDecode"`, `"class_type": "NoSuchNode"`, 1)
+	id, _ := submit(t, gw, bad)
+	var doc map[string]json.RawMessage
+	waitFor(t, "the refused prompt in history", func() bool {
+		doc = history(t, gw, id)
+		return len(doc) == 1
+	})
+	var entry struct {
+		Status struct {
+			StatusStr string   `json:"status_str"`
+			Completed bool     `json:"completed"`
+			Messages  [][2]any `json:"messages"`
+		} `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal(doc[id], &entry))
+	assert.Equal(t, "error", entry.Status.StatusStr)
+	assert.False(t, entry.Status.Completed)
+	require.NotEmpty(t, entry.Status.Messages)
+	assert.Equal(t, "execution_error", entry.Status.Messages[0][0])
+	assert.Contains(t, entry.Status.Messages[0][1].(map[string]any)["exception_message"], "NoSuchNode")
+	// The GPU is free again and the next prompt runs.
+	good, _ := submit(t, gw, promptBody(1, 1))
+	waitFor(t, "the next prompt done", func() bool { return len(history(t, gw, good)) == 1 })
+}
