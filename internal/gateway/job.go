@@ -57,7 +57,9 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.QueueTimeout > 0 {
 		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
 	}
-	m, err := g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, g.cfg.MaxQueue, g.cfg.Reserve)
+	ectx, ecancel := context.WithTimeout(ctx, redisBound)
+	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, g.cfg.MaxQueue, g.cfg.Reserve)
+	ecancel()
 	if err != nil {
 		cancel()
 		g.refuse(w, err)
@@ -68,7 +70,9 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		g.runJob(ctx, w, r, body, id, "", m, start)
 		return
 	}
-	number, err := g.cfg.Store.AddPrompt(ctx, prompt, id, body)
+	actx, acancel := context.WithTimeout(ctx, redisBound)
+	number, err := g.cfg.Store.AddPrompt(actx, prompt, id, body)
+	acancel()
 	if err != nil {
 		_, _ = g.cfg.Store.Cancel(context.WithoutCancel(ctx), id)
 		cancel()
@@ -92,7 +96,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	var err error
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
-			if m, err = g.wait(ctx, id); err != nil {
+			if m, err = g.wait(ctx, id, prompt == ""); err != nil {
 				if c := context.Cause(ctx); c != nil {
 					err = c
 				}
@@ -183,18 +187,31 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 // wait blocks until job is matched with a GPU, waking on the matched
 // channel's hint or every Poll. If ctx ends first (the client left, the
 // queue timeout) the job leaves the line and wait returns ctx's error;
-// a job lost from Redis (a restart) is put in line again.
-func (g *Gateway) wait(ctx context.Context, id string) (cluster.Match, error) {
+// a job lost from Redis (a restart) is put in line again. A held request
+// (held) gives up when Redis has not answered for a lease; a queued
+// prompt waits on, as Redis keeps it.
+func (g *Gateway) wait(ctx context.Context, id string, held bool) (cluster.Match, error) {
 	hint, remove := g.wake.add(id)
 	defer remove()
 	t := time.NewTicker(g.cfg.Poll)
 	defer t.Stop()
 	warned := false
-	var lostAt time.Time
+	var lostAt, downSince time.Time
 	for {
-		m, found, err := g.cfg.Store.Job(ctx, id)
+		jctx, jcancel := context.WithTimeout(ctx, redisBound)
+		m, found, err := g.cfg.Store.Job(jctx, id)
+		jcancel()
+		if err == nil {
+			downSince = time.Time{}
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
+			if downSince.IsZero() {
+				downSince = time.Now()
+			}
+			if held && time.Since(downSince) >= g.cfg.Lease {
+				return cluster.Match{}, redisDownFor(time.Since(downSince), err)
+			}
 			if !warned {
 				warned = true
 				g.cfg.Logger.Warn("cannot read a job's state in Redis; retrying", "job", id, "err", err)
@@ -248,7 +265,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.Canceled):
 		// the client left: nobody to answer
 	default:
-		writeUnavailable(w, g.cfg.RetryAfter, "cluster_unreachable", "gpulock: "+err.Error()+"; nothing was run, try again")
+		writeUnavailable(w, g.cfg.RetryAfter, "cluster_unreachable", "gpulock: cannot reach the cluster's Redis ("+err.Error()+"); nothing was run, try again when Redis is back")
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		g.cfg.Logger.Warn("job refused", "err", err)
