@@ -1,0 +1,56 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+func TestComfyMachineDyingMidPromptEndsItAsAnErrorNamingTheMachine(t *testing.T) {
+	e := newCluster(t, 2, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+	id, _ := submit(t, gw, promptBody(300, 0)) // 3 s on the GPU
+	var ran *machine
+	waitFor(t, "the prompt running", func() bool {
+		for _, m := range e.machines {
+			if st, err := m.gpu.Stats(); err == nil && len(st.Running) > 0 {
+				ran = m
+				return true
+			}
+		}
+		return false
+	})
+	// The machine drops off: nobody reaches its shim, and its lease ends.
+	ran.front["comfyui"].Close()
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	_ = ran.shims["comfyui"].Shutdown(ctx)
+	cancel()
+	var doc map[string]json.RawMessage
+	waitFor(t, "the prompt ended in history", func() bool {
+		doc = history(t, gw, id)
+		return len(doc) == 1
+	})
+	var entry struct {
+		Status struct {
+			StatusStr string   `json:"status_str"`
+			Messages  [][2]any `json:"messages"`
+		} `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal(doc[id], &entry))
+	assert.Equal(t, "error", entry.Status.StatusStr)
+	require.NotEmpty(t, entry.Status.Messages)
+	assert.Equal(t, "execution_error", entry.Status.Messages[0][0])
+	assert.Contains(t, entry.Status.Messages[0][1].(map[string]any)["exception_message"], ran.name+"/0/comfyui")
+	var jobs int64
+	for _, m := range e.machines {
+		st, err := m.gpu.Stats()
+		require.NoError(t, err)
+		jobs += st.Jobs + int64(len(st.Running))
+	}
+	assert.Equal(t, int64(1), jobs, "the prompt was not run again elsewhere")
+}
