@@ -45,9 +45,9 @@ const (
 
 func redisErr(err error) error { return fmt.Errorf("cluster: redis: %w", err) }
 
-// AddPrompt records a prompt that job carries, waiting in line, and returns
-// its number.
-func (s *Store) AddPrompt(ctx context.Context, id, job string, body []byte) (int64, error) {
+// AddPrompt records a prompt that job carries, waiting in line and owned
+// by gateway owner, and returns its number.
+func (s *Store) AddPrompt(ctx context.Context, id, job, owner string, body []byte) (int64, error) {
 	n, err := s.rdb.Incr(ctx, keyCNumber).Result()
 	if err != nil {
 		return 0, redisErr(err)
@@ -55,9 +55,10 @@ func (s *Store) AddPrompt(ctx context.Context, id, job string, body []byte) (int
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		k := keyCPrompt(id)
 		p.Del(ctx, k)
-		p.HSet(ctx, k, "job", job, "number", n, "state", PromptWaiting, "body", body)
+		p.HSet(ctx, k, "job", job, "number", n, "state", PromptWaiting, "body", body, "owner", owner)
 		p.PExpire(ctx, k, jobTTL)
 		p.ZAdd(ctx, keyCPending, redis.Z{Score: float64(n), Member: id})
+		p.ZAdd(ctx, keyCActive, redis.Z{Score: float64(n), Member: id})
 		return nil
 	})
 	if err != nil {
@@ -109,6 +110,7 @@ func (s *Store) PromptFinished(ctx context.Context, id string, entry json.RawMes
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		k := keyCPrompt(id)
 		p.ZRem(ctx, keyCPending, id)
+		p.ZRem(ctx, keyCActive, id)
 		p.HSet(ctx, k, "state", PromptDone, "history", []byte(entry))
 		p.HDel(ctx, k, "body")
 		p.PExpire(ctx, k, jobTTL)
@@ -181,6 +183,7 @@ func (s *Store) DeletePending(ctx context.Context, id string) (bool, error) {
 	}
 	if _, err := s.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 		pl.ZRem(ctx, keyCPending, id)
+		pl.ZRem(ctx, keyCActive, id)
 		pl.Del(ctx, keyCPrompt(id))
 		return nil
 	}); err != nil {

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -53,4 +54,40 @@ func TestComfyMachineDyingMidPromptEndsItAsAnErrorNamingTheMachine(t *testing.T)
 		jobs += st.Jobs + int64(len(st.Running))
 	}
 	assert.Equal(t, int64(1), jobs, "the prompt was not run again elsewhere")
+}
+
+func TestComfyPromptsOfAGatewayThatIsGoneRunOnceThroughAnother(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	other := e.gateways["comfyui"].URL
+	g, err := New(Config{Profile: "comfyui", Store: newStore(t, e.redis), Lease: testLease, Logger: quietLogger()})
+	require.NoError(t, err)
+	g.Start()
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() { srv.Close(); g.Close() })
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	running, _ := submit(t, srv.URL, promptBody(40, 0)) // 400 ms
+	var waiting []string
+	for i := range 3 {
+		id, _ := submit(t, srv.URL, promptBody(1, int64(i+1)))
+		waiting = append(waiting, id)
+	}
+	waitFor(t, "the first prompt running", func() bool { return len(getQueue(t, other).Running) == 1 })
+	srv.Close()
+	g.Close() // the gateway is gone; its prompts stay in Redis
+	q := getQueue(t, other)
+	assert.Equal(t, waiting, q.ids(q.Pending), "the prompts kept their places in line")
+	for _, id := range append([]string{running}, waiting...) {
+		waitFor(t, "prompt "+id+" done through the other gateway", func() bool { return len(history(t, other, id)) == 1 })
+		var entry struct {
+			Status struct {
+				StatusStr string `json:"status_str"`
+			} `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal(history(t, other, id)[id], &entry))
+		assert.Equal(t, "success", entry.Status.StatusStr, id)
+	}
+	st, err := e.machines[0].gpu.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, int64(4), st.Jobs, "every prompt ran once")
+	assert.Zero(t, st.Overlaps)
 }

@@ -53,7 +53,8 @@ type Gateway struct {
 	client *http.Client
 	wake   *wakeups
 
-	ctx    context.Context // ends at Close: background jobs leave the line
+	id     string          // the gateway's lease in Redis, owner of its prompts
+	ctx    context.Context // ends at Close: background jobs stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -90,20 +91,31 @@ func New(cfg Config) (*Gateway, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	ctx, cancel := context.WithCancel(context.Background())
-	return &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), ctx: ctx, cancel: cancel}, nil
+	return &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel}, nil
 }
 
-// Start listens for match hints in the background until Close.
+// Start listens for match hints, and keeps the gateway's lease (adopting
+// the prompts of gateways that are gone), in the background until Close.
 func (g *Gateway) Start() {
+	// The lease exists before the first prompt it owns (retried below).
+	ctx, cancel := context.WithTimeout(g.ctx, time.Second)
+	_ = g.cfg.Store.RenewGateway(ctx, g.id, g.cfg.Lease)
+	cancel()
 	g.wg.Go(func() { g.wake.listen(g.ctx, g.cfg.Store) })
+	g.wg.Go(g.keepLease)
 }
 
-// Close stops the background work: ComfyUI prompts still in line leave it
-// (those being dispatched finish their dispatch), and closes idle
-// connections. Requests being served are the http.Server's to drain.
+// Close stops the background work: ComfyUI prompts still in line keep
+// their place in Redis and another gateway adopts them (those being
+// dispatched finish their dispatch); it ends the gateway's lease and
+// closes idle connections. Requests being served are the http.Server's to
+// drain.
 func (g *Gateway) Close() {
 	g.cancel()
 	g.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = g.cfg.Store.DropGateway(ctx, g.id)
 	g.client.CloseIdleConnections()
 }
 

@@ -71,7 +71,7 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	actx, acancel := context.WithTimeout(ctx, redisBound)
-	number, err := g.cfg.Store.AddPrompt(actx, prompt, id, body)
+	number, err := g.cfg.Store.AddPrompt(actx, prompt, id, g.id, body)
 	acancel()
 	if err != nil {
 		_, _ = g.cfg.Store.Cancel(context.WithoutCancel(ctx), id)
@@ -161,6 +161,9 @@ func (g *Gateway) requeue(ctx context.Context, id, gpu string, hold time.Duratio
 		if g.deleted(ctx, id) {
 			return m, context.Canceled
 		}
+		if g.heldElsewhere(ctx, id) {
+			return m, errRunElsewhere
+		}
 		// Lost from Redis (a restart) before it ran: in line again, at the end.
 		g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
 		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, 0, g.cfg.Reserve)
@@ -235,9 +238,16 @@ func (g *Gateway) wait(ctx context.Context, id string, held bool) (cluster.Match
 			}
 		case err == nil && m.State == cluster.StateAssigned:
 			return m, nil
+		case err == nil && m.State == cluster.StateRunning:
+			return cluster.Match{}, errRunElsewhere
 		}
 		select {
 		case <-ctx.Done():
+			if !held && g.ctx.Err() != nil {
+				// The gateway closes: the prompt keeps its place in line
+				// for another gateway to adopt.
+				return cluster.Match{}, ctx.Err()
+			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
 			if ok, err := g.cfg.Store.Cancel(cctx, id); err == nil && !ok {
