@@ -66,3 +66,61 @@ func (s *Store) AdoptPrompt(ctx context.Context, id, me string) (bool, error) {
 	}
 	return v == int64(1), nil
 }
+
+const keyHeldBy = prefix + "heldby"
+
+// TrackHeld records that gateway owner holds the client's request of job
+// (an A1111 request waiting in line), so that the job leaves the line if
+// that gateway dies.
+func (s *Store) TrackHeld(ctx context.Context, job, owner string) error {
+	if err := s.rdb.HSet(ctx, keyHeldBy, job, owner).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// UntrackHeld forgets job's holder (the job ended, or its client left).
+func (s *Store) UntrackHeld(ctx context.Context, job string) error {
+	if err := s.rdb.HDel(ctx, keyHeldBy, job).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// ReapHeld takes out of the line the held jobs whose gateway's lease has
+// ended (nobody waits for their answer) and frees a GPU reserved for them;
+// it returns how many it took out. A job already running is only
+// forgotten.
+func (s *Store) ReapHeld(ctx context.Context) (int, error) {
+	held, err := s.rdb.HGetAll(ctx, keyHeldBy).Result()
+	if err != nil {
+		return 0, redisErr(err)
+	}
+	alive := map[string]bool{}
+	n := 0
+	for job, owner := range held {
+		live, ok := alive[owner]
+		if !ok {
+			c, err := s.rdb.Exists(ctx, keyGateway(owner)).Result()
+			if err != nil {
+				return n, redisErr(err)
+			}
+			live = c == 1
+			alive[owner] = live
+		}
+		if live {
+			continue
+		}
+		ok, err := s.Cancel(ctx, job)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+		if err := s.UntrackHeld(ctx, job); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

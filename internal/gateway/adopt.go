@@ -13,8 +13,9 @@ import (
 // prompt): this one has nothing more to do for it.
 var errRunElsewhere = fmt.Errorf("%w: the job was dispatched by another gateway", context.Canceled)
 
-// keepLease renews the gateway's lease every third of it and adopts the
-// prompts of gateways whose lease ended, until Close.
+// keepLease renews the gateway's lease every third of it, adopts the
+// prompts of gateways whose lease ended and takes their held requests out
+// of the line, until Close.
 func (g *Gateway) keepLease() {
 	t := time.NewTicker(g.cfg.Lease / 3)
 	defer t.Stop()
@@ -24,6 +25,9 @@ func (g *Gateway) keepLease() {
 		err := g.cfg.Store.RenewGateway(ctx, g.id, g.cfg.Lease)
 		if err == nil {
 			err = g.adoptOrphans(ctx)
+		}
+		if err == nil {
+			err = g.reapHeld(ctx)
 		}
 		cancel()
 		if err != nil && g.ctx.Err() == nil && time.Since(warnedAt) > g.cfg.Lease {
@@ -91,4 +95,28 @@ func (g *Gateway) resume(p cluster.Prompt) {
 func (g *Gateway) heldElsewhere(ctx context.Context, job string) bool {
 	_, found, err := g.cfg.Store.Job(context.WithoutCancel(ctx), job)
 	return err == nil && found
+}
+
+// reapHeld takes the held requests of gateways that are gone out of the
+// line: nobody waits for their answer, so they must never run.
+func (g *Gateway) reapHeld(ctx context.Context) error {
+	n, err := g.cfg.Store.ReapHeld(ctx)
+	if n > 0 {
+		g.cfg.Logger.Warn("took the held requests of a gateway that is gone out of the line", "jobs", n)
+	}
+	return err
+}
+
+// trackHeld records in Redis that this gateway holds job's client, so that
+// the job leaves the line if the gateway dies; call the returned func when
+// the job ended.
+func (g *Gateway) trackHeld(ctx context.Context, job string) func() {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+	defer cancel()
+	_ = g.cfg.Store.TrackHeld(tctx, job, g.id)
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+		defer cancel()
+		_ = g.cfg.Store.UntrackHeld(uctx, job)
+	}
 }

@@ -67,6 +67,7 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	if prompt == "" {
 		defer cancel()
+		defer g.trackHeld(ctx, id)()
 		g.runJob(ctx, w, r, body, id, "", m, start)
 		return
 	}
