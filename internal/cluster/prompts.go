@@ -106,19 +106,38 @@ func (s *Store) PromptWaitingAgain(ctx context.Context, id string) error {
 
 // PromptFinished keeps a prompt's history entry and records which shim
 // (url) holds each of its output files (as FileKey names them), for /view.
+// A prompt that already ended keeps its first entry.
 func (s *Store) PromptFinished(ctx context.Context, id string, entry json.RawMessage, url string, files []string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		k := keyCPrompt(id)
-		p.ZRem(ctx, keyCPending, id)
-		p.ZRem(ctx, keyCActive, id)
-		p.HSet(ctx, k, "state", PromptDone, "history", []byte(entry))
-		p.HDel(ctx, k, "body")
-		p.PExpire(ctx, k, jobTTL)
-		for _, f := range files {
-			p.Set(ctx, keyCFile(f), url, jobTTL)
+	n, err := s.rdb.Incr(ctx, keyCNumber).Result()
+	if err != nil {
+		return redisErr(err)
+	}
+	k := keyCPrompt(id)
+	err = s.rdb.Watch(ctx, func(tx *redis.Tx) error {
+		st, err := tx.HGet(ctx, k, "state").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
 		}
-		return nil
-	})
+		if st == PromptDone {
+			return nil
+		}
+		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			markDone(ctx, p, id, n)
+			p.ZRem(ctx, keyCPending, id)
+			p.ZRem(ctx, keyCActive, id)
+			p.HSet(ctx, k, "state", PromptDone, "history", []byte(entry))
+			p.HDel(ctx, k, "body")
+			p.PExpire(ctx, k, jobTTL)
+			for _, f := range files {
+				p.Set(ctx, keyCFile(f), url, jobTTL)
+			}
+			return nil
+		})
+		return err
+	}, k)
+	if errors.Is(err, redis.TxFailedErr) {
+		return nil // another gateway kept its entry meanwhile
+	}
 	if err != nil {
 		return redisErr(err)
 	}

@@ -16,7 +16,7 @@ import (
 const machineReadTimeout = 2 * time.Second
 
 // serveComfy answers the ComfyUI routes that the cluster's state in Redis
-// changes: /queue, /history/{id} and /view. It reports false for the rest.
+// changes: /queue, /history, /history/{id} and /view. It reports false for the rest.
 func (g *Gateway) serveComfy(w http.ResponseWriter, r *http.Request) bool {
 	path := r.URL.Path
 	if p, ok := cutAPI(path); ok {
@@ -27,6 +27,10 @@ func (g *Gateway) serveComfy(w http.ResponseWriter, r *http.Request) bool {
 		g.getQueue(w, r)
 	case r.Method == http.MethodPost && path == "/queue":
 		g.postQueue(w, r)
+	case r.Method == http.MethodGet && path == "/history":
+		g.getHistory(w, r)
+	case r.Method == http.MethodPost && path == "/history":
+		g.postHistory(w, r)
 	case r.Method == http.MethodGet && path == "/view":
 		g.view(w, r)
 	default:

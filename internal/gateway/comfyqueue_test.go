@@ -185,3 +185,50 @@ func TestComfyPromptAMachineRefusesEndsAsAFailedPromptInHistory(t *testing.T) {
 	good, _ := submit(t, gw, promptBody(1, 1))
 	waitFor(t, "the next prompt done", func() bool { return len(history(t, gw, good)) == 1 })
 }
+
+func TestComfyHistoryListsEveryMachinesPromptsInTheOrderTheyEnded(t *testing.T) {
+	e := newCluster(t, 2, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+	var ids []string
+	for i := range 4 {
+		id, _ := submit(t, gw, promptBody(1, int64(i)))
+		ids = append(ids, id)
+		waitFor(t, "prompt "+id+" done", func() bool { return len(history(t, gw, id)) == 1 })
+	}
+	resp, err := http.Get(gw + "/history")
+	require.NoError(t, err)
+	b, err := io.ReadAll(resp.Body)
+	_ = resp.Body.Close()
+	require.NoError(t, err)
+	dec := json.NewDecoder(strings.NewReader(string(b)))
+	_, err = dec.Token() // {
+	require.NoError(t, err)
+	var order []string
+	for dec.More() {
+		k, err := dec.Token()
+		require.NoError(t, err)
+		order = append(order, k.(string))
+		var v json.RawMessage
+		require.NoError(t, dec.Decode(&v))
+	}
+	assert.Equal(t, ids, order, "all four, from both machines, in the order they ended")
+	var last map[string]json.RawMessage
+	require.Equal(t, http.StatusOK, getJSONDoc(t, gw+"/history?max_items=1", &last))
+	assert.Contains(t, last, ids[3])
+	assert.Len(t, last, 1)
+
+	code, _, body := post(t, gw+"/history", `{"delete":["`+ids[0]+`"]}`)
+	require.Equal(t, http.StatusOK, code, body)
+	assert.Empty(t, history(t, gw, ids[0]))
+	code, _, body = post(t, gw+"/history", `{"clear":true}`)
+	require.Equal(t, http.StatusOK, code, body)
+	var all map[string]json.RawMessage
+	require.Equal(t, http.StatusOK, getJSONDoc(t, gw+"/history", &all))
+	assert.Empty(t, all)
+	for _, m := range e.machines {
+		st, err := m.gpu.Stats()
+		require.NoError(t, err)
+		assert.Positive(t, st.Jobs, "%s ran no prompt: the test proves nothing", m.name)
+	}
+}
