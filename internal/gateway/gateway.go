@@ -129,5 +129,9 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Profile == "comfyui" && g.serveComfy(w, r) {
 		return
 	}
+	if g.cfg.Profile == "a1111" && r.Method == http.MethodGet && r.URL.Path == "/sdapi/v1/progress" {
+		g.progress(w, r)
+		return
+	}
 	g.passAny(w, r)
 }

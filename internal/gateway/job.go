@@ -109,15 +109,18 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 		if prompt != "" {
 			_ = st.PromptDispatched(context.WithoutCancel(ctx), prompt, m.GPU, m.URL)
 		}
+		unnote := g.noteClientJob(ctx, r, id, m.URL)
 		resp, ferr := g.dispatch(r, body, id, m.URL)
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
+			unnote()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
 			g.promptBack(ctx, prompt)
 			m, err = g.requeue(ctx, id, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
+			unnote()
 			if jerr == nil && found && now.State == cluster.StateRunning {
 				_ = st.Done(context.WithoutCancel(ctx), id)
 				writeError(w, http.StatusBadGateway, "machine_failed",
@@ -128,6 +131,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			g.promptBack(ctx, prompt)
 			m, err = g.requeue(ctx, id, m.GPU, g.cfg.Lease)
 		default:
+			defer unnote()
 			defer resp.Body.Close()
 			_ = st.Done(context.WithoutCancel(ctx), id)
 			for k, v := range resp.Header {
