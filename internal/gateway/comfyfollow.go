@@ -61,10 +61,14 @@ func (g *Gateway) settlePrompt(id string, c *capture) {
 	default:
 		msg := c.body.String()
 		var e struct {
-			Error json.RawMessage `json:"error"`
+			Error      json.RawMessage `json:"error"`
+			NodeErrors json.RawMessage `json:"node_errors"`
 		}
 		if json.Unmarshal(c.body.Bytes(), &e) == nil && len(e.Error) > 0 {
 			msg = string(e.Error)
+			if len(e.NodeErrors) > 2 { // more than {} or []
+				msg += "; node_errors: " + string(e.NodeErrors)
+			}
 		}
 		gpu := c.h.Get(HeaderGPU)
 		_ = g.settleFailed(ctx, id, "", "gpulock: the prompt was not run (status "+http.StatusText(c.code)+" on "+orNone(gpu)+"): "+msg)

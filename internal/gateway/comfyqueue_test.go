@@ -161,8 +161,8 @@ func TestComfyPromptAMachineRefusesEndsAsAFailedPromptInHistory(t *testing.T) {
 	e := newCluster(t, 1, []string{"comfyui"}, nil)
 	gw := e.gateways["comfyui"].URL
 	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
-	bad := strings.Replace(promptBody(1, 0), `"class_type": "VAEDecode"`, `"class_type": "NoSuchNode"`, 1)
-	id, _ := submit(t, gw, bad)
+	// Only the machine checks values: steps 0 passes the gateway's checks.
+	id, _ := submit(t, gw, promptBody(0, 0))
 	var doc map[string]json.RawMessage
 	waitFor(t, "the refused prompt in history", func() bool {
 		doc = history(t, gw, id)
@@ -180,7 +180,7 @@ func TestComfyPromptAMachineRefusesEndsAsAFailedPromptInHistory(t *testing.T) {
 	assert.False(t, entry.Status.Completed)
 	require.NotEmpty(t, entry.Status.Messages)
 	assert.Equal(t, "execution_error", entry.Status.Messages[0][0])
-	assert.Contains(t, entry.Status.Messages[0][1].(map[string]any)["exception_message"], "NoSuchNode")
+	assert.Contains(t, entry.Status.Messages[0][1].(map[string]any)["exception_message"], "steps must be an integer")
 	// The GPU is free again and the next prompt runs.
 	good, _ := submit(t, gw, promptBody(1, 1))
 	waitFor(t, "the next prompt done", func() bool { return len(history(t, gw, good)) == 1 })
@@ -231,4 +231,43 @@ func TestComfyHistoryListsEveryMachinesPromptsInTheOrderTheyEnded(t *testing.T) 
 		require.NoError(t, err)
 		assert.Positive(t, st.Jobs, "%s ran no prompt: the test proves nothing", m.name)
 	}
+}
+
+func TestComfyPromptsThatCannotRunAreRefusedAtOnceWithComfyUIsShapes(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	good := promptBody(1, 0)
+	for _, c := range []struct{ name, body, typ, nodeError string }{
+		{"no prompt", `{"client_id":"x"}`, "no_prompt", ""},
+		{"unknown class", strings.Replace(good, `"class_type": "VAEDecode"`, `"class_type": "NoSuchNode"`, 1), "invalid_prompt", ""},
+		{"no class", strings.Replace(good, `"class_type": "VAEDecode", `, ``, 1), "invalid_prompt", ""},
+		{"no output", strings.Replace(good, `"class_type": "SaveImage"`, `"class_type": "VAEDecode"`, 1), "prompt_no_outputs", ""},
+		{"missing input", strings.Replace(good, `"text": "a red fox", `, ``, 1), "prompt_outputs_failed_validation", "6"},
+	} {
+		code, _, body := post(t, gw+"/prompt", c.body)
+		require.Equal(t, http.StatusBadRequest, code, "%s: %s", c.name, body)
+		var doc struct {
+			Error struct {
+				Type    string `json:"type"`
+				Message string `json:"message"`
+			} `json:"error"`
+			NodeErrors map[string]json.RawMessage `json:"node_errors"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(body), &doc), c.name)
+		assert.Equal(t, c.typ, doc.Error.Type, c.name)
+		assert.NotEmpty(t, doc.Error.Message, c.name)
+		if c.nodeError != "" {
+			assert.Contains(t, doc.NodeErrors, c.nodeError, c.name)
+			assert.Contains(t, string(doc.NodeErrors[c.nodeError]), "required_input_missing", c.name)
+		}
+	}
+	n, err := e.store.Client().ZCard(t.Context(), "gpulock:cactive").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "no refused prompt was queued")
+	st, err := e.machines[0].gpu.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Jobs)
+	id, _ := submit(t, gw, good)
+	waitFor(t, "a good prompt still runs", func() bool { return len(history(t, gw, id)) == 1 })
 }

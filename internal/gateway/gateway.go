@@ -49,9 +49,10 @@ type Config struct {
 // Gateway is the cluster's HTTP front for one profile. Make one with New,
 // call Start, serve it as an http.Handler, and Close it.
 type Gateway struct {
-	cfg    Config
-	client *http.Client
-	wake   *wakeups
+	cfg     Config
+	client  *http.Client
+	wake    *wakeups
+	objInfo objectInfo // the machines' node classes, for checking prompts
 
 	id     string          // the gateway's lease in Redis, owner of its prompts
 	ctx    context.Context // ends at Close: background jobs stop

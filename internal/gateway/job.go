@@ -42,6 +42,10 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	var prompt string
 	if g.cfg.Profile == "comfyui" {
+		if perr := g.checkPrompt(r.Context(), body); perr != nil {
+			writePromptError(w, perr)
+			return
+		}
 		body, prompt = promptID(body)
 	}
 	start := time.Now()

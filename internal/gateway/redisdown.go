@@ -8,7 +8,7 @@ import (
 
 // redisBound bounds the Redis round trips that admit a GPU job, so that a
 // gateway whose Redis is down or hung answers within 2 s.
-const redisBound = 1500 * time.Millisecond
+const redisBound = 1200 * time.Millisecond
 
 // errRedisDown means a held request could not learn its state in Redis for
 // a whole lease.
