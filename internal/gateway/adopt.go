@@ -64,6 +64,12 @@ func (g *Gateway) adoptOrphans(ctx context.Context) error {
 		g.cfg.Logger.Info("adopted a prompt of a gateway that is gone", "prompt_id", id, "state", p.State)
 		switch p.State {
 		case cluster.PromptRunning:
+			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && m.State == cluster.StateAssigned {
+				// Its gateway died while dispatching, before the shim took
+				// it: dispatch it again (the shim runs a job only once).
+				g.wg.Go(func() { g.resume(p) })
+				continue
+			}
 			g.wg.Go(func() { g.follow(id, p) })
 		case cluster.PromptWaiting:
 			g.wg.Go(func() { g.resume(p) })

@@ -91,3 +91,33 @@ func TestComfyPromptsOfAGatewayThatIsGoneRunOnceThroughAnother(t *testing.T) {
 	assert.Equal(t, int64(4), st.Jobs, "every prompt ran once")
 	assert.Zero(t, st.Overlaps)
 }
+
+func TestComfyPromptWhoseGatewayDiedMidDispatchIsDispatchedAgainOnce(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	ctx := t.Context()
+	// A gateway (no lease: it died) matched its prompt with the GPU and
+	// recorded the dispatch, but the shim never got it.
+	m, err := e.store.Enqueue(ctx, "comfyui", "orphan-job", 0, 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "assigned", m.State)
+	const id = "0d6f6c1e-0000-4000-8000-000000000001"
+	body := `{"prompt":` + string(promptJSON(t)) + `,"prompt_id":"` + id + `"}`
+	_, err = e.store.AddPrompt(ctx, id, "orphan-job", "dead-gateway", []byte(body))
+	require.NoError(t, err)
+	require.NoError(t, e.store.PromptDispatched(ctx, id, m.GPU, m.URL))
+	waitFor(t, "the prompt done through a live gateway", func() bool { return len(history(t, gw, id)) == 1 })
+	st, err := e.machines[0].gpu.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), st.Jobs)
+}
+
+func promptJSON(t testing.TB) json.RawMessage {
+	t.Helper()
+	var doc struct {
+		Prompt json.RawMessage `json:"prompt"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(promptBody(1, 0)), &doc))
+	return doc.Prompt
+}
