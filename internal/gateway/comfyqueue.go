@@ -16,7 +16,7 @@ import (
 const machineReadTimeout = 2 * time.Second
 
 // serveComfy answers the ComfyUI routes that the cluster's state in Redis
-// changes: /queue, /history, /history/{id} and /view. It reports false for the rest.
+// changes: /queue, GET /prompt, /history, /history/{id} and /view. It reports false for the rest.
 func (g *Gateway) serveComfy(w http.ResponseWriter, r *http.Request) bool {
 	path := r.URL.Path
 	if p, ok := cutAPI(path); ok {
@@ -25,6 +25,8 @@ func (g *Gateway) serveComfy(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case r.Method == http.MethodGet && path == "/queue":
 		g.getQueue(w, r)
+	case r.Method == http.MethodGet && path == "/prompt":
+		g.getPrompt(w, r)
 	case r.Method == http.MethodPost && path == "/queue":
 		g.postQueue(w, r)
 	case r.Method == http.MethodGet && path == "/history":
@@ -73,24 +75,25 @@ func queueTuple(p cluster.Prompt) []any {
 	return []any{p.Number, p.ID, prompt, extra, []string{}}
 }
 
-// getQueue answers GET /queue: what runs on every live machine, and the
-// cluster's line (pending, oldest first) before each machine's own
-// pending prompts (its local clients').
-func (g *Gateway) getQueue(w http.ResponseWriter, r *http.Request) {
-	pending, err := g.cfg.Store.PendingPrompts(r.Context())
+// clusterQueue is ComfyUI's /queue for the whole cluster.
+type clusterQueue struct {
+	Running []json.RawMessage `json:"queue_running"`
+	Pending []json.RawMessage `json:"queue_pending"`
+}
+
+// collectQueue gathers what runs on every live machine, and the cluster's
+// line (pending, oldest first) before each machine's own pending prompts
+// (its local clients').
+func (g *Gateway) collectQueue(ctx context.Context) (clusterQueue, error) {
+	out := clusterQueue{Running: []json.RawMessage{}, Pending: []json.RawMessage{}}
+	pending, err := g.cfg.Store.PendingPrompts(ctx)
 	if err != nil {
-		g.redisDown(w, err)
-		return
+		return out, err
 	}
-	urls, err := g.cfg.Store.LiveURLs(r.Context(), g.cfg.Profile)
+	urls, err := g.cfg.Store.LiveURLs(ctx, g.cfg.Profile)
 	if err != nil {
-		g.redisDown(w, err)
-		return
+		return out, err
 	}
-	out := struct {
-		Running []json.RawMessage `json:"queue_running"`
-		Pending []json.RawMessage `json:"queue_pending"`
-	}{Running: []json.RawMessage{}, Pending: []json.RawMessage{}}
 	seen := map[string]bool{}
 	for _, p := range pending {
 		b, _ := json.Marshal(queueTuple(p))
@@ -102,11 +105,8 @@ func (g *Gateway) getQueue(w http.ResponseWriter, r *http.Request) {
 	var local []json.RawMessage
 	for _, u := range urls {
 		wg.Go(func() {
-			var q struct {
-				Running []json.RawMessage `json:"queue_running"`
-				Pending []json.RawMessage `json:"queue_pending"`
-			}
-			if err := g.getJSON(r.Context(), u+"/queue", &q); err != nil {
+			var q clusterQueue
+			if err := g.getJSON(ctx, u+"/queue", &q); err != nil {
 				return // a machine that cannot answer shows nothing running
 			}
 			mu.Lock()
@@ -121,7 +121,28 @@ func (g *Gateway) getQueue(w http.ResponseWriter, r *http.Request) {
 			out.Pending = append(out.Pending, t)
 		}
 	}
-	writeJSON(w, http.StatusOK, out)
+	return out, nil
+}
+
+// getQueue answers GET /queue for the whole cluster.
+func (g *Gateway) getQueue(w http.ResponseWriter, r *http.Request) {
+	q, err := g.collectQueue(r.Context())
+	if err != nil {
+		g.redisDown(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, q)
+}
+
+// getPrompt answers GET /prompt: the cluster's queue_remaining (pending
+// and running), as ComfyUI counts its own.
+func (g *Gateway) getPrompt(w http.ResponseWriter, r *http.Request) {
+	q, err := g.collectQueue(r.Context())
+	if err != nil {
+		g.redisDown(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"exec_info": map[string]any{"queue_remaining": len(q.Running) + len(q.Pending)}})
 }
 
 // tupleID returns the prompt_id of a /queue tuple.

@@ -92,6 +92,13 @@ func TestComfyQueueShowsTheLineAndWhatRunsAndDeleteClearActOnTheLine(t *testing.
 	for _, id := range waiting {
 		assert.Empty(t, history(t, gw, id), "a queued prompt's history is {} as in ComfyUI")
 	}
+	var remaining struct {
+		ExecInfo struct {
+			QueueRemaining int `json:"queue_remaining"`
+		} `json:"exec_info"`
+	}
+	require.Equal(t, http.StatusOK, getJSONDoc(t, gw+"/prompt", &remaining))
+	assert.Equal(t, 5, remaining.ExecInfo.QueueRemaining, "one running and four in the cluster's line")
 
 	code, _, body := post(t, gw+"/queue", `{"delete":["`+waiting[1]+`","`+first+`"]}`)
 	require.Equal(t, http.StatusOK, code, body)
