@@ -25,6 +25,8 @@ func (g *Gateway) serveComfy(w http.ResponseWriter, r *http.Request) bool {
 	switch {
 	case r.Method == http.MethodGet && path == "/queue":
 		g.getQueue(w, r)
+	case r.Method == http.MethodGet && path == "/ws":
+		g.serveWebsocket(w, r)
 	case r.Method == http.MethodGet && path == "/prompt":
 		g.getPrompt(w, r)
 	case r.Method == http.MethodPost && path == "/queue":
