@@ -9,6 +9,12 @@
 // reached before it took the job puts the job back in line too (and that
 // GPU is left out of matches for a lease); a job that started is never run
 // twice: if its machine fails, the client gets 502. Other requests go to
-// any live machine, ComfyUI's /history/{prompt_id} to the machine that ran
-// the prompt.
+// any live machine.
+//
+// ComfyUI prompts are kept in Redis (internal/cluster's prompts.go): the
+// gateway answers /queue, /history and /history/{id} from there (plus what
+// runs on the machines), sends /view to the machine that made the file, and
+// follows each dispatched prompt to its history entry. Each gateway holds a
+// lease; the prompts of one that is gone are adopted by another, and its
+// held A1111 requests leave the line.
 package gateway

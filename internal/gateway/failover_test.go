@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/cluster"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -197,4 +198,41 @@ func TestRedisDownAnswers503(t *testing.T) {
 	code, _, body := post(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":1}`)
 	assert.Equal(t, http.StatusServiceUnavailable, code)
 	assert.Contains(t, body, "cluster_unreachable")
+}
+
+func TestHeldRequestOfAGatewayThatIsGoneLeavesTheLineWithinALease(t *testing.T) {
+	e := newCluster(t, 1, []string{"a1111"}, nil)
+	m := e.machines[0]
+	release := holdLock(t, m)
+	waitFor(t, "the GPU busy in Redis", func() bool { return e.freeCount(t, "a1111") == 0 })
+	// A gateway that died (SIGKILL: no lease, nobody waits for the answer)
+	// left a held request in line.
+	ctx := t.Context()
+	_, err := e.store.Enqueue(ctx, "a1111", "orphan", cluster.Turn{}, 0, time.Second)
+	require.NoError(t, err)
+	require.NoError(t, e.store.TrackHeld(ctx, "orphan", "dead-gateway"))
+	start := time.Now()
+	waitFor(t, "the orphan out of the line", func() bool {
+		n, _ := e.store.Client().ZCard(ctx, "gpulock:line").Result()
+		return n == 0
+	})
+	assert.Less(t, time.Since(start), 2*testLease, "within the gateway's lease")
+	release()
+	waitFor(t, "the GPU free in Redis", func() bool { return e.freeCount(t, "a1111") == 1 })
+	st, err := m.gpu.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Jobs, "the orphan never ran")
+	// A live gateway's held request is not touched.
+	release = holdLock(t, m)
+	res := postAsync(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":1}`)
+	waitFor(t, "the job in line", func() bool {
+		n, _ := e.store.Client().ZCard(ctx, "gpulock:line").Result()
+		return n == 1
+	})
+	held, err := e.store.Client().HLen(ctx, "gpulock:heldby").Result()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), held)
+	release()
+	r := await(t, res)
+	assert.Equal(t, http.StatusOK, r.code, r.body)
 }

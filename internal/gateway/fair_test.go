@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
-	"github.com/gpulock/gpulock/internal/cluster"
+	"github.com/gpulock/gpulock/internal/redistest"
 	"github.com/gpulock/gpulock/internal/shim"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
@@ -147,8 +147,9 @@ func TestClusterLinePutsHigherPrioritiesFirst(t *testing.T) {
 }
 
 func TestJobsClientIsNamedAsByTheShim(t *testing.T) {
+	store := newStore(t, redistest.Start(t))
 	gw := func(profile string) *Gateway {
-		g, err := New(Config{Profile: profile, Store: cluster.NewStore(nil), Logger: quietLogger()})
+		g, err := New(Config{Profile: profile, Store: store, Logger: quietLogger()})
 		require.NoError(t, err)
 		t.Cleanup(g.Close)
 		return g

@@ -58,12 +58,14 @@ type Config struct {
 // Gateway is the cluster's HTTP front for one profile. Make one with New,
 // call Start, serve it as an http.Handler, and Close it.
 type Gateway struct {
-	cfg    Config
-	client *http.Client
-	wake   *wakeups
-	page   *page // /gpulock/ and /gpulock/status (page.go)
+	cfg     Config
+	client  *http.Client
+	wake    *wakeups
+	page    *page      // /gpulock/ and /gpulock/status (page.go)
+	objInfo objectInfo // the machines' node classes, for checking prompts
 
-	ctx    context.Context // ends at Close: background jobs leave the line
+	id     string          // the gateway's lease in Redis, owner of its prompts
+	ctx    context.Context // ends at Close: background jobs stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
 }
@@ -100,23 +102,34 @@ func New(cfg Config) (*Gateway, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), ctx: ctx, cancel: cancel}
+	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel}
 	g.page = newPage(g)
 	return g, nil
 }
 
-// Start listens for match hints in the background until Close.
+// Start listens for match hints, and keeps the gateway's lease (adopting
+// the prompts of gateways that are gone), in the background until Close.
 func (g *Gateway) Start() {
+	// The lease exists before the first prompt it owns (retried below).
+	ctx, cancel := context.WithTimeout(g.ctx, time.Second)
+	_ = g.cfg.Store.RenewGateway(ctx, g.id, g.cfg.Lease)
+	cancel()
 	g.wg.Go(func() { g.wake.listen(g.ctx, g.cfg.Store) })
+	g.wg.Go(g.keepLease)
 }
 
-// Close stops the background work: ComfyUI prompts still in line leave it
-// (those being dispatched finish their dispatch), and closes idle
-// connections. Requests being served are the http.Server's to drain.
+// Close stops the background work: ComfyUI prompts still in line keep
+// their place in Redis and another gateway adopts them (those being
+// dispatched finish their dispatch); it ends the gateway's lease and
+// closes idle connections. Requests being served are the http.Server's to
+// drain.
 func (g *Gateway) Close() {
 	g.cancel()
 	g.page.handler.Close()
 	g.wg.Wait()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	_ = g.cfg.Store.DropGateway(ctx, g.id)
 	g.client.CloseIdleConnections()
 }
 
@@ -130,12 +143,12 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		g.serveJob(w, r)
 		return
 	}
-	if id, ok := historyPrompt(r.Method, r.URL.Path); ok && g.cfg.Profile == "comfyui" {
-		url, err := g.cfg.Store.PromptURL(r.Context(), id)
-		if err == nil && url != "" {
-			g.pass(w, r, url)
-			return
-		}
+	if g.cfg.Profile == "comfyui" && g.serveComfy(w, r) {
+		return
+	}
+	if g.cfg.Profile == "a1111" && r.Method == http.MethodGet && r.URL.Path == "/sdapi/v1/progress" {
+		g.progress(w, r)
+		return
 	}
 	g.passAny(w, r)
 }

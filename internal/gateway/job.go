@@ -42,6 +42,10 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	var prompt string
 	if g.cfg.Profile == "comfyui" {
+		if perr := g.checkPrompt(r.Context(), body); perr != nil {
+			writePromptError(w, perr)
+			return
+		}
 		body, prompt = promptID(body)
 	}
 	start := time.Now()
@@ -58,7 +62,9 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
 	}
 	turn := g.turnOf(r, body)
-	m, err := g.cfg.Store.Enqueue(ctx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
+	ectx, ecancel := context.WithTimeout(ctx, redisBound)
+	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
+	ecancel()
 	if err != nil {
 		cancel()
 		g.refuse(w, err)
@@ -66,13 +72,25 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	if prompt == "" {
 		defer cancel()
+		defer g.trackHeld(ctx, id)()
 		g.runJob(ctx, w, r, body, id, "", turn, m, start)
 		return
 	}
-	writeQueued(w, prompt)
+	actx, acancel := context.WithTimeout(ctx, redisBound)
+	number, err := g.cfg.Store.AddPrompt(actx, prompt, id, g.id, body)
+	acancel()
+	if err != nil {
+		_, _ = g.cfg.Store.Cancel(context.WithoutCancel(ctx), id)
+		cancel()
+		g.redisDown(w, err)
+		return
+	}
+	writeQueued(w, prompt, number)
 	g.wg.Go(func() {
 		defer cancel()
-		g.runJob(ctx, discard{}, r, body, id, prompt, turn, m, start)
+		c := newCapture()
+		g.runJob(ctx, c, r, body, id, prompt, turn, m, start)
+		g.settlePrompt(prompt, c)
 	})
 }
 
@@ -84,7 +102,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	var err error
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
-			if m, err = g.wait(ctx, id, turn); err != nil {
+			if m, err = g.wait(ctx, id, turn, prompt == ""); err != nil {
 				if c := context.Cause(ctx); c != nil {
 					err = c
 				}
@@ -94,16 +112,20 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 		waited := time.Since(start)
 		if prompt != "" {
-			_ = st.SetPromptURL(context.WithoutCancel(ctx), prompt, m.URL)
+			_ = st.PromptDispatched(context.WithoutCancel(ctx), prompt, m.GPU, m.URL)
 		}
+		unnote := g.noteClientJob(ctx, r, id, m.URL)
 		resp, ferr := g.dispatch(r, body, id, m.URL)
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
+			unnote()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
+			g.promptBack(ctx, prompt)
 			m, err = g.requeue(ctx, id, turn, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
+			unnote()
 			if jerr == nil && found && now.State == cluster.StateRunning {
 				_ = st.Done(context.WithoutCancel(ctx), id)
 				writeError(w, http.StatusBadGateway, "machine_failed",
@@ -111,8 +133,10 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				return
 			}
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
+			g.promptBack(ctx, prompt)
 			m, err = g.requeue(ctx, id, turn, m.GPU, g.cfg.Lease)
 		default:
+			defer unnote()
 			defer resp.Body.Close()
 			_ = st.Done(context.WithoutCancel(ctx), id)
 			for k, v := range resp.Header {
@@ -145,6 +169,12 @@ func (g *Gateway) requeue(ctx context.Context, id string, turn cluster.Turn, gpu
 		return m, err
 	}
 	if !found {
+		if g.deleted(ctx, id) {
+			return m, context.Canceled
+		}
+		if g.heldElsewhere(ctx, id) {
+			return m, errRunElsewhere
+		}
 		// Lost from Redis (a restart) before it ran: in line again, at the end.
 		g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
 		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, turn, 0, g.cfg.Reserve)
@@ -171,23 +201,39 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 // wait blocks until job is matched with a GPU, waking on the matched
 // channel's hint or every Poll. If ctx ends first (the client left, the
 // queue timeout) the job leaves the line and wait returns ctx's error;
-// a job lost from Redis (a restart) is put in line again.
-func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn) (cluster.Match, error) {
+// a job lost from Redis (a restart) is put in line again. A held request
+// (held) gives up when Redis has not answered for a lease; a queued
+// prompt waits on, as Redis keeps it.
+func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held bool) (cluster.Match, error) {
 	hint, remove := g.wake.add(id)
 	defer remove()
 	t := time.NewTicker(g.cfg.Poll)
 	defer t.Stop()
 	warned := false
-	var lostAt time.Time
+	var lostAt, downSince time.Time
 	for {
-		m, found, err := g.cfg.Store.Job(ctx, id)
+		jctx, jcancel := context.WithTimeout(ctx, redisBound)
+		m, found, err := g.cfg.Store.Job(jctx, id)
+		jcancel()
+		if err == nil {
+			downSince = time.Time{}
+		}
 		switch {
 		case err != nil && ctx.Err() == nil:
+			if downSince.IsZero() {
+				downSince = time.Now()
+			}
+			if held && time.Since(downSince) >= g.cfg.Lease {
+				return cluster.Match{}, redisDownFor(time.Since(downSince), err)
+			}
 			if !warned {
 				warned = true
 				g.cfg.Logger.Warn("cannot read a job's state in Redis; retrying", "job", id, "err", err)
 			}
 		case err == nil && !found:
+			if g.deleted(ctx, id) {
+				return cluster.Match{}, context.Canceled
+			}
 			if lostAt.IsZero() {
 				lostAt = time.Now()
 				g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
@@ -203,9 +249,16 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn) (clust
 			}
 		case err == nil && m.State == cluster.StateAssigned:
 			return m, nil
+		case err == nil && m.State == cluster.StateRunning:
+			return cluster.Match{}, errRunElsewhere
 		}
 		select {
 		case <-ctx.Done():
+			if !held && g.ctx.Err() != nil {
+				// The gateway closes: the prompt keeps its place in line
+				// for another gateway to adopt.
+				return cluster.Match{}, ctx.Err()
+			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
 			if ok, err := g.cfg.Store.Cancel(cctx, id); err == nil && !ok {
@@ -233,7 +286,7 @@ func (g *Gateway) refuse(w http.ResponseWriter, err error) {
 	case errors.Is(err, context.Canceled):
 		// the client left: nobody to answer
 	default:
-		writeUnavailable(w, g.cfg.RetryAfter, "cluster_unreachable", "gpulock: "+err.Error()+"; nothing was run, try again")
+		writeUnavailable(w, g.cfg.RetryAfter, "cluster_unreachable", "gpulock: cannot reach the cluster's Redis ("+err.Error()+"); nothing was run, try again when Redis is back")
 	}
 	if err != nil && !errors.Is(err, context.Canceled) {
 		g.cfg.Logger.Warn("job refused", "err", err)

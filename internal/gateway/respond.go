@@ -25,15 +25,8 @@ func writeUnavailable(w http.ResponseWriter, retryAfter time.Duration, typ, mess
 
 // writeQueued answers a ComfyUI POST /prompt that waits in the cluster's
 // line, as ComfyUI answers one it queued.
-func writeQueued(w http.ResponseWriter, promptID string) {
+func writeQueued(w http.ResponseWriter, promptID string, number int64) {
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
-	_ = json.NewEncoder(w).Encode(map[string]any{"prompt_id": promptID, "number": 0, "node_errors": map[string]any{}})
+	_ = json.NewEncoder(w).Encode(map[string]any{"prompt_id": promptID, "number": number, "node_errors": map[string]any{}})
 }
-
-// discard is the ResponseWriter of a job whose client has had its answer.
-type discard struct{}
-
-func (discard) Header() http.Header         { return http.Header{} }
-func (discard) Write(b []byte) (int, error) { return len(b), nil }
-func (discard) WriteHeader(int)             {}

@@ -1,0 +1,126 @@
+package cluster
+
+import (
+	"context"
+	"time"
+
+	"github.com/redis/go-redis/v9"
+)
+
+// Gateways hold a lease each (gpulock:gw:<id>) and own the ComfyUI prompts
+// they accepted; when a gateway's lease ends (it died or closed) another
+// adopts its prompts that have not ended, so that none is lost.
+
+func keyGateway(id string) string { return prefix + "gw:" + id }
+
+const keyCActive = prefix + "cactive"
+
+// RenewGateway makes or renews gateway id's lease.
+func (s *Store) RenewGateway(ctx context.Context, id string, lease time.Duration) error {
+	if err := s.rdb.Set(ctx, keyGateway(id), "1", lease).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// DropGateway ends gateway id's lease at once, so that its prompts are
+// adopted without waiting for the lease.
+func (s *Store) DropGateway(ctx context.Context, id string) error {
+	if err := s.rdb.Del(ctx, keyGateway(id)).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// ActivePrompts returns the ids of the prompts that have not ended
+// (waiting or running), oldest first.
+func (s *Store) ActivePrompts(ctx context.Context) ([]string, error) {
+	ids, err := s.rdb.ZRange(ctx, keyCActive, 0, -1).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	return ids, nil
+}
+
+// scriptAdopt hands a prompt whose owner's lease ended to a new owner.
+// KEYS: none. ARGV: prefix, prompt id, new owner. Returns 1 when adopted,
+// 0 when its owner lives (or it is the caller's), -1 when it has ended.
+var scriptAdopt = redis.NewScript(`
+local P, id, me = ARGV[1], ARGV[2], ARGV[3]
+local k = P..'cprompt:'..id
+local st = redis.call('HGET', k, 'state')
+if not st or st == 'done' then redis.call('ZREM', P..'cactive', id) return -1 end
+local o = redis.call('HGET', k, 'owner')
+if o == me then return 0 end
+if o and redis.call('EXISTS', P..'gw:'..o) == 1 then return 0 end
+redis.call('HSET', k, 'owner', me)
+return 1
+`)
+
+// AdoptPrompt makes gateway me the owner of prompt id if its owner's lease
+// has ended; it reports whether it did.
+func (s *Store) AdoptPrompt(ctx context.Context, id, me string) (bool, error) {
+	v, err := s.run(ctx, scriptAdopt, id, me)
+	if err != nil {
+		return false, err
+	}
+	return v == int64(1), nil
+}
+
+const keyHeldBy = prefix + "heldby"
+
+// TrackHeld records that gateway owner holds the client's request of job
+// (an A1111 request waiting in line), so that the job leaves the line if
+// that gateway dies.
+func (s *Store) TrackHeld(ctx context.Context, job, owner string) error {
+	if err := s.rdb.HSet(ctx, keyHeldBy, job, owner).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// UntrackHeld forgets job's holder (the job ended, or its client left).
+func (s *Store) UntrackHeld(ctx context.Context, job string) error {
+	if err := s.rdb.HDel(ctx, keyHeldBy, job).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// ReapHeld takes out of the line the held jobs whose gateway's lease has
+// ended (nobody waits for their answer) and frees a GPU reserved for them;
+// it returns how many it took out. A job already running is only
+// forgotten.
+func (s *Store) ReapHeld(ctx context.Context) (int, error) {
+	held, err := s.rdb.HGetAll(ctx, keyHeldBy).Result()
+	if err != nil {
+		return 0, redisErr(err)
+	}
+	alive := map[string]bool{}
+	n := 0
+	for job, owner := range held {
+		live, ok := alive[owner]
+		if !ok {
+			c, err := s.rdb.Exists(ctx, keyGateway(owner)).Result()
+			if err != nil {
+				return n, redisErr(err)
+			}
+			live = c == 1
+			alive[owner] = live
+		}
+		if live {
+			continue
+		}
+		ok, err := s.Cancel(ctx, job)
+		if err != nil {
+			return n, err
+		}
+		if ok {
+			n++
+		}
+		if err := s.UntrackHeld(ctx, job); err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}

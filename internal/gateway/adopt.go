@@ -1,0 +1,129 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/gpulock/gpulock/internal/cluster"
+)
+
+// errRunElsewhere means another gateway dispatched the job (it adopted the
+// prompt): this one has nothing more to do for it.
+var errRunElsewhere = fmt.Errorf("%w: the job was dispatched by another gateway", context.Canceled)
+
+// keepLease renews the gateway's lease every third of it, adopts the
+// prompts of gateways whose lease ended and takes their held requests out
+// of the line, until Close.
+func (g *Gateway) keepLease() {
+	t := time.NewTicker(g.cfg.Lease / 3)
+	defer t.Stop()
+	warnedAt := time.Time{}
+	for {
+		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Lease/3)
+		err := g.cfg.Store.RenewGateway(ctx, g.id, g.cfg.Lease)
+		if err == nil {
+			err = g.adoptOrphans(ctx)
+		}
+		if err == nil {
+			err = g.reapHeld(ctx)
+		}
+		cancel()
+		if err != nil && g.ctx.Err() == nil && time.Since(warnedAt) > g.cfg.Lease {
+			warnedAt = time.Now()
+			g.cfg.Logger.Warn("cannot renew the gateway's lease or adopt prompts in Redis; retrying", "err", err)
+		}
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// adoptOrphans takes over the prompts of gateways whose lease ended: one
+// still in line waits for its GPU here, one running is followed here.
+func (g *Gateway) adoptOrphans(ctx context.Context) error {
+	ids, err := g.cfg.Store.ActivePrompts(ctx)
+	if err != nil {
+		return err
+	}
+	for _, id := range ids {
+		ok, err := g.cfg.Store.AdoptPrompt(ctx, id, g.id)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			continue
+		}
+		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
+		if err != nil || !found {
+			continue
+		}
+		g.cfg.Logger.Info("adopted a prompt of a gateway that is gone", "prompt_id", id, "state", p.State)
+		switch p.State {
+		case cluster.PromptRunning:
+			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && m.State == cluster.StateAssigned {
+				// Its gateway died while dispatching, before the shim took
+				// it: dispatch it again (the shim runs a job only once).
+				g.wg.Go(func() { g.resume(p) })
+				continue
+			}
+			g.wg.Go(func() { g.follow(id, p) })
+		case cluster.PromptWaiting:
+			g.wg.Go(func() { g.resume(p) })
+		}
+	}
+	return nil
+}
+
+// resume runs an adopted prompt that waits in line: as if this gateway had
+// accepted it, from its place.
+func (g *Gateway) resume(p cluster.Prompt) {
+	r, err := http.NewRequestWithContext(g.ctx, http.MethodPost, "/prompt", nil)
+	if err != nil {
+		return
+	}
+	r.Header.Set("Content-Type", "application/json")
+	m, found, err := g.cfg.Store.Job(g.ctx, p.Job)
+	if err != nil || !found || m.State != cluster.StateAssigned {
+		m = cluster.Match{}
+	}
+	c := newCapture()
+	turn := g.turnOf(r, p.Body) // its client_id; a job back in line keeps its key
+	g.runJob(g.ctx, c, r, p.Body, p.Job, p.ID, turn, m, time.Now())
+	g.settlePrompt(p.ID, c)
+}
+
+// heldElsewhere reports whether job, no longer assigned to the GPU this
+// gateway dispatched it to, is still in Redis: then another gateway (one
+// that adopted its prompt) has it in hand.
+func (g *Gateway) heldElsewhere(ctx context.Context, job string) bool {
+	_, found, err := g.cfg.Store.Job(context.WithoutCancel(ctx), job)
+	return err == nil && found
+}
+
+// reapHeld takes the held requests of gateways that are gone out of the
+// line: nobody waits for their answer, so they must never run.
+func (g *Gateway) reapHeld(ctx context.Context) error {
+	n, err := g.cfg.Store.ReapHeld(ctx)
+	if n > 0 {
+		g.cfg.Logger.Warn("took the held requests of a gateway that is gone out of the line", "jobs", n)
+	}
+	return err
+}
+
+// trackHeld records in Redis that this gateway holds job's client, so that
+// the job leaves the line if the gateway dies; call the returned func when
+// the job ended.
+func (g *Gateway) trackHeld(ctx context.Context, job string) func() {
+	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+	defer cancel()
+	_ = g.cfg.Store.TrackHeld(tctx, job, g.id)
+	return func() {
+		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+		defer cancel()
+		_ = g.cfg.Store.UntrackHeld(uctx, job)
+	}
+}
