@@ -56,6 +56,7 @@ type Member struct {
 	cfg   MemberConfig
 	id    string
 	token string
+	kick  chan struct{} // Released: look at the lock now, not at the next poll
 }
 
 // NewMember checks cfg and returns a Member; it touches nothing yet.
@@ -87,7 +88,18 @@ func NewMember(cfg MemberConfig) (*Member, error) {
 	}
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return &Member{cfg: cfg, id: GPUID(cfg.Node, cfg.GPU, cfg.Profile), token: hex.EncodeToString(b[:])}, nil
+	return &Member{cfg: cfg, id: GPUID(cfg.Node, cfg.GPU, cfg.Profile), token: hex.EncodeToString(b[:]),
+		kick: make(chan struct{}, 1)}, nil
+}
+
+// Released tells Run that the shim has just released the lock, so that a
+// free GPU is offered at once rather than at the next poll (which still
+// catches releases by other processes). It never blocks.
+func (m *Member) Released() {
+	select {
+	case m.kick <- struct{}{}:
+	default:
+	}
 }
 
 // ID returns the GPU's id in the cluster.
@@ -135,6 +147,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			cancel()
 			return
 		case <-t.C:
+		case <-m.kick:
 		}
 		rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
 		renew := time.Now().After(renewAt)

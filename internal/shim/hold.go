@@ -96,6 +96,9 @@ func (hd *hold) release(outcome string, attrs ...any) {
 		hd.s.vram.beforeRelease(hd.s.lock)
 		held := hd.holdFor()
 		_ = hd.h.Release()
+		if hd.s.cfg.Member != nil {
+			hd.s.cfg.Member.Released() // cluster mode: offer the GPU now
+		}
 		if hd.route != routeBackendWork {
 			hd.s.cover.own.Add(-1)
 			hd.s.inflight.done()

@@ -29,6 +29,9 @@ type Member interface {
 	// Started reports whether the dispatched job may run now that the shim
 	// holds the lock for it.
 	Started(ctx context.Context, job string) (bool, error)
+	// Released says that the shim has just released the lock: Run offers
+	// a free GPU at once. It must not block.
+	Released()
 }
 
 // outcomeDispatchRefused counts dispatched requests answered 409: nothing

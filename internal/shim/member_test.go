@@ -14,9 +14,16 @@ import (
 
 // fakeMember confirms the jobs in ok and records the ones asked about.
 type fakeMember struct {
-	mu    sync.Mutex
-	ok    map[string]bool
-	asked []string
+	mu       sync.Mutex
+	ok       map[string]bool
+	asked    []string
+	released int
+}
+
+func (m *fakeMember) Released() {
+	m.mu.Lock()
+	m.released++
+	m.mu.Unlock()
 }
 
 func (m *fakeMember) Run(ctx context.Context, _ *gpulock.Lock) { <-ctx.Done() }
@@ -64,6 +71,11 @@ func TestDispatchedRequestRunsOnlyOnAFreeGPUAndAConfirmedJob(t *testing.T) {
 	member.mu.Lock()
 	assert.Equal(t, []string{"j2", "j1"}, member.asked, "asked only once the lock was held")
 	member.mu.Unlock()
+	waitFor(t, "the job's release told to the member", func() bool {
+		member.mu.Lock()
+		defer member.mu.Unlock()
+		return member.released == 1
+	})
 	h, err := s.Lock().TryAcquire()
 	require.NoError(t, err, "the lock was released after the job")
 	require.NoError(t, h.Release())
