@@ -41,7 +41,7 @@ func FuzzPreparePrompt(f *testing.F) {
 		f.Add([]byte(seed))
 	}
 	f.Fuzz(func(t *testing.T, body []byte) {
-		out, id, v := preparePrompt(body, nil, "shim-client")
+		out, id, _, v := preparePrompt(body, nil, "shim-client")
 		if v != gpuWork {
 			require.Equal(t, body, out, "a body that is not a prompt passes unchanged")
 			if v == notGPUWork {

@@ -1,6 +1,7 @@
 package shim
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -33,15 +34,19 @@ func (s *Shim) serveGPU(w http.ResponseWriter, r *http.Request, route Route) {
 		return
 	}
 	lift()
-	name := s.clientOf(r, body) // the request's name in the line and on the page
 	v := gpuWork
 	if route.judge != nil {
 		v = route.judge(body, r.Header)
 	}
-	var promptID, client string
+	// name is the request's name in the line and on the page; client, the
+	// client_id of a ComfyUI prompt, whose turn it is.
+	var name, promptID, client string
 	if v == gpuWork && route.hold == holdUntilPromptDone {
-		client = promptClientID(body, s.watch.clientID)
-		body, promptID, v = preparePrompt(body, r.Header, s.watch.clientID)
+		body, promptID, client, v = preparePrompt(body, r.Header, s.watch.clientID)
+		name = cmp.Or(r.Header.Get(HeaderRequestID), client)
+		client = turnClient(client, s.watch.clientID)
+	} else {
+		name = s.clientOf(r, body)
 	}
 	switch v {
 	case notGPUWork:

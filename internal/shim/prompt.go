@@ -10,17 +10,18 @@ import (
 // preparePrompt readies a ComfyUI POST /prompt body for tracking: it makes
 // sure the prompt has an id (ComfyUI takes a given prompt_id as it is) and,
 // when the client named no client_id, names the shim's own websocket client
+// (client is the client_id the body named, "" if none)
 // so that the prompt's events reach the shim. The verdict is notGPUWork
 // when the body is JSON with no prompt (ComfyUI refuses it without
 // queueing) and unknownWork when the shim cannot read it (NaN, a compressed
 // body): then out is body unchanged.
-func preparePrompt(body []byte, h http.Header, shimClientID string) (out []byte, promptID string, v verdict) {
+func preparePrompt(body []byte, h http.Header, shimClientID string) (out []byte, promptID, client string, v verdict) {
 	m, v := jsonObject(body, h)
 	if v != gpuWork {
-		return body, "", v
+		return body, "", "", v
 	}
 	if raw, has := m["prompt"]; !has || string(raw) == "null" {
-		return body, "", notGPUWork
+		return body, "", "", notGPUWork
 	}
 	if raw, has := m["prompt_id"]; has {
 		_ = json.Unmarshal(raw, &promptID)
@@ -29,7 +30,6 @@ func preparePrompt(body []byte, h http.Header, shimClientID string) (out []byte,
 		promptID = newUUID()
 		m["prompt_id"] = mustJSON(promptID)
 	}
-	var client string
 	if raw, has := m["client_id"]; has {
 		_ = json.Unmarshal(raw, &client)
 	}
@@ -38,9 +38,9 @@ func preparePrompt(body []byte, h http.Header, shimClientID string) (out []byte,
 	}
 	out, err := json.Marshal(m)
 	if err != nil {
-		return body, "", unknownWork
+		return body, "", "", unknownWork
 	}
-	return out, promptID, gpuWork
+	return out, promptID, client, gpuWork
 }
 
 func mustJSON(v any) json.RawMessage {

@@ -2,7 +2,6 @@ package shim
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net"
@@ -131,16 +130,14 @@ func (t Turns) trusted(addr string) bool {
 	return false
 }
 
-// promptClientID returns the client_id a ComfyUI prompt body names, "" if
-// none or it is the shim's own.
-func promptClientID(body []byte, shimClientID string) string {
-	var p struct {
-		ClientID string `json:"client_id"`
-	}
-	if json.Unmarshal(body, &p) != nil || p.ClientID == shimClientID {
+// turnClient is the client whose turn a prompt naming promptClient is: ""
+// (the request's header or address decides) when it names the shim's own
+// websocket client.
+func turnClient(promptClient, shimClientID string) string {
+	if promptClient == shimClientID {
 		return ""
 	}
-	return p.ClientID
+	return promptClient
 }
 
 // backendTurn is the turn of the backend's own work: it runs anyway, so

@@ -169,7 +169,11 @@ func TestClientOfARequest(t *testing.T) {
 }
 
 func TestPromptClientID(t *testing.T) {
-	assert.Equal(t, "c1", promptClientID([]byte(`{"prompt":{},"client_id":"c1"}`), "shim"))
-	assert.Empty(t, promptClientID([]byte(`{"prompt":{},"client_id":"shim"}`), "shim"))
-	assert.Empty(t, promptClientID([]byte(`{"prompt":{"x":NaN}}`), "shim"))
+	client := func(body string) string {
+		_, _, c, _ := preparePrompt([]byte(body), nil, "shim")
+		return turnClient(c, "shim")
+	}
+	assert.Equal(t, "c1", client(`{"prompt":{},"client_id":"c1"}`))
+	assert.Empty(t, client(`{"prompt":{},"client_id":"shim"}`))
+	assert.Empty(t, client(`{"prompt":{"x":NaN}}`))
 }
