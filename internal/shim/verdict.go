@@ -1,7 +1,6 @@
 package shim
 
 import (
-	"bytes"
 	"encoding/json"
 	"net/http"
 	"strings"
@@ -56,7 +55,9 @@ func jsonObject(body []byte, h http.Header) (map[string]json.RawMessage, verdict
 		return nil, unknownWork
 	}
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(bytes.TrimSpace(body), &m); err != nil {
+	// No trimming: JSON's whitespace is only space, tab, CR and LF, and
+	// Python's json refuses the rest (a form feed, say) as ComfyUI would.
+	if err := json.Unmarshal(body, &m); err != nil {
 		if json.Valid(body) {
 			return nil, notGPUWork // an array, a string, a number
 		}
