@@ -78,6 +78,12 @@ func TestStatusShowsOrphan(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = syscall.Kill(orphan, syscall.SIGKILL) })
 	wrapper := p.cmd.Process.Pid
+	// Until setsid has run, the sleep is in the command's group, which the
+	// group guard kills with the wrapper.
+	eventually(t, "the orphan to lead a group of its own", func() bool {
+		g, ok := procGroup(orphan)
+		return ok && g == orphan
+	})
 	require.NoError(t, p.cmd.Process.Signal(syscall.SIGKILL))
 	p.wait()
 
