@@ -95,6 +95,16 @@ func TestHeldRequestGetsAClearErrorWhenRedisGoesDownAndTheGatewayResumes(t *test
 	e.redis.Restart() // empty
 	release()
 	waitFor(t, "the shim registered again and free", func() bool { return e.freeCount(t, "a1111") == 1 })
+	// The gateway's own Redis client redials on its own time (go-redis
+	// backs off after failed dials): wait until the gateway reads Redis.
+	waitFor(t, "the gateway to reach Redis again", func() bool {
+		resp, err := http.Get(gw + PathStatus)
+		if err != nil {
+			return false
+		}
+		_ = resp.Body.Close()
+		return resp.StatusCode == http.StatusOK
+	})
 	code, gpu, body := post(t, gw+"/sdapi/v1/txt2img", `{"steps":1}`)
 	assert.Equal(t, http.StatusOK, code, body)
 	assert.Equal(t, "m1/0/a1111", gpu)
