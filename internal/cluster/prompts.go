@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"time"
 
 	"github.com/redis/go-redis/v9"
 )
@@ -32,6 +33,8 @@ type Prompt struct {
 	Body []byte
 	// History is its history entry (done).
 	History json.RawMessage
+	// Since is when it was dispatched (running; zero if unknown).
+	Since time.Time
 }
 
 func keyCPrompt(id string) string   { return prefix + "cprompt:" + id }
@@ -72,7 +75,7 @@ func (s *Store) AddPrompt(ctx context.Context, id, job, owner string, body []byt
 func (s *Store) PromptDispatched(ctx context.Context, id, gpu, url string) error {
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.ZRem(ctx, keyCPending, id)
-		p.HSet(ctx, keyCPrompt(id), "state", PromptRunning, "gpu", gpu, "url", url)
+		p.HSet(ctx, keyCPrompt(id), "state", PromptRunning, "gpu", gpu, "url", url, "since", time.Now().UnixMicro())
 		p.Set(ctx, keyPrompt(id), url, jobTTL)
 		return nil
 	})
@@ -85,12 +88,17 @@ func (s *Store) PromptDispatched(ctx context.Context, id, gpu, url string) error
 // PromptWaitingAgain puts a prompt whose dispatch came to nothing back in
 // the pending list, under its number.
 func (s *Store) PromptWaitingAgain(ctx context.Context, id string) error {
-	n, err := s.rdb.HGet(ctx, keyCPrompt(id), "number").Int64()
-	if errors.Is(err, redis.Nil) {
-		return nil
-	}
+	vals, err := s.rdb.HMGet(ctx, keyCPrompt(id), "number", "state").Result()
 	if err != nil {
 		return redisErr(err)
+	}
+	num, _ := vals[0].(string)
+	if st, _ := vals[1].(string); st == "" || st == PromptDone {
+		return nil // gone, or ended meanwhile (interrupted in line)
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil {
+		return nil
 	}
 	_, err = s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
 		p.HSet(ctx, keyCPrompt(id), "state", PromptWaiting)
@@ -157,6 +165,9 @@ func (s *Store) LookupPrompt(ctx context.Context, id string) (p Prompt, found bo
 	p = Prompt{ID: id, Job: v["job"], Number: n, State: v["state"], URL: v["url"], GPU: v["gpu"], Body: []byte(v["body"])}
 	if h := v["history"]; h != "" {
 		p.History = json.RawMessage(h)
+	}
+	if us, err := strconv.ParseInt(v["since"], 10, 64); err == nil && us > 0 {
+		p.Since = time.UnixMicro(us)
 	}
 	return p, true, nil
 }

@@ -46,7 +46,19 @@ local function assign(id, member, url, reserve_ms)
   redis.call('HSET', P..'job:'..id, 'state', 'assigned', 'gpu', member, 'url', url)
   redis.call('PUBLISH', P..'matched', id)
 end
-local function take_free(profile)
+local function take_free(profile, model)
+  if model and model ~= '' then
+    -- model-aware: a free GPU whose last job loaded the job's model first
+    for _, member in ipairs(redis.call('ZRANGE', P..'free:'..profile, 0, -1)) do
+      if redis.call('HGET', P..'models', member) == model then
+        local url = reg_part(member, 2)
+        if url and not reserved(member) then
+          redis.call('ZREM', P..'free:'..profile, member)
+          return member, url
+        end
+      end
+    end
+  end
   while true do
     local r = redis.call('ZPOPMIN', P..'free:'..profile)
     if #r == 0 then return false, false end
@@ -56,7 +68,7 @@ local function take_free(profile)
   end
 end
 local function place(profile, id, seq, reserve_ms, max_queue)
-  local member, url = take_free(profile)
+  local member, url = take_free(profile, redis.call('HGET', P..'job:'..id, 'model'))
   if member then
     assign(id, member, url, reserve_ms)
     return {'assigned', member, url}
@@ -72,7 +84,8 @@ end
 
 // scriptEnqueue puts a new job in line or matches it with a free GPU.
 // ARGV: prefix, profile, job id, reserve ms, job ttl ms, max queue (0: no
-// bound), then the turn (Turn.args): client, level, fair (1/0), aging us.
+// bound), then the turn (Turn.args): client, level, fair (1/0), aging us,
+// front (1/0), model.
 // The job's key in line follows Turn's rules; Redis's clock, made strictly
 // increasing through gpulock:now, is the arrival time. Returns {'none'}
 // when no live GPU serves the profile, {'exists'} when the id is taken,
@@ -102,7 +115,12 @@ if tail then
   if redis.call('EXISTS', P..'job:'..string.sub(tail, sp + 1)) == 1 then last = tonumber(string.sub(tail, 1, sp - 1)) end
 end
 if fair and aging > 0 and last and key < last + aging then key = last + aging end
+if ARGV[11] == '1' then
+  local first = redis.call('ZRANGE', P..'line', 0, 0, 'WITHSCORES')
+  if #first == 2 and tonumber(first[2]) <= key then key = tonumber(first[2]) - 1 end
+end
 redis.call('HSET', jk, 'profile', profile, 'seq', string.format('%.0f', key))
+if ARGV[12] and ARGV[12] ~= '' then redis.call('HSET', jk, 'model', ARGV[12]) end
 redis.call('PEXPIRE', jk, ttl_ms)
 local r = place(profile, id, key, reserve_ms, max_queue)
 if r[1] == 'full' then
@@ -154,7 +172,8 @@ return {'free'}
 `)
 
 // scriptStarted marks a job running on the GPU it was matched with, when
-// that GPU's shim has taken the lock for it. ARGV: prefix, job id, gpu.
+// that GPU's shim has taken the lock for it, and records the job's model
+// as the GPU's last (models.go). ARGV: prefix, job id, gpu.
 // Returns 1, or 0 when the job is not (or no longer) assigned to that GPU:
 // then the shim must not run it.
 var scriptStarted = redis.NewScript(luaLib + `
@@ -162,6 +181,8 @@ local id, gpu = ARGV[2], ARGV[3]
 local jk = P..'job:'..id
 if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
 redis.call('HSET', jk, 'state', 'running')
+local model = redis.call('HGET', jk, 'model')
+if model then redis.call('HSET', P..'models', gpu, model) end
 if redis.call('GET', P..'reserved:'..phys(gpu)) == id then redis.call('DEL', P..'reserved:'..phys(gpu)) end
 redis.call('ZREM', P..'free:'..redis.call('HGET', jk, 'profile'), gpu)
 return 1

@@ -30,10 +30,19 @@ type Turn struct {
 	// Aging is the aging step and the length of a round (default
 	// gpulock.DefaultAging).
 	Aging time.Duration
+	// Front puts the job ahead of every job waiting in line (ComfyUI's
+	// "front": true): its key becomes one less than the first one's. The
+	// gateway sets it only for a job whose level is above normal, so it
+	// goes to the front of its level, the highest (see gateway/front.go).
+	Front bool
+	// Model is the model the job loads ("": none known). Among several
+	// free GPUs the job takes one whose last job loaded the same model
+	// (see models.go); it never waits for one.
+	Model string
 }
 
 // args are the script arguments of t: client, level, fair (1 or 0), aging
-// in microseconds.
+// in microseconds, front (1 or 0), model.
 func (t Turn) args() []any {
 	aging := t.Aging
 	if aging <= 0 {
@@ -43,5 +52,9 @@ func (t Turn) args() []any {
 	if t.ArrivalOrder {
 		fair = 0
 	}
-	return []any{t.Client, int(min(max(t.Priority, gpulock.PriorityLow), gpulock.PriorityHigh)), fair, aging.Microseconds()}
+	front := 0
+	if t.Front {
+		front = 1
+	}
+	return []any{t.Client, int(min(max(t.Priority, gpulock.PriorityLow), gpulock.PriorityHigh)), fair, aging.Microseconds(), front, t.Model}
 }
