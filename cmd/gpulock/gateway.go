@@ -15,6 +15,12 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
+// Flags of `gpulock gateway` only.
+const (
+	flagAllowGlobalInterrupt = "allow-global-interrupt"
+	flagAllowFree            = "allow-free"
+)
+
 // gatewayCommand is `gpulock gateway`: the HTTP front of a cluster of
 // shims for one profile, with one line of jobs in Redis.
 func (a *App) gatewayCommand() *cli.Command {
@@ -35,6 +41,8 @@ func (a *App) gatewayCommand() *cli.Command {
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most jobs waiting in the cluster's line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
 			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 with Retry-After (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
 			&cli.DurationFlag{Name: flagLease, Usage: "the shims' --lease: an unreachable machine is left out that long", Value: cluster.DefaultLease, EnvVars: envVar(flagLease)},
+			&cli.BoolFlag{Name: flagAllowGlobalInterrupt, Usage: "comfyui: let POST /interrupt without a prompt_id or clientId stop what runs on every machine (else 400)", EnvVars: envVar(flagAllowGlobalInterrupt)},
+			&cli.BoolFlag{Name: flagAllowFree, Usage: "comfyui: let POST /free unload the models of every machine (else 403)", EnvVars: envVar(flagAllowFree)},
 		}, shimTurnFlags()...),
 		Action: a.runGateway,
 	}
@@ -59,7 +67,8 @@ func (a *App) runGateway(c *cli.Context) error {
 	defer rdb.Close()
 	logger := slog.New(slog.NewTextHandler(a.stderr, nil))
 	g, err := gateway.New(gateway.Config{Profile: c.String(flagProfile), Store: cluster.NewStore(rdb),
-		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Turns: turns, Logger: logger})
+		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Turns: turns, Logger: logger,
+		AllowGlobalInterrupt: c.Bool(flagAllowGlobalInterrupt), AllowFree: c.Bool(flagAllowFree)})
 	if err != nil {
 		return usageError(hint, "%v", err)
 	}

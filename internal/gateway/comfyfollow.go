@@ -101,7 +101,9 @@ func (g *Gateway) follow(id string, p cluster.Prompt) {
 		if err == nil {
 			downSince = time.Time{}
 			if entry, ok := doc[id]; ok {
-				_ = g.settleDone(g.ctx, id, p.URL, entry)
+				if g.settleDone(g.ctx, id, p.URL, entry) == nil && !p.Since.IsZero() {
+					_ = g.cfg.Store.RecordJobTime(g.ctx, g.cfg.Profile, time.Since(p.Since))
+				}
 				return
 			}
 			continue

@@ -53,6 +53,14 @@ type Config struct {
 	Aging time.Duration
 	// Logger receives one line per job (default: slog.Default()).
 	Logger *slog.Logger
+	// AllowGlobalInterrupt lets a ComfyUI POST /interrupt that names no
+	// prompt and no client stop what runs on every machine (interrupt.go).
+	AllowGlobalInterrupt bool
+	// AllowFree lets ComfyUI's POST /free reach every machine (free.go).
+	AllowFree bool
+	// PlainDispatch turns model-aware dispatch off: a job takes the GPU
+	// free longest, whatever model it last loaded (model.go).
+	PlainDispatch bool
 }
 
 // Gateway is the cluster's HTTP front for one profile. Make one with New,
@@ -136,6 +144,9 @@ func (g *Gateway) Close() {
 // ServeHTTP queues GPU work in the cluster and passes the rest to a live
 // machine.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if g.serveExtra(w, r) { // extra.go: prompt status, interrupt, free, sticky state
+		return
+	}
 	if g.page.serve(w, r) {
 		return
 	}

@@ -62,6 +62,7 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
 	}
 	turn := g.turnOf(r, body)
+	g.front(w, body, &turn)
 	ectx, ecancel := context.WithTimeout(ctx, redisBound)
 	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
 	ecancel()
@@ -151,6 +152,9 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				level = g.cfg.Logger.Warn // for a queued prompt, only the log tells
 			}
 			g.page.dispatched(r, id, m.GPU, waited, time.Since(start), resp.StatusCode)
+			if prompt == "" {
+				_ = st.RecordJobTime(context.WithoutCancel(ctx), g.cfg.Profile, time.Since(start)-waited)
+			}
 			level("job", "job", id, "prompt_id", prompt, "gpu", m.GPU, "wait", waited.Round(time.Millisecond),
 				"total", time.Since(start).Round(time.Millisecond), "status", resp.StatusCode)
 			return

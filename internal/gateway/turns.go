@@ -21,5 +21,6 @@ func (g *Gateway) turnOf(r *http.Request, body []byte) cluster.Turn {
 		}
 	}
 	t := g.cfg.Turns.TurnOf(r, client)
-	return cluster.Turn{Client: t.Client, Priority: t.Priority, ArrivalOrder: g.cfg.Turns.ArrivalOrder, Aging: g.cfg.Aging}
+	return cluster.Turn{Client: t.Client, Priority: t.Priority, ArrivalOrder: g.cfg.Turns.ArrivalOrder, Aging: g.cfg.Aging,
+		Model: g.modelOf(body)}
 }
