@@ -34,6 +34,10 @@ type Config struct {
 	// MaxUploadBytes limits POST /upload/image bodies. If zero,
 	// DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// ModelLoad is the time a CheckpointLoaderSimple node takes
+	// when it names another model than the last one loaded (or after
+	// POST /free); zero: loads take no time and are not counted.
+	ModelLoad time.Duration
 }
 
 // withDefaults returns c with zero fields replaced by the defaults.

@@ -26,6 +26,7 @@ type Server struct {
 	history     map[string]*historyEntry
 	historyIDs  []string // oldest first
 	freePending bool
+	loadedModel string // the last model a loader node loaded (ModelLoad)
 	counters    Counters
 	images      int
 	uploads     map[string]int64
@@ -42,6 +43,9 @@ type Counters struct {
 	Succeeded, Failed, Interrupted int64
 	// Frees counts model unloads done for POST /free.
 	Frees int64
+	// ModelLoads counts loads of a model (with Config.ModelLoad) that
+	// was not the one loaded.
+	ModelLoads int64
 }
 
 // New returns a running fake ComfyUI; its worker goroutine runs until Close.

@@ -59,6 +59,7 @@ func (s *Server) applyFree() {
 	s.freePending = false
 	if free {
 		s.counters.Frees++
+		s.loadedModel = ""
 	}
 	s.mu.Unlock()
 	if free && s.cfg.GPU != nil {
@@ -91,6 +92,10 @@ func (s *Server) execute(it *queueItem) {
 		s.emitLocked(it, "executing", map[string]any{"node": id, "display_node": id, "prompt_id": it.promptID})
 		s.mu.Unlock()
 		switch node.ClassType {
+		case "CheckpointLoaderSimple":
+			if !s.load(it, node) {
+				outcome, failed = outcomeInterrupted, id
+			}
 		case "KSampler":
 			if job == nil && s.cfg.GPU != nil {
 				j, err := s.cfg.GPU.Begin(s.cfg.Service, it.promptID, s.cfg.ModelBytes)
@@ -141,6 +146,33 @@ func (s *Server) sample(it *queueItem, id string, steps int) bool {
 		s.emitLocked(it, "progress", map[string]any{"value": step, "max": steps, "prompt_id": it.promptID, "node": id})
 		s.mu.Unlock()
 	}
+	return true
+}
+
+// load charges Config.ModelLoad when a checkpoint loader names another model
+// than the one loaded; it returns false if the prompt was interrupted (or
+// the server closed) meanwhile.
+func (s *Server) load(it *queueItem, node Node) bool {
+	name, _ := node.Inputs["ckpt_name"].(string)
+	s.mu.Lock()
+	same := name == s.loadedModel
+	s.mu.Unlock()
+	if s.cfg.ModelLoad <= 0 || same {
+		return true
+	}
+	timer := time.NewTimer(s.cfg.ModelLoad)
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-it.interrupt:
+		return false
+	case <-s.quit:
+		return false
+	}
+	s.mu.Lock()
+	s.loadedModel = name
+	s.counters.ModelLoads++
+	s.mu.Unlock()
 	return true
 }
 
