@@ -26,7 +26,9 @@ type Server struct {
 	history     map[string]*historyEntry
 	historyIDs  []string // oldest first
 	freePending bool
-	loadedModel string // the last model a loader node loaded (ModelLoad)
+	loadedModel string            // the last model a loader node loaded (ModelLoad)
+	userdata    map[string][]byte // userdata.go
+	settings    map[string]any
 	counters    Counters
 	images      int
 	uploads     map[string]int64
@@ -125,6 +127,12 @@ func (s *Server) routes() *http.ServeMux {
 	handle("GET", "/extensions", s.handleEmptyList)
 	handle("POST", "/upload/image", s.handleUploadImage)
 	handle("GET", "/view", s.handleView)
+	handle("POST", "/userdata/{file}", s.handlePostUserdata)
+	handle("GET", "/userdata/{file}", s.handleGetUserdata)
+	handle("GET", "/userdata", s.handleListUserdata)
+	handle("GET", "/settings", s.handleGetSettings)
+	handle("GET", "/settings/{id}", s.handleGetSetting)
+	handle("POST", "/settings/{id}", s.handlePostSetting)
 	return mux
 }
 

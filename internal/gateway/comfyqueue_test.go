@@ -194,7 +194,10 @@ func TestComfyPromptAMachineRefusesEndsAsAFailedPromptInHistory(t *testing.T) {
 }
 
 func TestComfyHistoryListsEveryMachinesPromptsInTheOrderTheyEnded(t *testing.T) {
-	e := newCluster(t, 2, []string{"comfyui"}, nil)
+	// Plain dispatch: one after another, the prompts (all of one model)
+	// take the GPU free longest, so both machines run some; model-aware
+	// dispatch would keep them on the GPU that has their model.
+	e := newCluster(t, 2, []string{"comfyui"}, func(c *Config) { c.PlainDispatch = true })
 	gw := e.gateways["comfyui"].URL
 	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
 	var ids []string

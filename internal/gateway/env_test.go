@@ -49,6 +49,8 @@ type clusterEnv struct {
 	machines []*machine
 	gateways map[string]*httptest.Server
 	tracer   *tracer
+	// comfyConfig, when set, changes each machine's fake ComfyUI's config.
+	comfyConfig func(*fakecomfy.Config)
 }
 
 func quietLogger() *slog.Logger {
@@ -110,7 +112,11 @@ func (e *clusterEnv) startMachine(t testing.TB, name string, profiles []string) 
 			backend = httptest.NewServer(e.tracer.wrap(name, m.a1111))
 			t.Cleanup(func() { _ = m.a1111.Close() })
 		case "comfyui":
-			m.comfy, err = fakecomfy.New(fakecomfy.Config{GPU: m.gpu, StepDuration: stepDuration})
+			cc := fakecomfy.Config{GPU: m.gpu, StepDuration: stepDuration}
+			if e.comfyConfig != nil {
+				e.comfyConfig(&cc)
+			}
+			m.comfy, err = fakecomfy.New(cc)
 			require.NoError(t, err)
 			backend = httptest.NewServer(m.comfy)
 			t.Cleanup(func() { _ = m.comfy.Close() })

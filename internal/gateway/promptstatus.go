@@ -30,7 +30,7 @@ type PromptStatus struct {
 	// GPUs (waiting; absent until a job time is known).
 	EstimatedStartSeconds *float64 `json:"estimated_start_seconds,omitempty"`
 	// Node and GPU say where it runs or ran; Since is when it was
-	// dispatched (running).
+	// dispatched (running, done).
 	Node  string     `json:"node,omitempty"`
 	GPU   *int       `json:"gpu,omitempty"`
 	Since *time.Time `json:"since,omitempty"`
@@ -100,6 +100,9 @@ func (g *Gateway) readPromptStatus(ctx context.Context, id string) (PromptStatus
 		}
 	case cluster.PromptDone:
 		st.Node, st.GPU = nodeGPU(p.GPU)
+		if !p.Since.IsZero() {
+			st.Since = &p.Since
+		}
 		var e struct {
 			Status struct {
 				StatusStr string `json:"status_str"`
