@@ -71,19 +71,28 @@ func (s *Store) AddPrompt(ctx context.Context, id, job, owner string, body []byt
 }
 
 // PromptDispatched marks a prompt running on gpu (its shim at url): it
-// leaves the pending list.
+// leaves the pending list. A prompt that ended meanwhile (interrupted in
+// line) or is gone (deleted) is left as it is.
 func (s *Store) PromptDispatched(ctx context.Context, id, gpu, url string) error {
-	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
-		p.ZRem(ctx, keyCPending, id)
-		p.HSet(ctx, keyCPrompt(id), "state", PromptRunning, "gpu", gpu, "url", url, "since", time.Now().UnixMicro())
-		p.Set(ctx, keyPrompt(id), url, jobTTL)
-		return nil
-	})
-	if err != nil {
-		return redisErr(err)
+	if _, err := s.run(ctx, scriptPromptDispatched, id, gpu, url, time.Now().UnixMicro(), ms(jobTTL)); err != nil {
+		return err
 	}
 	return nil
 }
+
+// scriptPromptDispatched is PromptDispatched's change, made only while the
+// prompt waits or runs. ARGV: prefix, prompt id, gpu, url, since (unix
+// us), ttl ms. Returns 1, or 0 when the prompt ended or is gone.
+var scriptPromptDispatched = redis.NewScript(`
+local P, id = ARGV[1], ARGV[2]
+local k = P..'cprompt:'..id
+local st = redis.call('HGET', k, 'state')
+if not st or st == 'done' then return 0 end
+redis.call('ZREM', P..'cpending', id)
+redis.call('HSET', k, 'state', 'running', 'gpu', ARGV[3], 'url', ARGV[4], 'since', ARGV[5])
+redis.call('SET', P..'prompt:'..id, ARGV[4], 'PX', tonumber(ARGV[6]))
+return 1
+`)
 
 // PromptWaitingAgain puts a prompt whose dispatch came to nothing back in
 // the pending list, under its number.

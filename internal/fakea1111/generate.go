@@ -83,7 +83,8 @@ func (s *Server) handleGenerate(job string, img bool) http.HandlerFunc {
 		}
 		steps := max(intOr(req.Steps, s.cfg.DefaultSteps), 1)
 		batch, iters := max(intOr(req.BatchSize, 1), 1), max(intOr(req.NIter, 1), 1)
-		res, ok := s.await(w, r, jobSpec{name: job, steps: steps, iterations: iters, usesModel: true, taskID: req.ForceTaskID})
+		res, ok := s.await(w, r, jobSpec{name: job, steps: steps, iterations: iters, usesModel: true, taskID: req.ForceTaskID,
+			checkpoint: overrideCheckpoint(req.OverrideSettings)})
 		if !ok {
 			return
 		}
@@ -117,4 +118,17 @@ func validImage(s string) bool {
 	}
 	b, err := base64.StdEncoding.DecodeString(s)
 	return err == nil && len(b) > 0
+}
+
+// overrideCheckpoint returns the title of the checkpoint a request's
+// override_settings.sd_model_checkpoint names ("" for none or an unknown
+// one). The job loads it if another is loaded (ModelLoadDuration) and it
+// stays loaded afterwards, as with A1111's
+// override_settings_restore_afterwards off.
+func overrideCheckpoint(o map[string]any) string {
+	name, _ := o["sd_model_checkpoint"].(string)
+	if m, ok := findModel(name); ok {
+		return m.Title
+	}
+	return ""
 }

@@ -44,6 +44,7 @@ type jobSpec struct {
 	steps      int    // sampling steps per iteration
 	iterations int    // job_count
 	usesModel  bool   // needs the checkpoint (generations)
+	checkpoint string // the title override_settings.sd_model_checkpoint names ("": the loaded one)
 	taskID     string // the request's force_task_id, if any: the job's id on the simulated GPU
 	// started, if not nil, runs under s.mu once the job holds the queue lock.
 	started func()
@@ -98,7 +99,7 @@ func (s *Server) run(spec jobSpec) jobResult {
 	if spec.started != nil {
 		spec.started()
 	}
-	needLoad := spec.usesModel && !s.loaded
+	needLoad := spec.usesModel && (!s.loaded || (spec.checkpoint != "" && spec.checkpoint != s.checkpoint))
 	s.mu.Unlock()
 
 	res := s.runLocked(rj, spec, id, needLoad)
@@ -126,6 +127,9 @@ func (s *Server) runLocked(rj *runningJob, spec jobSpec, id string, needLoad boo
 		}
 		s.mu.Lock()
 		s.loaded = true
+		if spec.checkpoint != "" {
+			s.checkpoint = spec.checkpoint
+		}
 		s.counters.ModelLoads++
 		s.mu.Unlock()
 	}

@@ -84,7 +84,7 @@ func runModelJobs(b *testing.B, e *clusterEnv, jobs []modelJob, gap time.Duratio
 // first-free dispatch (Config.PlainDispatch) in the same run: two clusters
 // of 4 one-GPU ComfyUI machines whose fakes charge 300 ms per model change;
 // 40 prompts of 4 models (random, fixed seeds), 100-300 ms of work each,
-// sent (a) all at once and (b) paced, one every 120 ms (about half the
+// sent (a) all at once and (b) paced, one every 250 ms (about a fifth of the
 // GPUs' capacity without loads). It reports the model loads and makespans
 // of both, medians over the runs.
 //
@@ -109,7 +109,7 @@ func BenchmarkModelAwareDispatch(b *testing.B) {
 		for _, sc := range []struct {
 			name string
 			gap  time.Duration
-		}{{"burst", 0}, {"paced", 120 * time.Millisecond}} {
+		}{{"burst", 0}, {"paced", 250 * time.Millisecond}} {
 			jobs := modelJobs(uint64(i))
 			pm, pl := runModelJobs(b, plain, jobs, sc.gap)
 			am, al := runModelJobs(b, aware, jobs, sc.gap)
