@@ -49,8 +49,12 @@ end
 local function take_free(profile, model)
   if model and model ~= '' then
     -- model-aware: a free GPU whose last job loaded the job's model first
-    for _, member in ipairs(redis.call('ZRANGE', P..'free:'..profile, 0, -1)) do
-      if redis.call('HGET', P..'models', member) == model then
+    -- (among the 1000 free longest)
+    local free = redis.call('ZRANGE', P..'free:'..profile, 0, 999)
+    local models = {}
+    if #free > 0 then models = redis.call('HMGET', P..'models', unpack(free)) end
+    for i, member in ipairs(free) do
+      if models[i] == model then
         local url = reg_part(member, 2)
         if url and not reserved(member) then
           redis.call('ZREM', P..'free:'..profile, member)
