@@ -388,3 +388,33 @@ func TestModelAwareDispatchPrefersTheGPUWithTheModelButNeverWaitsForIt(t *testin
 	require.Equal(t, http.StatusOK, code, body)
 	waitState(t, gw, long, "done")
 }
+
+func TestInterruptReachesAPromptThatStartsOnlyAfterIt(t *testing.T) {
+	e := newComfyCluster(t, 1, nil, nil)
+	g, err := New(Config{Profile: "comfyui", Store: newStore(t, e.redis), Lease: testLease, Logger: quietLogger()})
+	require.NoError(t, err)
+	t.Cleanup(g.Close)
+	shimURL := e.machines[0].front["comfyui"].URL
+	// Two prompts of a local client at the machine's shim: the second
+	// waits in the shim's line, unknown to the backend, as a dispatched
+	// prompt is for a moment before it starts.
+	withID := func(id string) string {
+		b := modelPrompt(longSteps, 1, "local", "x")
+		return b[:len(b)-1] + `,"prompt_id":"` + id + `"}`
+	}
+	first := postAsync(t, shimURL+"/prompt", withID("first"))
+	waitFor(t, "the first prompt running", func() bool { return e.machines[0].comfy.Counters().Run == 1 })
+	second := postAsync(t, shimURL+"/prompt", withID("second"))
+
+	// The backend ignores this interrupt: it does not run "second" yet.
+	require.NoError(t, g.postMachine(t.Context(), shimURL, "/interrupt", []byte(`{"prompt_id":"second"}`)))
+	g.wg.Go(func() { g.reinterrupt("second", shimURL) })
+	code, _, body := post(t, shimURL+"/interrupt", `{"prompt_id":"first"}`)
+	require.Equal(t, http.StatusOK, code, body)
+	for _, r := range []<-chan result{first, second} {
+		res := <-r
+		require.Equal(t, http.StatusOK, res.code, res.body)
+	}
+	waitFor(t, "both prompts ended interrupted", func() bool { return e.machines[0].comfy.Counters().Interrupted == 2 })
+	assert.Equal(t, int64(2), e.machines[0].comfy.Counters().Run)
+}

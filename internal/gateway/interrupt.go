@@ -102,9 +102,49 @@ func (g *Gateway) interruptPrompt(ctx context.Context, id string) error {
 		}
 		fallthrough
 	case cluster.PromptRunning:
-		return g.postMachine(ctx, p.URL, "/interrupt", mustJSON(map[string]string{"prompt_id": id}))
+		if err := g.postMachine(ctx, p.URL, "/interrupt", mustJSON(map[string]string{"prompt_id": id})); err != nil {
+			return err
+		}
+		g.wg.Go(func() { g.reinterrupt(id, p.URL) })
 	}
 	return nil // done already
+}
+
+// Bounds of reinterrupt.
+const (
+	reinterruptEvery = 50 * time.Millisecond
+	reinterruptFor   = 5 * time.Second
+)
+
+// reinterrupt covers the moment between a prompt's dispatch and its start
+// on the machine, when the machine's ComfyUI ignores an interrupt for a
+// prompt it does not run yet: until the machine's history has the prompt
+// (for at most reinterruptFor, or until the gateway closes), it interrupts
+// the prompt again whenever the machine's /queue shows it running.
+func (g *Gateway) reinterrupt(id, url string) {
+	t := time.NewTicker(reinterruptEvery)
+	defer t.Stop()
+	deadline := time.Now().Add(reinterruptFor)
+	body := mustJSON(map[string]string{"prompt_id": id})
+	for time.Now().Before(deadline) {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-t.C:
+		}
+		if _, ended := g.machineHistory(g.ctx, url, id); ended {
+			return
+		}
+		var q clusterQueue
+		if err := g.getJSON(g.ctx, url+"/queue", &q); err != nil {
+			continue
+		}
+		for _, r := range q.Running {
+			if tupleID(r) == id {
+				_ = g.postMachine(g.ctx, url, "/interrupt", body)
+			}
+		}
+	}
 }
 
 // interruptClient stops the running prompts of client.
