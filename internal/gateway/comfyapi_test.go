@@ -353,6 +353,7 @@ func TestModelAwareDispatchPrefersTheGPUWithTheModelButNeverWaitsForIt(t *testin
 	where := map[string]map[string]bool{} // model -> nodes it ran on
 	for round := range 3 {
 		for _, model := range []string{"a", "b"} {
+			waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
 			id, _ := submitWith(t, gw, modelPrompt(1, int64(round), "c", model), nil)
 			st := waitState(t, gw, id, "done")
 			require.Equal(t, "success", st.StatusStr)
@@ -417,4 +418,29 @@ func TestInterruptReachesAPromptThatStartsOnlyAfterIt(t *testing.T) {
 	}
 	waitFor(t, "both prompts ended interrupted", func() bool { return e.machines[0].comfy.Counters().Interrupted == 2 })
 	assert.Equal(t, int64(2), e.machines[0].comfy.Counters().Run)
+}
+
+func TestA1111OverrideCheckpointKeepsJobsOnTheGPUWithTheirModel(t *testing.T) {
+	e := newCluster(t, 2, []string{"a1111"}, nil)
+	gw := e.gateways["a1111"].URL
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "a1111") == 2 })
+	where := map[string]map[string]bool{}
+	for _, model := range []string{"sd_xl_base_1.0", "sd_xl_base_1.0", "sd_xl_base_1.0", "v1-5-pruned-emaonly", "v1-5-pruned-emaonly", "v1-5-pruned-emaonly"} {
+		// Both free (the last job's GPU is offered again a moment after
+		// its answer): a choice to make.
+		waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "a1111") == 2 })
+		code, gpu, body := post(t, gw+"/sdapi/v1/txt2img", `{"steps":1,"override_settings":{"sd_model_checkpoint":"`+model+`"}}`)
+		require.Equal(t, http.StatusOK, code, body)
+		if where[model] == nil {
+			where[model] = map[string]bool{}
+		}
+		where[model][gpu] = true
+	}
+	require.Len(t, where["sd_xl_base_1.0"], 1, "%v", where)
+	require.Len(t, where["v1-5-pruned-emaonly"], 1, "%v", where)
+	var loads int64
+	for _, m := range e.machines {
+		loads += m.a1111.Counters().ModelLoads
+	}
+	assert.Equal(t, int64(1), loads, "sdxl loaded once (each fake starts with v1-5 loaded), not once per job")
 }
