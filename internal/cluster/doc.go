@@ -6,7 +6,8 @@
 // The rule for who goes next lives in one place, the match in scripts.go:
 // when a GPU becomes free it takes the first job in line it can serve
 // (the line is ordered by the fair-turn rules, see Turn);
-// when a job arrives it takes the GPU that has been free longest. Both are
+// when a job arrives it takes a free GPU whose last job loaded its model
+// (models.go), else the GPU that has been free longest. Both are
 // one Lua script, so a job never waits while a GPU that can serve it is
 // free (HAProxy's lost wake-up cannot happen). A matched GPU is reserved
 // for its job (with a lease) until its shim takes the job (Started) or the

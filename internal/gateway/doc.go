@@ -17,4 +17,12 @@
 // follows each dispatched prompt to its history entry. Each gateway holds a
 // lease; the prompts of one that is gone are adopted by another, and its
 // held A1111 requests leave the line.
+//
+// Beside the line (extra.go): POST /interrupt stops a prompt where it runs
+// or ends it in line, or the running prompts of one client (interrupt.go);
+// POST /free reaches every machine only with AllowFree (free.go); the
+// routes that store state go to one machine in a stable order (sticky.go);
+// GET /gpulock/prompt/{id} says where a prompt stands (promptstatus.go).
+// "front": true is honoured only above normal priority (front.go), and a
+// job's model steers it to a free GPU that has it loaded (model.go).
 package gateway
