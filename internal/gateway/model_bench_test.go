@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"encoding/json"
 	"fmt"
 	"math/rand/v2"
 	"net/http"
@@ -38,8 +39,9 @@ func modelJobs(seed uint64) []modelJob {
 
 // runModelJobs sends jobs to e's gateway, every gap apart (0: all at
 // once), and waits until its machines ran them all; it returns the
-// makespan and the model loads the machines did meanwhile.
-func runModelJobs(b *testing.B, e *clusterEnv, jobs []modelJob, gap time.Duration) (time.Duration, int64) {
+// makespan, the model loads the machines did meanwhile and the prompts'
+// mean turnaround (sent -> execution_success at the machine).
+func runModelJobs(b *testing.B, e *clusterEnv, jobs []modelJob, gap time.Duration) (makespan time.Duration, loads int64, turnaround time.Duration) {
 	b.Helper()
 	count := func() (done, loads int64) {
 		for _, m := range e.machines {
@@ -59,15 +61,26 @@ func runModelJobs(b *testing.B, e *clusterEnv, jobs []modelJob, gap time.Duratio
 		tick = t.C
 	}
 	var wg sync.WaitGroup
+	var mu sync.Mutex
+	sent := map[string]time.Time{}
 	for i, j := range jobs {
 		if tick != nil && i > 0 {
 			<-tick // pacing the arrivals, not synchronisation
 		}
 		body := modelPrompt(j.steps, int64(i), fmt.Sprintf("u%d", i%8), j.model)
 		wg.Go(func() {
-			if code, _, out := post(b, gw+"/prompt", body); code != http.StatusOK {
-				b.Errorf("status %d: %s", code, out)
+			at := time.Now()
+			code, _, out := post(b, gw+"/prompt", body)
+			var doc struct {
+				PromptID string `json:"prompt_id"`
 			}
+			if code != http.StatusOK || json.Unmarshal([]byte(out), &doc) != nil {
+				b.Errorf("status %d: %s", code, out)
+				return
+			}
+			mu.Lock()
+			sent[doc.PromptID] = at
+			mu.Unlock()
 		})
 	}
 	wg.Wait()
@@ -75,9 +88,41 @@ func runModelJobs(b *testing.B, e *clusterEnv, jobs []modelJob, gap time.Duratio
 		done, _ := count()
 		return done-done0 == int64(len(jobs))
 	})
-	makespan := time.Since(start)
-	_, loads := count()
-	return makespan, loads - loads0
+	makespan = time.Since(start)
+	_, loads = count()
+	var sum time.Duration
+	for id, at := range sent {
+		waitFor(b, "prompt "+id+" in the history", func() bool { return historyDone(b, gw, id) })
+		ended, ok := successAt(b, gw, id)
+		if !ok {
+			b.Errorf("prompt %s has no execution_success", id)
+			continue
+		}
+		sum += ended.Sub(at)
+	}
+	return makespan, loads - loads0, sum / time.Duration(max(1, len(sent)))
+}
+
+// successAt returns the time of prompt id's execution_success message.
+func successAt(b *testing.B, gw, id string) (time.Time, bool) {
+	var doc map[string]struct {
+		Status struct {
+			Messages [][]json.RawMessage `json:"messages"`
+		} `json:"status"`
+	}
+	if getJSONDoc(b, gw+"/history/"+id, &doc) != http.StatusOK {
+		return time.Time{}, false
+	}
+	for _, m := range doc[id].Status.Messages {
+		var kind string
+		var data struct {
+			Timestamp int64 `json:"timestamp"`
+		}
+		if len(m) == 2 && json.Unmarshal(m[0], &kind) == nil && kind == "execution_success" && json.Unmarshal(m[1], &data) == nil {
+			return time.UnixMilli(data.Timestamp), true
+		}
+	}
+	return time.Time{}, false
 }
 
 // BenchmarkModelAwareDispatch compares model-aware dispatch with plain
@@ -85,8 +130,8 @@ func runModelJobs(b *testing.B, e *clusterEnv, jobs []modelJob, gap time.Duratio
 // of 4 one-GPU ComfyUI machines whose fakes charge 300 ms per model change;
 // 40 prompts of 4 models (random, fixed seeds), 100-300 ms of work each,
 // sent (a) all at once and (b) paced, one every 250 ms (about a fifth of the
-// GPUs' capacity without loads). It reports the model loads and makespans
-// of both, medians over the runs.
+// GPUs' capacity without loads). It reports the model loads, makespans
+// and mean turnarounds (sent -> done) of both, medians over the runs.
 //
 //	go test -run '^$' -bench ModelAwareDispatch -benchtime 3x ./internal/gateway/
 func BenchmarkModelAwareDispatch(b *testing.B) {
@@ -96,14 +141,15 @@ func BenchmarkModelAwareDispatch(b *testing.B) {
 	for _, e := range []*clusterEnv{aware, plain} {
 		waitFor(b, "every GPU free", func() bool { return e.freeCount(b, "comfyui") == benchMachines })
 	}
-	type figures struct{ loads, makespan []float64 }
+	type figures struct{ loads, makespan, turnaround []float64 }
 	res := map[string]*figures{}
-	add := func(name string, makespan time.Duration, loads int64) {
+	add := func(name string, makespan time.Duration, loads int64, turnaround time.Duration) {
 		if res[name] == nil {
 			res[name] = &figures{}
 		}
 		res[name].loads = append(res[name].loads, float64(loads))
 		res[name].makespan = append(res[name].makespan, makespan.Seconds())
+		res[name].turnaround = append(res[name].turnaround, turnaround.Seconds())
 	}
 	for i := 0; b.Loop(); i++ {
 		for _, sc := range []struct {
@@ -111,12 +157,12 @@ func BenchmarkModelAwareDispatch(b *testing.B) {
 			gap  time.Duration
 		}{{"burst", 0}, {"paced", 250 * time.Millisecond}} {
 			jobs := modelJobs(uint64(i))
-			pm, pl := runModelJobs(b, plain, jobs, sc.gap)
-			am, al := runModelJobs(b, aware, jobs, sc.gap)
-			add(sc.name+"-plain", pm, pl)
-			add(sc.name+"-aware", am, al)
-			b.Logf("run %d %s: plain %d loads, makespan %.2fs; model-aware %d loads, makespan %.2fs",
-				i, sc.name, pl, pm.Seconds(), al, am.Seconds())
+			pm, pl, pt := runModelJobs(b, plain, jobs, sc.gap)
+			am, al, at := runModelJobs(b, aware, jobs, sc.gap)
+			add(sc.name+"-plain", pm, pl, pt)
+			add(sc.name+"-aware", am, al, at)
+			b.Logf("run %d %s: plain %d loads, makespan %.2fs, mean turnaround %.3fs; model-aware %d loads, makespan %.2fs, mean turnaround %.3fs",
+				i, sc.name, pl, pm.Seconds(), pt.Seconds(), al, am.Seconds(), at.Seconds())
 		}
 	}
 	median := func(v []float64) float64 {
@@ -127,6 +173,7 @@ func BenchmarkModelAwareDispatch(b *testing.B) {
 	for name, f := range res {
 		b.ReportMetric(median(f.loads), name+"-loads")
 		b.ReportMetric(median(f.makespan), name+"-makespan-s")
+		b.ReportMetric(median(f.turnaround), name+"-turnaround-s")
 	}
 	for _, e := range []*clusterEnv{aware, plain} {
 		for _, m := range e.machines {
