@@ -76,3 +76,28 @@ func (s *Store) StopPending(ctx context.Context, id string) (bool, error) {
 	}
 	return true, nil
 }
+
+// PromptToFront gives a prompt whose "front" was honoured (Turn.Front) the
+// number ComfyUI gives one, minus its number, so that it comes before every
+// other pending prompt in /queue, as it does in the line; it returns the
+// new number (the prompt's number unchanged if it is not positive).
+func (s *Store) PromptToFront(ctx context.Context, id string) (int64, error) {
+	v, err := s.run(ctx, scriptPromptToFront, id)
+	if err != nil {
+		return 0, err
+	}
+	n, _ := v.(int64)
+	return n, nil
+}
+
+// scriptPromptToFront: ARGV: prefix, prompt id. Returns the number.
+var scriptPromptToFront = redis.NewScript(`
+local P, id = ARGV[1], ARGV[2]
+local k = P..'cprompt:'..id
+local n = tonumber(redis.call('HGET', k, 'number') or '0')
+if n <= 0 then return n end
+n = -n
+redis.call('HSET', k, 'number', n)
+if redis.call('ZSCORE', P..'cpending', id) then redis.call('ZADD', P..'cpending', n, id) end
+return n
+`)

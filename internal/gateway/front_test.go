@@ -34,6 +34,11 @@ func TestFrontIsHonouredOnlyAboveNormalPriority(t *testing.T) {
 		require.NotNil(t, st.Position)
 		assert.Equal(t, want, *st.Position, "place of %s", id)
 	}
+	hst, _ := promptState(t, gw, honoured)
+	assert.Negative(t, hst.Number, "numbered as ComfyUI numbers a front prompt")
+	q := getQueue(t, gw)
+	assert.Equal(t, []string{honoured, first, second, ignored}, q.ids(q.Pending), "/queue lists the line's order")
+
 	code, _, body := post(t, gw+"/interrupt", `{"prompt_id":"`+long+`"}`)
 	require.Equal(t, http.StatusOK, code, body)
 	// The GPU ran them in that order.

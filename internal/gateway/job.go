@@ -86,6 +86,11 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		g.redisDown(w, err)
 		return
 	}
+	if turn.Front {
+		if n, err := g.cfg.Store.PromptToFront(context.WithoutCancel(ctx), prompt); err == nil {
+			number = n // negative, as ComfyUI numbers a front prompt
+		}
+	}
 	writeQueued(w, prompt, number)
 	g.wg.Go(func() {
 		defer cancel()
