@@ -57,6 +57,8 @@ type Member struct {
 	id    string
 	token string
 	kick  chan struct{} // Released: look at the lock now, not at the next poll
+	// holder is the lock holder last published (holder.go), Run's only.
+	holder string
 }
 
 // NewMember checks cfg and returns a Member; it touches nothing yet.
@@ -131,6 +133,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 		warnedAt  time.Time
 		offeredAt time.Time
 	)
+	join := joinOptions{pending: m.cfg.Profile == "a1111"} // memberoptions.go
 	warn := func(msg string, err error) {
 		if time.Since(warnedAt) > m.cfg.Lease {
 			warnedAt = time.Now()
@@ -140,6 +143,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 	for {
 		select {
 		case <-ctx.Done():
+			join.wait()
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			if err := m.cfg.Store.Unregister(uctx, m.id, m.cfg.Profile, m.token); err != nil {
 				m.cfg.Logger.Warn("cannot unregister from the cluster; its lease runs out", "gpu", m.id, "err", err)
@@ -148,6 +152,8 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			return
 		case <-t.C:
 		case <-m.kick:
+		case err := <-join.done:
+			join.finished(m, err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
 		renew := time.Now().After(renewAt)
@@ -159,7 +165,9 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			}
 		}
 		st, err := lock.Status()
-		free := err == nil && !st.Held && len(st.Waiters) == 0
+		m.noteHolder(rctx, st, err, renew)
+		join.start(ctx, m)
+		free := err == nil && !st.Held && len(st.Waiters) == 0 && !join.busy()
 		switch {
 		case free && (last != OfferFree || renew || time.Since(offeredAt) > reofferEvery):
 			offeredAt = time.Now()
@@ -172,6 +180,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			}
 			if out == OfferUnregistered {
 				renewAt = time.Time{}
+				join.pending = m.cfg.Profile == "a1111" // it joins again
 			}
 		case !free && (last != "busy" || renew):
 			if err := m.cfg.Store.Busy(rctx, m.id, m.cfg.Profile); err != nil {

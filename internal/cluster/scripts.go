@@ -17,6 +17,8 @@ import "github.com/redis/go-redis/v9"
 //   - A GPU that becomes free takes the job with the smallest key that one
 //     of its members can serve; with none the member joins its profile's free
 //     set, scored by a new number.
+//   - A job pinned to one member (its hash's pin field: an A1111 options
+//     change applied machine by machine) is served by that member only.
 //
 // A match reserves the physical GPU for the job (reserved:<node/gpu> = job
 // id, with a lease), takes its members out of the free sets, writes
@@ -55,8 +57,18 @@ local function take_free(profile)
     if url and not reserved(member) then return member, url end
   end
 end
+-- pinned_free: the job's pinned member (node/gpu/profile) when it is
+-- free; a pinned job waits for that member only (see Store.EnqueuePinned).
+local function pinned_free(pin)
+  if not redis.call('ZSCORE', P..'free:'..string.match(pin, '/([^/]*)$'), pin) then return false, false end
+  local url = reg_part(pin, 2)
+  if url and not reserved(pin) then return pin, url end
+  return false, false
+end
 local function place(profile, id, seq, reserve_ms, max_queue)
-  local member, url = take_free(profile)
+  local pin = redis.call('HGET', P..'job:'..id, 'pin')
+  local member, url
+  if pin then member, url = pinned_free(pin) else member, url = take_free(profile) end
   if member then
     assign(id, member, url, reserve_ms)
     return {'assigned', member, url}
@@ -72,7 +84,8 @@ end
 
 // scriptEnqueue puts a new job in line or matches it with a free GPU.
 // ARGV: prefix, profile, job id, reserve ms, job ttl ms, max queue (0: no
-// bound), then the turn (Turn.args): client, level, fair (1/0), aging us.
+// bound), then the turn (Turn.args): client, level, fair (1/0), aging us,
+// and optionally the member the job is pinned to (EnqueuePinned).
 // The job's key in line follows Turn's rules; Redis's clock, made strictly
 // increasing through gpulock:now, is the arrival time. Returns {'none'}
 // when no live GPU serves the profile, {'exists'} when the id is taken,
@@ -102,7 +115,12 @@ if tail then
   if redis.call('EXISTS', P..'job:'..string.sub(tail, sp + 1)) == 1 then last = tonumber(string.sub(tail, 1, sp - 1)) end
 end
 if fair and aging > 0 and last and key < last + aging then key = last + aging end
-redis.call('HSET', jk, 'profile', profile, 'seq', string.format('%.0f', key))
+redis.call('HSET', jk, 'profile', profile, 'seq', string.format('%.0f', key), 'client', client, 'level', level)
+local pin = ARGV[11]
+if pin and pin ~= '' then
+  if redis.call('EXISTS', P..'reg:'..pin) == 0 then redis.call('DEL', jk) return {'none'} end
+  redis.call('HSET', jk, 'pin', pin)
+end
 redis.call('PEXPIRE', jk, ttl_ms)
 local r = place(profile, id, key, reserve_ms, max_queue)
 if r[1] == 'full' then
@@ -139,7 +157,8 @@ while true do
       local want = redis.call('HGET', jk, 'profile')
       local target = g..'/'..want
       local url = reg_part(target, 2)
-      if url then
+      local pin = redis.call('HGET', jk, 'pin')
+      if url and (not pin or pin == target) then
         assign(id, target, url, reserve_ms)
         return {'assigned', id}
       end
@@ -156,12 +175,15 @@ return {'free'}
 // scriptStarted marks a job running on the GPU it was matched with, when
 // that GPU's shim has taken the lock for it. ARGV: prefix, job id, gpu.
 // Returns 1, or 0 when the job is not (or no longer) assigned to that GPU:
-// then the shim must not run it.
+// then the shim must not run it. It records the start (Redis's clock, in
+// microseconds) in the job and the job in running:<node/gpu>, for View.
 var scriptStarted = redis.NewScript(luaLib + `
 local id, gpu = ARGV[2], ARGV[3]
 local jk = P..'job:'..id
 if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
-redis.call('HSET', jk, 'state', 'running')
+local t = redis.call('TIME')
+redis.call('HSET', jk, 'state', 'running', 'started', t[1]..string.format('%06d', tonumber(t[2])))
+redis.call('SET', P..'running:'..phys(gpu), id, 'PX', 86400000)
 if redis.call('GET', P..'reserved:'..phys(gpu)) == id then redis.call('DEL', P..'reserved:'..phys(gpu)) end
 redis.call('ZREM', P..'free:'..redis.call('HGET', jk, 'profile'), gpu)
 return 1

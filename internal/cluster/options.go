@@ -1,0 +1,87 @@
+package cluster
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// The cluster's wanted A1111 options (POST /sdapi/v1/options through a
+// gateway) live in one hash, gpulock:a1111:options (option -> its JSON
+// value), so that a machine that joins later applies them before its
+// first job (Member, memberoptions.go).
+const keyOptions = prefix + "a1111:options"
+
+// EnqueuePinned puts a new job in line that only member (node/gpu/profile)
+// may run: it takes member if that is free, else it waits in line at the
+// place turn gives it, and only member's GPU takes it when it frees. It
+// fails with ErrNoMachine when member is not registered, and ErrJobExists.
+func (s *Store) EnqueuePinned(ctx context.Context, member, id string, turn Turn, reserve time.Duration) (Match, error) {
+	_, _, profile := splitID(member)
+	args := append([]any{profile, id, ms(reserve), ms(jobTTL), 0}, turn.args()...)
+	v, err := s.run(ctx, scriptEnqueue, append(args, member)...)
+	if err != nil {
+		return Match{}, err
+	}
+	return matchOf(strs(v))
+}
+
+// LiveMembers returns the ids (node/gpu/profile) of the live GPUs serving
+// profile.
+func (s *Store) LiveMembers(ctx context.Context, profile string) ([]string, error) {
+	gpus, err := s.rdb.SMembers(ctx, keyGPUs(profile)).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	var out []string
+	for _, g := range gpus {
+		n, err := s.rdb.Exists(ctx, keyReg(g)).Result()
+		if err != nil {
+			return nil, redisErr(err)
+		}
+		if n == 1 {
+			out = append(out, g)
+		}
+	}
+	return out, nil
+}
+
+// SetWantedOptions merges opts into the cluster's wanted A1111 options.
+func (s *Store) SetWantedOptions(ctx context.Context, opts map[string]json.RawMessage) error {
+	if len(opts) == 0 {
+		return nil
+	}
+	vals := make([]any, 0, 2*len(opts))
+	for k, v := range opts {
+		vals = append(vals, k, string(v))
+	}
+	if err := s.rdb.HSet(ctx, keyOptions, vals...).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// WantedOptions returns the cluster's wanted A1111 options as one JSON
+// object, or nil when none were set.
+func (s *Store) WantedOptions(ctx context.Context) ([]byte, error) {
+	m, err := s.rdb.HGetAll(ctx, keyOptions).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	if len(m) == 0 {
+		return nil, nil
+	}
+	obj := make(map[string]json.RawMessage, len(m))
+	for k, v := range m {
+		if !json.Valid([]byte(v)) {
+			return nil, fmt.Errorf("cluster: the wanted option %q in Redis is not JSON; set it again through a gateway", k)
+		}
+		obj[k] = json.RawMessage(v)
+	}
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return nil, fmt.Errorf("cluster: cannot encode the wanted options: %w", err)
+	}
+	return b, nil
+}
