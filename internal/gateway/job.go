@@ -103,7 +103,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
 			if m, err = g.wait(ctx, id, turn, prompt == ""); err != nil {
-				if c := context.Cause(ctx); c != nil {
+				if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
 					err = c
 				}
 				g.refuse(w, err)
@@ -254,6 +254,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 		}
 		select {
 		case <-ctx.Done():
+			left := g.leftLine(ctx, id) // position.go
 			if !held && g.ctx.Err() != nil {
 				// The gateway closes: the prompt keeps its place in line
 				// for another gateway to adopt.
@@ -267,7 +268,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 					return m, nil
 				}
 			}
-			return cluster.Match{}, ctx.Err()
+			return cluster.Match{}, left
 		case <-hint:
 		case <-t.C:
 		}
@@ -276,6 +277,9 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 
 // refuse answers a job that got no GPU.
 func (g *Gateway) refuse(w http.ResponseWriter, err error) {
+	if g.refusePlace(w, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, cluster.ErrNoMachine):
 		writeUnavailable(w, g.cfg.RetryAfter, "no_machine", "gpulock: no live machine serves "+g.cfg.Profile+"; nothing was run, start a shim with --redis or try later")
