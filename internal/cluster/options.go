@@ -3,8 +3,13 @@ package cluster
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"time"
+
+	"github.com/redis/go-redis/v9"
 )
 
 // The cluster's wanted A1111 options (POST /sdapi/v1/options through a
@@ -27,21 +32,29 @@ func (s *Store) EnqueuePinned(ctx context.Context, member, id string, turn Turn,
 	return matchOf(strs(v))
 }
 
-// LiveMembers returns the ids (node/gpu/profile) of the live GPUs serving
-// profile.
-func (s *Store) LiveMembers(ctx context.Context, profile string) ([]string, error) {
+// LiveGPU is one live registration: its id (node/gpu/profile) and URL.
+type LiveGPU struct {
+	ID, URL string
+}
+
+// LiveGPUs returns the live GPUs serving profile, by id.
+func (s *Store) LiveGPUs(ctx context.Context, profile string) ([]LiveGPU, error) {
 	gpus, err := s.rdb.SMembers(ctx, keyGPUs(profile)).Result()
 	if err != nil {
 		return nil, redisErr(err)
 	}
-	var out []string
+	slices.Sort(gpus)
+	var out []LiveGPU
 	for _, g := range gpus {
-		n, err := s.rdb.Exists(ctx, keyReg(g)).Result()
+		v, err := s.rdb.Get(ctx, keyReg(g)).Result()
+		if errors.Is(err, redis.Nil) {
+			continue
+		}
 		if err != nil {
 			return nil, redisErr(err)
 		}
-		if n == 1 {
-			out = append(out, g)
+		if _, url, ok := strings.Cut(v, "\n"); ok {
+			out = append(out, LiveGPU{ID: g, URL: url})
 		}
 	}
 	return out, nil
@@ -84,4 +97,28 @@ func (s *Store) WantedOptions(ctx context.Context) ([]byte, error) {
 		return nil, fmt.Errorf("cluster: cannot encode the wanted options: %w", err)
 	}
 	return b, nil
+}
+
+// ReplaceWantedOptions sets the cluster's wanted A1111 options to obj (a
+// JSON object, as WantedOptions gives; nil for none).
+func (s *Store) ReplaceWantedOptions(ctx context.Context, obj []byte) error {
+	var opts map[string]json.RawMessage
+	if obj != nil {
+		if err := json.Unmarshal(obj, &opts); err != nil {
+			return fmt.Errorf("cluster: the wanted options are not a JSON object: %w", err)
+		}
+	}
+	pipe := s.rdb.TxPipeline()
+	pipe.Del(ctx, keyOptions)
+	if len(opts) > 0 {
+		vals := make([]any, 0, 2*len(opts))
+		for k, v := range opts {
+			vals = append(vals, k, string(v))
+		}
+		pipe.HSet(ctx, keyOptions, vals...)
+	}
+	if _, err := pipe.Exec(ctx); err != nil {
+		return redisErr(err)
+	}
+	return nil
 }
