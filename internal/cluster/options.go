@@ -21,15 +21,13 @@ const keyOptions = prefix + "a1111:options"
 // EnqueuePinned puts a new job in line that only member (node/gpu/profile)
 // may run: it takes member if that is free, else it waits in line at the
 // place turn gives it, and only member's GPU takes it when it frees. It
-// fails with ErrNoMachine when member is not registered, and ErrJobExists.
+// is Enqueue with turn.Pin set (which a job put in line again keeps), with
+// no bound on the line. It fails with ErrNoMachine when member is not
+// registered, and ErrJobExists.
 func (s *Store) EnqueuePinned(ctx context.Context, member, id string, turn Turn, reserve time.Duration) (Match, error) {
 	_, _, profile := splitID(member)
-	args := append([]any{profile, id, ms(reserve), ms(jobTTL), 0}, turn.args()...)
-	v, err := s.run(ctx, scriptEnqueue, append(args, member)...)
-	if err != nil {
-		return Match{}, err
-	}
-	return matchOf(strs(v))
+	turn.Pin = member
+	return s.Enqueue(ctx, profile, id, turn, 0, reserve)
 }
 
 // LiveGPU is one live registration: its id (node/gpu/profile) and URL.

@@ -85,7 +85,7 @@ end
 // scriptEnqueue puts a new job in line or matches it with a free GPU.
 // ARGV: prefix, profile, job id, reserve ms, job ttl ms, max queue (0: no
 // bound), then the turn (Turn.args): client, level, fair (1/0), aging us,
-// and optionally the member the job is pinned to (EnqueuePinned).
+// pin (the only member that may run the job, or "").
 // The job's key in line follows Turn's rules; Redis's clock, made strictly
 // increasing through gpulock:now, is the arrival time. Returns {'none'}
 // when no live GPU serves the profile, {'exists'} when the id is taken,

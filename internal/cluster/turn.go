@@ -30,10 +30,13 @@ type Turn struct {
 	// Aging is the aging step and the length of a round (default
 	// gpulock.DefaultAging).
 	Aging time.Duration
+	// Pin, when set, is the only member (node/gpu/profile) that may run
+	// the job (see Store.EnqueuePinned).
+	Pin string
 }
 
 // args are the script arguments of t: client, level, fair (1 or 0), aging
-// in microseconds.
+// in microseconds, pin.
 func (t Turn) args() []any {
 	aging := t.Aging
 	if aging <= 0 {
@@ -43,5 +46,5 @@ func (t Turn) args() []any {
 	if t.ArrivalOrder {
 		fair = 0
 	}
-	return []any{t.Client, int(min(max(t.Priority, gpulock.PriorityLow), gpulock.PriorityHigh)), fair, aging.Microseconds()}
+	return []any{t.Client, int(min(max(t.Priority, gpulock.PriorityLow), gpulock.PriorityHigh)), fair, aging.Microseconds(), t.Pin}
 }

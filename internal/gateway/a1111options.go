@@ -139,6 +139,7 @@ func (g *Gateway) optionsJob(r *http.Request, body []byte, gpu string) optionsRe
 	defer cancel()
 	id := newJobID()
 	turn := g.turnOf(r, body)
+	turn.Pin = gpu // kept if the job is put in line again
 	ectx, ecancel := context.WithTimeout(ctx, redisBound)
 	m, err := g.cfg.Store.EnqueuePinned(ectx, gpu, id, turn, g.cfg.Reserve)
 	ecancel()
