@@ -36,7 +36,8 @@ it runs or who holds its lock locally, since when, the lease left of its
 machine's registration) and the cluster's line (position, profile, client,
 priority, waited). --client ID lists only that client's jobs. --json prints
 the same JSON as a gateway's /gpulock/status ({"gateway": {...}}, with
-"profile" empty). A Redis that cannot be reached exits 69 (EX_UNAVAILABLE).`
+"profile" empty). A Redis that cannot be reached exits 69 (EX_UNAVAILABLE).
+With GPULOCK_REDIS set, --redis= shows the lock directory as without it.`
 
 // runStatusRedis is `gpulock status --redis URL`.
 func (a *App) runStatusRedis(c *cli.Context) error {
@@ -50,6 +51,8 @@ func (a *App) runStatusRedis(c *cli.Context) error {
 		return usageError(hint, "--redis %q: want redis://[user:password@]host:port/db: %v", url, err)
 	}
 	where := fmt.Sprintf("%s db %d", opt.Addr, opt.DB) // never the password
+	// go-redis logs each failed dial on stderr; the error below says it once.
+	redis.SetLogger(quietRedisLog{})
 	rdb, err := cluster.Dial(url)
 	if err != nil {
 		return usageError(hint, "%v", err)
@@ -158,3 +161,10 @@ func (a *App) printClusterText(v cluster.View, where string) error {
 	}
 	return flush(w)
 }
+
+// quietRedisLog drops go-redis's own log lines (a process-wide setting, so
+// only for the one-shot `gpulock status`).
+type quietRedisLog struct{}
+
+// Printf drops a log line.
+func (quietRedisLog) Printf(context.Context, string, ...any) {}

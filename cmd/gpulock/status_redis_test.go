@@ -103,6 +103,7 @@ func TestStatusRedisUnreachableExits69(t *testing.T) {
 	assert.Less(t, time.Since(start), 10*time.Second, "bounded")
 	assert.Contains(t, errOut, "cannot read the cluster at Redis "+addr+" db 0")
 	assert.NotContains(t, errOut, "secret", "the password is never printed")
+	assert.Equal(t, 1, strings.Count(strings.TrimSpace(errOut), "\n")+1, "one line, not go-redis's own log: %s", errOut)
 
 	_, errOut, code = newEnv(t).run("status", "--redis", "http://nope")
 	assert.Equal(t, exitUsage, code)
