@@ -59,6 +59,9 @@ type Member struct {
 	kick  chan struct{} // Released: look at the lock now, not at the next poll
 	// holder is the lock holder last published (holder.go), Run's only.
 	holder string
+	// joined: the cluster's A1111 options are applied (memberoptions.go);
+	// Register's and Run's, which never run at once.
+	joined bool
 }
 
 // NewMember checks cfg and returns a Member; it touches nothing yet.
@@ -110,7 +113,10 @@ func (m *Member) ID() string { return m.id }
 // Register registers the GPU, bounded by ctx. It fails with ErrTaken when
 // another live shim is registered for the same node, GPU and profile.
 func (m *Member) Register(ctx context.Context) error {
-	return m.cfg.Store.Register(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Advertise, m.cfg.Lease)
+	if err := m.cfg.Store.Register(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Advertise, m.cfg.Lease); err != nil {
+		return err
+	}
+	return m.markJoining(ctx) // memberoptions.go
 }
 
 // Started reports whether job, dispatched to this GPU, may run now that the
@@ -153,7 +159,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 		case <-t.C:
 		case <-m.kick:
 		case err := <-join.done:
-			join.finished(m, err)
+			join.finished(ctx, m, err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
 		renew := time.Now().After(renewAt)
@@ -181,6 +187,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			if out == OfferUnregistered {
 				renewAt = time.Time{}
 				join.pending = m.cfg.Profile == "a1111" // it joins again
+				m.joined = false
 			}
 		case !free && (last != "busy" || renew):
 			if err := m.cfg.Store.Busy(rctx, m.id, m.cfg.Profile); err != nil {

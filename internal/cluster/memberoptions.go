@@ -18,6 +18,22 @@ const optionsTimeout = 10 * time.Minute
 // line and log (X-GPULock-Client).
 const optionsClient = "gpulock-cluster-options"
 
+func keyJoining(member string) string { return prefix + "joining:" + member }
+
+// markJoining marks an A1111 member that has not applied the cluster's
+// options yet (gpulock:joining:<member>, for a lease, renewed with the
+// registration): the offer script gives it no job through a sibling (the
+// ComfyUI shim of the same GPU) meanwhile.
+func (m *Member) markJoining(ctx context.Context) error {
+	if m.cfg.Profile != "a1111" || m.joined {
+		return nil
+	}
+	if err := m.cfg.Store.rdb.Set(ctx, keyJoining(m.id), "1", m.cfg.Lease).Err(); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
 // joinOptions applies the cluster's wanted A1111 options (a model set
 // through a gateway) to a member's machine when it joins, before its GPU
 // is first offered: Run does not offer while pending or under way.
@@ -41,9 +57,16 @@ func (j *joinOptions) start(ctx context.Context, m *Member) {
 	go func() { done <- m.applyOptions(ctx) }()
 }
 
-// finished is Run's answer to the apply's end.
-func (j *joinOptions) finished(m *Member, err error) {
+// finished is Run's answer to the apply's end: the GPU may now take jobs
+// through its sibling too.
+func (j *joinOptions) finished(ctx context.Context, m *Member, err error) {
 	j.done = nil
+	m.joined = true
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), m.cfg.Lease/3)
+	if derr := m.cfg.Store.rdb.Del(rctx, keyJoining(m.id)).Err(); derr != nil {
+		m.cfg.Logger.Warn("cannot clear the joining mark; it runs out with the lease", "gpu", m.id, "err", derr)
+	}
+	cancel()
 	if err != nil {
 		m.cfg.Logger.Error("cannot apply the cluster's A1111 options on joining; the GPU serves with the machine's own", "gpu", m.id, "err", err)
 	}

@@ -19,6 +19,8 @@ import "github.com/redis/go-redis/v9"
 //     set, scored by a new number.
 //   - A job pinned to one member (its hash's pin field: an A1111 options
 //     change applied machine by machine) is served by that member only.
+//   - A member still joining (joining:<member>: it applies the cluster's
+//     A1111 options first) takes no job through a sibling.
 //
 // A match reserves the physical GPU for the job (reserved:<node/gpu> = job
 // id, with a lease), takes its members out of the free sets, writes
@@ -158,7 +160,7 @@ while true do
       local target = g..'/'..want
       local url = reg_part(target, 2)
       local pin = redis.call('HGET', jk, 'pin')
-      if url and (not pin or pin == target) then
+      if url and (not pin or pin == target) and redis.call('EXISTS', P..'joining:'..target) == 0 then
         assign(id, target, url, reserve_ms)
         return {'assigned', id}
       end

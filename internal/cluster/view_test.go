@@ -156,3 +156,22 @@ func TestWantedOptionsMerge(t *testing.T) {
 	require.NoError(t, err)
 	assert.JSONEq(t, `{"sd_model_checkpoint":"b","sd_vae":"v"}`, string(b))
 }
+
+func TestJoiningMemberTakesNoJobThroughItsSibling(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	register(t, s, "n/0/comfyui", "tok")
+	register(t, s, "n/0/a1111", "tok")
+	require.NoError(t, s.Client().Set(ctx, keyJoining("n/0/a1111"), "1", time.Minute).Err())
+	m, err := s.Enqueue(ctx, "a1111", "job", Turn{}, 0, reserve)
+	require.NoError(t, err)
+	require.Equal(t, StateWaiting, m.State)
+	out, _, err := s.Offer(ctx, "n/0/comfyui", "comfyui", "tok", reserve)
+	require.NoError(t, err)
+	assert.Equal(t, OfferFree, out, "the A1111 shim of this GPU still applies the cluster's options")
+	require.NoError(t, s.Client().Del(ctx, keyJoining("n/0/a1111")).Err())
+	out, job, err := s.Offer(ctx, "n/0/comfyui", "comfyui", "tok", reserve)
+	require.NoError(t, err)
+	assert.Equal(t, OfferAssigned, out)
+	assert.Equal(t, "job", job)
+}

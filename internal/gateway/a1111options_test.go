@@ -94,6 +94,9 @@ func TestModelOptionsRunOnEveryMachineInItsTurnAndOnJoiners(t *testing.T) {
 	waitFor(t, "m3 offered", func() bool { return e.freeCount(t, "a1111") == 3 })
 	assert.Equal(t, sdxl, optionsAt(t, m3.front["a1111"].URL)["sd_model_checkpoint"], "applied before its first job")
 	assert.EqualValues(t, 1, m3.a1111.Counters().ModelLoads)
+	n, err := e.store.Client().Exists(context.Background(), "gpulock:joining:m3/0/a1111").Result()
+	require.NoError(t, err)
+	assert.Zero(t, n, "joined: its sibling may take A1111 jobs for it now")
 }
 
 func TestOptionsThatFailNameTheMachinesAndOtherOptionsReachAll(t *testing.T) {
