@@ -13,6 +13,7 @@ import (
 
 	"github.com/gpulock/gpulock/gpulock"
 	"github.com/gpulock/gpulock/internal/cluster"
+	"github.com/gpulock/gpulock/internal/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -139,4 +140,33 @@ func TestHeldRequestLearnsItsPlace(t *testing.T) {
 	case <-time.After(waitBound):
 		t.Fatal("alice's job never ran")
 	}
+}
+
+func TestMaskedStatusShowsTheHolderWithoutItsCommand(t *testing.T) {
+	st := newStore(t, redistest.Start(t))
+	ctx := context.Background()
+	require.NoError(t, st.Register(ctx, "alpha/0/comfyui", "comfyui", "tok", "http://127.0.0.1:3188", time.Minute))
+	require.NoError(t, st.SetHolder(ctx, "alpha/0/comfyui",
+		&cluster.HolderView{Service: "exec", PID: 77, Host: "alpha", Command: "python secret-job.py --token=abc", Since: time.Now()}, time.Minute))
+	g, err := New(Config{Profile: "comfyui", Store: st, Logger: quietLogger()})
+	require.NoError(t, err)
+	srv := httptest.NewServer(g)
+	t.Cleanup(func() { srv.Close(); g.Close() })
+
+	full := getStatus(t, srv, "")
+	masked := getStatus(t, srv, "203.0.113.9")
+	require.Len(t, full.GPUs, 1)
+	require.Len(t, masked.GPUs, 1)
+	h := full.GPUs[0].Holder
+	require.NotNil(t, h)
+	assert.Equal(t, cluster.GPUBusy, full.GPUs[0].State)
+	assert.Equal(t, "python secret-job.py --token=abc", h.Command, "a caller on the machine sees it all")
+	assert.Equal(t, 77, h.PID)
+	require.Equal(t, "masked", masked.Detail)
+	h = masked.GPUs[0].Holder
+	require.NotNil(t, h)
+	assert.Equal(t, "exec", h.Service)
+	assert.Empty(t, h.Command, "no command line for a remote caller")
+	assert.Zero(t, h.PID)
+	assert.Empty(t, h.Host)
 }
