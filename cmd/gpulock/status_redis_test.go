@@ -79,6 +79,7 @@ func TestStatusRedisJSONIsTheGatewaysStatus(t *testing.T) {
 	gw := st.Gateway
 	assert.Equal(t, "full", gw.Detail)
 	assert.Empty(t, gw.Profile)
+	assert.NotNil(t, gw.Recent, "an empty list, not null")
 	require.Len(t, gw.GPUs, 3)
 	assert.EqualValues(t, 2, gw.LineLength)
 	require.Len(t, gw.Line, 2)

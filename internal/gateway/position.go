@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/internal/cluster"
+	"github.com/gpulock/gpulock/internal/statuspage"
 )
 
 // HeaderPosition is set on a 503 of a job that waited (queue_timeout): its
@@ -97,8 +98,9 @@ func writeUnavailablePlace(w http.ResponseWriter, retryAfter time.Duration, typ,
 
 // ReadStatus reads the cluster's state as /gpulock/status shows it to a
 // caller on the gateway's machine (URLs not masked), for `gpulock status
-// --redis`: profile is "" there, as it speaks for no gateway. client, when
-// set, filters the line to that client's jobs.
+// --redis`: profile is "" there, as it speaks for no gateway, and Recent
+// is empty (each gateway keeps its own). client, when set, filters the
+// line to that client's jobs.
 func ReadStatus(ctx context.Context, st *cluster.Store, profile, client string) (Status, error) {
 	v, err := st.ViewClient(ctx, client)
 	if err != nil {
@@ -110,5 +112,5 @@ func ReadStatus(ctx context.Context, st *cluster.Store, profile, client string) 
 	if v.Line == nil {
 		v.Line = []cluster.JobView{}
 	}
-	return Status{Gateway: GatewayStatus{Profile: profile, Detail: "full", View: v}}, nil
+	return Status{Gateway: GatewayStatus{Profile: profile, Detail: "full", View: v, Recent: []statuspage.Finished{}}}, nil
 }
