@@ -61,8 +61,14 @@ func (s *Store) SetHolder(ctx context.Context, member string, h *HolderView, ttl
 	return nil
 }
 
-// noteHolder publishes the lock's holder when it changed, and with every
-// renewal (its key lives one lease). Errors are the next call's to retry.
+// holderSettle is how long a lock's holder (or its freedom) must last
+// before a member publishes it: a job of the cluster's own shows as running
+// (from its hash), so a quick hand-over costs no writes.
+const holderSettle = 200 * time.Millisecond
+
+// noteHolder publishes the lock's holder once it has lasted holderSettle,
+// and again with every renewal (its key lives one lease). Errors are the
+// next call's to retry.
 func (m *Member) noteHolder(ctx context.Context, st gpulock.Status, err error, renew bool) {
 	if err != nil {
 		return
@@ -73,7 +79,12 @@ func (m *Member) noteHolder(ctx context.Context, st gpulock.Status, err error, r
 		b, _ := json.Marshal(h)
 		text = string(b)
 	}
-	if text == m.holder && !renew {
+	now := time.Now()
+	if text != m.seen.text {
+		m.seen.text, m.seen.at = text, now
+	}
+	settled := now.Sub(m.seen.at) >= holderSettle
+	if !settled || (text == m.holder && !(renew && text != "")) {
 		return
 	}
 	if m.cfg.Store.SetHolder(ctx, m.id, h, m.cfg.Lease) == nil {

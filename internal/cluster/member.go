@@ -57,8 +57,13 @@ type Member struct {
 	id    string
 	token string
 	kick  chan struct{} // Released: look at the lock now, not at the next poll
-	// holder is the lock holder last published (holder.go), Run's only.
+	// holder is the lock holder last published, seen the one Run last
+	// read and since when (holder.go); Run's only.
 	holder string
+	seen   struct {
+		text string
+		at   time.Time
+	}
 	// joined: the cluster's A1111 options are applied (memberoptions.go);
 	// Register's and Run's, which never run at once.
 	joined bool
@@ -171,7 +176,6 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			}
 		}
 		st, err := lock.Status()
-		m.noteHolder(rctx, st, err, renew)
 		join.start(ctx, m)
 		free := err == nil && !st.Held && len(st.Waiters) == 0 && !join.busy()
 		switch {
@@ -197,6 +201,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 				last = "busy"
 			}
 		}
+		m.noteHolder(rctx, st, err, renew) // after the offer: not on the hand-over's path
 		cancel()
 	}
 }
