@@ -70,8 +70,8 @@ type GPUView struct {
 	Free bool `json:"free"`
 	// Reserved reports whether a matched job is on its way to the GPU.
 	Reserved bool `json:"reserved"`
-	// Job is the cluster job it runs or is reserved for; JobClient that
-	// job's client.
+	// Job is the cluster job it runs or is reserved for (a ComfyUI
+	// prompt's id once its shim took it); JobClient that job's client.
 	Job       string `json:"job,omitempty"`
 	JobClient string `json:"job_client,omitempty"`
 	// Since is when its job started, else when its holder took the lock.
@@ -171,6 +171,16 @@ func (s *Store) viewGPUs(ctx context.Context) ([]GPUView, error) {
 			return nil, redisErr(err)
 		}
 	}
+	var prompts map[string]string // ComfyUI member -> its running prompt
+	for _, k := range regs {
+		if _, _, p := splitID(strings.TrimPrefix(k, keyReg(""))); p == "comfyui" {
+			var err error
+			if prompts, err = s.runningPrompts(ctx); err != nil { // viewprompts.go
+				return nil, err
+			}
+			break
+		}
+	}
 	var out []GPUView
 	for i, k := range regs {
 		val, err := rs[i].val.Result()
@@ -199,6 +209,12 @@ func (s *Store) viewGPUs(ctx context.Context) ([]GPUView, error) {
 			g.State, g.Job = GPUReserved, res
 			if j := jobFields(jobs[res]); j != nil {
 				g.JobClient = j.client
+			}
+		case prompts[id] != "":
+			g.State, g.Job = GPURunning, prompts[id]
+			if g.Holder != nil && !g.Holder.Since.IsZero() {
+				since := g.Holder.Since
+				g.Since = &since
 			}
 		case g.Holder != nil:
 			g.State = GPUBusy

@@ -175,3 +175,21 @@ func TestJoiningMemberTakesNoJobThroughItsSibling(t *testing.T) {
 	assert.Equal(t, OfferAssigned, out)
 	assert.Equal(t, "job", job)
 }
+
+func TestViewShowsTheComfyUIPromptAGPURuns(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	register(t, s, "c/0/comfyui", "tok")
+	register(t, s, "d/0/comfyui", "tok")
+	for _, p := range []string{"p-waiting", "p-running"} {
+		_, err := s.AddPrompt(ctx, p, "job-"+p, "gw", []byte(`{"prompt":{}}`))
+		require.NoError(t, err)
+	}
+	require.NoError(t, s.PromptDispatched(ctx, "p-running", "c/0/comfyui", "http://127.0.0.1:1"))
+	v, err := s.View(ctx)
+	require.NoError(t, err)
+	c := gpuByID(t, v, "c/0/comfyui")
+	assert.Equal(t, GPURunning, c.State)
+	assert.Equal(t, "p-running", c.Job, "the prompt its shim took")
+	assert.Equal(t, GPUIdle, gpuByID(t, v, "d/0/comfyui").State)
+}
