@@ -34,7 +34,8 @@ With --redis URL (or GPULOCK_REDIS) it shows the cluster instead: every GPU
 registered by a shim run with --redis (node, number, profiles, state, the job
 it runs or who holds its lock locally, since when, the lease left of its
 machine's registration) and the cluster's line (position, profile, client,
-priority, waited). --client ID lists only that client's jobs. --json prints
+priority, waited), and the A1111 options set for the whole cluster (its
+model), if any. --client ID lists only that client's jobs. --json prints
 the same JSON as a gateway's /gpulock/status ({"gateway": {...}}, with
 "profile" empty). A Redis that cannot be reached exits 69 (EX_UNAVAILABLE).
 With GPULOCK_REDIS set, --redis= shows the lock directory as without it.`
@@ -112,6 +113,9 @@ func (a *App) printClusterText(v cluster.View, where string) error {
 	slices.SortFunc(rows, func(x, y *gpuRow) int { return cmp.Or(cmp.Compare(x.node, y.node), cmp.Compare(x.gpu, y.gpu)) })
 	w := tabwriter.NewWriter(a.stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "cluster at Redis %s: %d GPUs registered, %d jobs in line\n", where, len(rows), v.LineLength)
+	if v.A1111Options != nil {
+		fmt.Fprintf(w, "A1111 options set for the cluster: %s\n", printable(string(v.A1111Options)))
+	}
 	if len(rows) > 0 {
 		fmt.Fprintln(w, "NODE\tGPU\tPROFILES\tSTATE\tJOB/HOLDER\tCLIENT\tFOR\tLEASE")
 	}

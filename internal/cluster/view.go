@@ -53,6 +53,9 @@ type View struct {
 	WaitingByProfile map[string]int `json:"waiting_by_profile"`
 	// Client is the client the line was filtered by ("" for all).
 	Client string `json:"client,omitempty"`
+	// A1111Options are the options set for the whole cluster through a
+	// gateway (the model every A1111 machine runs), when any were.
+	A1111Options json.RawMessage `json:"a1111_options,omitempty"`
 }
 
 // GPUView is one registered GPU.
@@ -116,6 +119,9 @@ func (s *Store) ViewClient(ctx context.Context, client string) (View, error) {
 		return View{}, redisErr(err)
 	}
 	if v.Line, err = s.viewLine(ctx, client); err != nil {
+		return View{}, err
+	}
+	if v.A1111Options, err = s.WantedOptions(ctx); err != nil {
 		return View{}, err
 	}
 	for _, j := range v.Line {
