@@ -120,3 +120,13 @@ func (s *Store) ReplaceWantedOptions(ctx context.Context, obj []byte) error {
 	}
 	return nil
 }
+
+// Registered reports whether member (node/gpu/profile) has a live
+// registration.
+func (s *Store) Registered(ctx context.Context, member string) (bool, error) {
+	n, err := s.rdb.Exists(ctx, keyReg(member)).Result()
+	if err != nil {
+		return false, redisErr(err)
+	}
+	return n == 1, nil
+}

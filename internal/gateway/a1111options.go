@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -128,10 +129,21 @@ func changesModel(opts map[string]json.RawMessage) bool {
 	return false
 }
 
-// optionsJob applies a model change on gpu as a GPU job pinned to it.
+// errMachineLeft means the machine a pinned job waited for left the
+// cluster (its lease ran out) before it took the job.
+var errMachineLeft = errors.New("gateway: the machine left the cluster before it applied the options")
+
+// optionsJob applies a model change on gpu as a GPU job pinned to it. The
+// wait ends when gpu leaves the cluster (nobody else may take the job).
 func (g *Gateway) optionsJob(r *http.Request, body []byte, gpu string) optionsResult {
 	start := time.Now()
-	ctx := r.Context()
+	ctx, gone := context.WithCancelCause(r.Context())
+	watched := make(chan struct{})
+	go func() { // owned here: ends with ctx, waited below
+		defer close(watched)
+		g.watchMember(ctx, gpu, gone)
+	}()
+	defer func() { gone(nil); <-watched }()
 	var cancel context.CancelFunc = func() {}
 	if g.cfg.QueueTimeout > 0 {
 		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
@@ -150,7 +162,31 @@ func (g *Gateway) optionsJob(r *http.Request, body []byte, gpu string) optionsRe
 		defer g.trackHeld(ctx, id)()
 		g.runJob(ctx, c, r, body, id, "", turn, m, start)
 	}
+	if errors.Is(context.Cause(ctx), errMachineLeft) && c.code/100 != 2 {
+		return optionsResult{GPU: gpu, Status: http.StatusServiceUnavailable, Message: errMachineLeft.Error()}
+	}
 	return resultOf(gpu, c)
+}
+
+// watchMember ends ctx with errMachineLeft once gpu's registration is
+// gone; it returns when ctx ends.
+func (g *Gateway) watchMember(ctx context.Context, gpu string, gone context.CancelCauseFunc) {
+	t := time.NewTicker(max(g.cfg.Lease/4, 50*time.Millisecond))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		rctx, cancel := context.WithTimeout(ctx, redisBound)
+		live, err := g.cfg.Store.Registered(rctx, gpu)
+		cancel()
+		if err == nil && !live {
+			gone(errMachineLeft)
+			return
+		}
+	}
 }
 
 // optionsPass posts options that load nothing to gpu at once.

@@ -130,3 +130,22 @@ func TestOptionsThatFailNameTheMachinesAndOtherOptionsReachAll(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, http.StatusUnprocessableEntity, code, body)
 }
+
+func TestModelOptionsEndWhenAMachineLeavesBeforeItsTurn(t *testing.T) {
+	e := newCluster(t, 1, []string{"a1111"}, nil)
+	waitFor(t, "m1 offered", func() bool { return e.freeCount(t, "a1111") == 1 })
+	// A machine that registered, never offered its GPU, and dies: its
+	// lease runs out while its pinned job waits.
+	ctx := context.Background()
+	require.NoError(t, e.store.Register(ctx, "ghost/0/a1111", "a1111", "tok", "http://127.0.0.1:1", 600*time.Millisecond))
+	start := time.Now()
+	code, body, err := postOptions(e.gateways["a1111"].URL, `{"sd_model_checkpoint": "sd_xl_base_1.0"}`)
+	require.NoError(t, err)
+	assert.Equal(t, http.StatusBadGateway, code, body)
+	assert.Contains(t, body, "applied on 1 of 2 machines")
+	assert.Contains(t, body, "ghost/0/a1111 (503: gateway: the machine left the cluster before it applied the options)")
+	assert.Less(t, time.Since(start), 5*time.Second, "within its lease and a poll")
+	assert.Equal(t, sdxl, optionsAt(t, e.machines[0].front["a1111"].URL)["sd_model_checkpoint"], "the live one applied it")
+	line := statusOf(t, e.gateways["a1111"].URL, "").Line
+	assert.Empty(t, line, "the ghost's job left the line")
+}
