@@ -97,7 +97,9 @@ func (m *Member) applyOptions(ctx context.Context) error {
 	}
 	req.Header.Set("Content-Type", "application/json")
 	req.Header.Set("X-GPULock-Client", optionsClient)
-	resp, err := http.DefaultClient.Do(req)
+	tr := http.DefaultTransport.(*http.Transport).Clone() // one call: no idle connection left behind
+	defer tr.CloseIdleConnections()
+	resp, err := (&http.Client{Transport: tr}).Do(req)
 	if err != nil {
 		return fmt.Errorf("cluster: cannot post the cluster's options to this shim at %s (check --advertise): %w", m.cfg.Advertise, err)
 	}
