@@ -24,7 +24,8 @@ const (
 	// a directory.
 	exitNoInput = 66
 	// exitUnavailable (EX_UNAVAILABLE): --gpu any found no GPUs, or this
-	// system has no flock(2).
+	// system has no flock(2), or `status --redis` cannot reach Redis (the
+	// shim and gateway use it for a Redis or a port they cannot have too).
 	exitUnavailable = 69
 	// exitSoftware (EX_SOFTWARE): an internal error (a bug).
 	exitSoftware = 70

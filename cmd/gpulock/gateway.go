@@ -33,6 +33,9 @@ func (a *App) gatewayCommand() *cli.Command {
 			"before it took the job sends the job back to its place in line; a job that started is never run twice.\n" +
 			"With --fair (the default) the line takes turns between clients (ComfyUI client_id, X-GPULock-Client,\n" +
 			"else the address) and puts higher --priority first, as the shim does.\n" +
+			"A1111's POST /sdapi/v1/options sets the options of every machine: a model change runs as a GPU job on\n" +
+			"each, in line, and machines that join later apply it first. /gpulock/status (?client=ID) shows the\n" +
+			"cluster, as `gpulock status --redis` does.\n" +
 			"Other requests go to any live machine.",
 		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, such as :8188", Required: true, EnvVars: envVar(flagListen)},

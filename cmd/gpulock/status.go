@@ -28,7 +28,7 @@ func (a *App) statusCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "status",
 		Usage:     "show who holds and who waits for each GPU",
-		UsageText: "gpulock status [--json] [--watch] [--gpu SET]",
+		UsageText: "gpulock status [--json] [--watch] [--gpu SET | --redis URL [--client ID]]",
 		Description: `Shows every GPU lock in the lock directory: free or held, the holder
 (service, pid, user, host, held for, command) and the waiters in line with how
 long each has waited. Dead holders and waiters are not shown.
@@ -54,13 +54,13 @@ lock whose taker has exited while processes that inherited it hold on). PID
 and USER in the table are the owner's. "error" is set on a GPU whose lock file
 cannot be read; the other GPUs are still listed, and status exits with the
 error's code. Text from the files is printed with control characters escaped. --watch redraws every second until interrupted (with
---json: one array per line).`,
+--json: one array per line).` + statusRedisText,
 		HideHelpCommand: true,
-		Flags: []cli.Flag{
+		Flags: append([]cli.Flag{
 			&cli.BoolFlag{Name: flagJSON, Usage: "print JSON (see the description for the schema)", EnvVars: envVar(flagJSON)},
 			&cli.BoolFlag{Name: flagWatch, Aliases: []string{"w"}, Usage: "redraw every second until interrupted", EnvVars: envVar(flagWatch)},
 			&cli.StringFlag{Name: flagGPU, Aliases: []string{"g"}, Usage: "show only these GPUs (0, 0,2, 0-3), even if their lock files do not exist yet", EnvVars: envVar(flagGPU)},
-		},
+		}, statusRedisFlags()...), // status_redis.go
 		Action: a.runStatus,
 	}
 }
@@ -68,6 +68,9 @@ error's code. Text from the files is printed with control characters escaped. --
 func (a *App) runStatus(c *cli.Context) error {
 	if c.Args().Present() {
 		return usageError("gpulock status --help", "unexpected argument %q", c.Args().First())
+	}
+	if c.String(flagRedis) != "" {
+		return a.runStatusRedis(c) // status_redis.go
 	}
 	dir := lockDir(c)
 	var gpus []int

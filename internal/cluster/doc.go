@@ -16,4 +16,10 @@
 //
 // Pub/sub only wakes waiters up; the hash of each job is the record, and
 // waiters also poll it, so a lost message costs one poll interval.
+//
+// For visibility (View, `gpulock status --redis`), a job's hash also keeps
+// its client, level and start, running:<node/gpu> names the job a GPU
+// runs, and each member publishes its lock's holder (holder.go). The
+// cluster's wanted A1111 options live in one hash (options.go); a member
+// applies them before its GPU is first offered (memberoptions.go).
 package cluster

@@ -57,6 +57,16 @@ type Member struct {
 	id    string
 	token string
 	kick  chan struct{} // Released: look at the lock now, not at the next poll
+	// holder is the lock holder last published, seen the one Run last
+	// read and since when (holder.go); Run's only.
+	holder string
+	seen   struct {
+		text string
+		at   time.Time
+	}
+	// joined: the cluster's A1111 options are applied (memberoptions.go);
+	// Register's and Run's, which never run at once.
+	joined bool
 }
 
 // NewMember checks cfg and returns a Member; it touches nothing yet.
@@ -108,7 +118,10 @@ func (m *Member) ID() string { return m.id }
 // Register registers the GPU, bounded by ctx. It fails with ErrTaken when
 // another live shim is registered for the same node, GPU and profile.
 func (m *Member) Register(ctx context.Context) error {
-	return m.cfg.Store.Register(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Advertise, m.cfg.Lease)
+	if err := m.cfg.Store.Register(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Advertise, m.cfg.Lease); err != nil {
+		return err
+	}
+	return m.markJoining(ctx) // memberoptions.go
 }
 
 // Started reports whether job, dispatched to this GPU, may run now that the
@@ -131,6 +144,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 		warnedAt  time.Time
 		offeredAt time.Time
 	)
+	join := joinOptions{pending: m.cfg.Profile == "a1111"} // memberoptions.go
 	warn := func(msg string, err error) {
 		if time.Since(warnedAt) > m.cfg.Lease {
 			warnedAt = time.Now()
@@ -140,6 +154,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 	for {
 		select {
 		case <-ctx.Done():
+			join.wait()
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			if err := m.cfg.Store.Unregister(uctx, m.id, m.cfg.Profile, m.token); err != nil {
 				m.cfg.Logger.Warn("cannot unregister from the cluster; its lease runs out", "gpu", m.id, "err", err)
@@ -148,6 +163,8 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			return
 		case <-t.C:
 		case <-m.kick:
+		case err := <-join.done:
+			join.finished(ctx, m, err)
 		}
 		rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
 		renew := time.Now().After(renewAt)
@@ -159,7 +176,8 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			}
 		}
 		st, err := lock.Status()
-		free := err == nil && !st.Held && len(st.Waiters) == 0
+		join.start(ctx, m)
+		free := err == nil && !st.Held && len(st.Waiters) == 0 && !join.busy()
 		switch {
 		case free && (last != OfferFree || renew || time.Since(offeredAt) > reofferEvery):
 			offeredAt = time.Now()
@@ -172,6 +190,8 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			}
 			if out == OfferUnregistered {
 				renewAt = time.Time{}
+				join.pending = m.cfg.Profile == "a1111" // it joins again
+				m.joined = false
 			}
 		case !free && (last != "busy" || renew):
 			if err := m.cfg.Store.Busy(rctx, m.id, m.cfg.Profile); err != nil {
@@ -181,6 +201,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 				last = "busy"
 			}
 		}
+		m.noteHolder(rctx, st, err, renew) // after the offer: not on the hand-over's path
 		cancel()
 	}
 }

@@ -17,6 +17,10 @@ import "github.com/redis/go-redis/v9"
 //   - A GPU that becomes free takes the job with the smallest key that one
 //     of its members can serve; with none the member joins its profile's free
 //     set, scored by a new number.
+//   - A job pinned to one member (its hash's pin field: an A1111 options
+//     change applied machine by machine) is served by that member only.
+//   - A member still joining (joining:<member>: it applies the cluster's
+//     A1111 options first) takes no job through a sibling.
 //
 // A match reserves the physical GPU for the job (reserved:<node/gpu> = job
 // id, with a lease), takes its members out of the free sets, writes
@@ -71,8 +75,18 @@ local function take_free(profile, model)
     if url and not reserved(member) then return member, url end
   end
 end
+-- pinned_free: the job's pinned member (node/gpu/profile) when it is
+-- free; a pinned job waits for that member only (see Store.EnqueuePinned).
+local function pinned_free(pin)
+  if not redis.call('ZSCORE', P..'free:'..string.match(pin, '/([^/]*)$'), pin) then return false, false end
+  local url = reg_part(pin, 2)
+  if url and not reserved(pin) then return pin, url end
+  return false, false
+end
 local function place(profile, id, seq, reserve_ms, max_queue)
-  local member, url = take_free(profile, redis.call('HGET', P..'job:'..id, 'model'))
+  local pin = redis.call('HGET', P..'job:'..id, 'pin')
+  local member, url
+  if pin then member, url = pinned_free(pin) else member, url = take_free(profile, redis.call('HGET', P..'job:'..id, 'model')) end
   if member then
     assign(id, member, url, reserve_ms)
     return {'assigned', member, url}
@@ -89,7 +103,7 @@ end
 // scriptEnqueue puts a new job in line or matches it with a free GPU.
 // ARGV: prefix, profile, job id, reserve ms, job ttl ms, max queue (0: no
 // bound), then the turn (Turn.args): client, level, fair (1/0), aging us,
-// front (1/0), model.
+// front (1/0), model, pin (the only member that may run the job, or "").
 // The job's key in line follows Turn's rules; Redis's clock, made strictly
 // increasing through gpulock:now, is the arrival time. Returns {'none'}
 // when no live GPU serves the profile, {'exists'} when the id is taken,
@@ -123,8 +137,13 @@ if ARGV[11] == '1' then
   local first = redis.call('ZRANGE', P..'line', 0, 0, 'WITHSCORES')
   if #first == 2 and tonumber(first[2]) <= key then key = tonumber(first[2]) - 1 end
 end
-redis.call('HSET', jk, 'profile', profile, 'seq', string.format('%.0f', key))
+redis.call('HSET', jk, 'profile', profile, 'seq', string.format('%.0f', key), 'client', client, 'level', level)
 if ARGV[12] and ARGV[12] ~= '' then redis.call('HSET', jk, 'model', ARGV[12]) end
+local pin = ARGV[13]
+if pin and pin ~= '' then
+  if redis.call('EXISTS', P..'reg:'..pin) == 0 then redis.call('DEL', jk) return {'none'} end
+  redis.call('HSET', jk, 'pin', pin)
+end
 redis.call('PEXPIRE', jk, ttl_ms)
 local r = place(profile, id, key, reserve_ms, max_queue)
 if r[1] == 'full' then
@@ -161,7 +180,8 @@ while true do
       local want = redis.call('HGET', jk, 'profile')
       local target = g..'/'..want
       local url = reg_part(target, 2)
-      if url then
+      local pin = redis.call('HGET', jk, 'pin')
+      if url and (not pin or pin == target) and redis.call('EXISTS', P..'joining:'..target) == 0 then
         assign(id, target, url, reserve_ms)
         return {'assigned', id}
       end
@@ -179,12 +199,15 @@ return {'free'}
 // that GPU's shim has taken the lock for it, and records the job's model
 // as the GPU's last (models.go). ARGV: prefix, job id, gpu.
 // Returns 1, or 0 when the job is not (or no longer) assigned to that GPU:
-// then the shim must not run it.
+// then the shim must not run it. It records the start (Redis's clock, in
+// microseconds) in the job and the job in running:<node/gpu>, for View.
 var scriptStarted = redis.NewScript(luaLib + `
 local id, gpu = ARGV[2], ARGV[3]
 local jk = P..'job:'..id
 if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
-redis.call('HSET', jk, 'state', 'running')
+local t = redis.call('TIME')
+redis.call('HSET', jk, 'state', 'running', 'started', t[1]..string.format('%06d', tonumber(t[2])))
+redis.call('SET', P..'running:'..phys(gpu), id, 'PX', 86400000)
 local model = redis.call('HGET', jk, 'model')
 if model then redis.call('HSET', P..'models', gpu, model) end
 if redis.call('GET', P..'reserved:'..phys(gpu)) == id then redis.call('DEL', P..'reserved:'..phys(gpu)) end

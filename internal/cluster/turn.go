@@ -39,10 +39,13 @@ type Turn struct {
 	// free GPUs the job takes one whose last job loaded the same model
 	// (see models.go); it never waits for one.
 	Model string
+	// Pin, when set, is the only member (node/gpu/profile) that may run
+	// the job (see Store.EnqueuePinned).
+	Pin string
 }
 
 // args are the script arguments of t: client, level, fair (1 or 0), aging
-// in microseconds, front (1 or 0), model.
+// in microseconds, front (1 or 0), model, pin.
 func (t Turn) args() []any {
 	aging := t.Aging
 	if aging <= 0 {
@@ -56,5 +59,5 @@ func (t Turn) args() []any {
 	if t.Front {
 		front = 1
 	}
-	return []any{t.Client, int(min(max(t.Priority, gpulock.PriorityLow), gpulock.PriorityHigh)), fair, aging.Microseconds(), front, t.Model}
+	return []any{t.Client, int(min(max(t.Priority, gpulock.PriorityLow), gpulock.PriorityHigh)), fair, aging.Microseconds(), front, t.Model, t.Pin}
 }

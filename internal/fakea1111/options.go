@@ -47,16 +47,18 @@ func (s *Server) handleSamplers(w http.ResponseWriter, _ *http.Request) {
 
 // handleGetOptions answers GET /sdapi/v1/options.
 func (s *Server) handleGetOptions(w http.ResponseWriter, _ *http.Request) {
+	out := map[string]any{"sd_vae": "Automatic", "samples_format": "png", "sd_checkpoint_hash": "", "CLIP_stop_at_last_layers": 1}
 	s.mu.Lock()
-	ckpt := s.checkpoint
+	for k, v := range s.options {
+		out[k] = v
+	}
+	out["sd_model_checkpoint"] = s.checkpoint
 	s.mu.Unlock()
-	writeJSON(w, http.StatusOK, map[string]any{
-		"sd_model_checkpoint": ckpt, "sd_vae": "Automatic", "samples_format": "png",
-		"sd_checkpoint_hash": "", "CLIP_stop_at_last_layers": 1,
-	})
+	writeJSON(w, http.StatusOK, out)
 }
 
-// handlePostOptions answers POST /sdapi/v1/options with null. A change of
+// handlePostOptions answers POST /sdapi/v1/options with null; the other
+// options it keeps, and GET shows them. A change of
 // sd_model_checkpoint loads the model inside the queue lock, with
 // state.job_count -1 for ModelLoadDuration, before the answer.
 func (s *Server) handlePostOptions(w http.ResponseWriter, r *http.Request) {
@@ -64,6 +66,16 @@ func (s *Server) handlePostOptions(w http.ResponseWriter, r *http.Request) {
 	if !decodeBody(w, r, &req) {
 		return
 	}
+	s.mu.Lock()
+	for k, v := range req {
+		if k != "sd_model_checkpoint" {
+			if s.options == nil {
+				s.options = map[string]any{}
+			}
+			s.options[k] = v
+		}
+	}
+	s.mu.Unlock()
 	if v, ok := req["sd_model_checkpoint"]; ok {
 		name, _ := v.(string)
 		model, found := findModel(name)

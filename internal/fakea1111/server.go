@@ -26,6 +26,7 @@ type Server struct {
 	current    *runningJob // job holding the queue lock
 	loaded     bool        // checkpoint weights on the GPU
 	checkpoint string
+	options    map[string]any // other options set by POST /sdapi/v1/options
 	counters   Counters
 	nextID     int64
 	tasks      taskBook // the gradio UI's task ids

@@ -150,6 +150,10 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.page.serve(w, r) {
 		return
 	}
+	if g.isOptions(r) {
+		g.serveOptions(w, r) // a1111options.go
+		return
+	}
 	if isJob(g.cfg.Profile, r.Method, r.URL.Path) {
 		g.serveJob(w, r)
 		return

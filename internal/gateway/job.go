@@ -109,7 +109,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
 			if m, err = g.wait(ctx, id, turn, prompt == ""); err != nil {
-				if c := context.Cause(ctx); c != nil {
+				if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
 					err = c
 				}
 				g.refuse(w, err)
@@ -263,6 +263,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 		}
 		select {
 		case <-ctx.Done():
+			left := g.leftLine(ctx, id) // position.go
 			if !held && g.ctx.Err() != nil {
 				// The gateway closes: the prompt keeps its place in line
 				// for another gateway to adopt.
@@ -276,7 +277,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 					return m, nil
 				}
 			}
-			return cluster.Match{}, ctx.Err()
+			return cluster.Match{}, left
 		case <-hint:
 		case <-t.C:
 		}
@@ -285,6 +286,9 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 
 // refuse answers a job that got no GPU.
 func (g *Gateway) refuse(w http.ResponseWriter, err error) {
+	if g.refusePlace(w, err) {
+		return
+	}
 	switch {
 	case errors.Is(err, cluster.ErrNoMachine):
 		writeUnavailable(w, g.cfg.RetryAfter, "no_machine", "gpulock: no live machine serves "+g.cfg.Profile+"; nothing was run, start a shim with --redis or try later")

@@ -81,15 +81,19 @@ func (p *page) serve(w http.ResponseWriter, r *http.Request) bool {
 func (p *page) status(r *http.Request) (Status, error) {
 	ctx, cancel := context.WithTimeout(r.Context(), viewTimeout)
 	defer cancel()
-	v, err := p.g.cfg.Store.View(ctx)
+	st, err := ReadStatus(ctx, p.g.cfg.Store, p.g.cfg.Profile, r.URL.Query().Get(QueryClient)) // position.go
 	if err != nil {
 		return Status{}, err
 	}
+	v := st.Gateway.View
 	detail := "full"
 	if !statuspage.LoopbackCaller(r) {
 		detail = "masked"
 		for i := range v.GPUs {
 			v.GPUs[i].URL = maskedURL
+			if h := v.GPUs[i].Holder; h != nil {
+				v.GPUs[i].Holder = &cluster.HolderView{Service: h.Service, Since: h.Since} // no pid, host, command
+			}
 		}
 	}
 	return Status{Gateway: GatewayStatus{Profile: p.g.cfg.Profile, Detail: detail, View: v, Recent: p.recent.List()}}, nil

@@ -73,13 +73,11 @@ func (g *Gateway) readPromptStatus(ctx context.Context, id string) (PromptStatus
 	st.State, st.Number = p.State, p.Number
 	switch p.State {
 	case cluster.PromptWaiting:
-		pos, inLine, err := g.cfg.Store.Position(ctx, p.Job)
+		place, _, err := g.cfg.Store.Position(ctx, p.Job)
 		if err != nil {
 			return st, err
 		}
-		if !inLine {
-			pos = 0 // matched: on its way to its GPU
-		}
+		pos := int64(place) // 0 when matched: on its way to its GPU
 		st.Position = &pos
 		mean, known, err := g.cfg.Store.MeanJobTime(ctx, g.cfg.Profile)
 		if err != nil {

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/gpulock/gpulock/internal/redistest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -18,8 +19,8 @@ var listenFlag = regexp.MustCompile(`--listen \S+`)
 
 // TestSystemdUnitsCommandLines runs the gpulock command line of every unit
 // in examples/systemd as it is written (the listen port and the lock
-// directory substituted): shims must start and serve, the exec unit's flags
-// must be accepted.
+// directory substituted): shims and the gateway must start and serve, the
+// exec unit's flags must be accepted.
 func TestSystemdUnitsCommandLines(t *testing.T) {
 	units, err := filepath.Glob(filepath.Join("..", "..", "examples", "systemd", "*.service"))
 	require.NoError(t, err)
@@ -68,12 +69,24 @@ func TestSystemdUnitsCommandLines(t *testing.T) {
 				cmd.Env = append(os.Environ(), "GPULOCK_GPUS=1")
 				out, err := cmd.CombinedOutput()
 				require.NoError(t, err, "%s", out)
+			case strings.HasPrefix(execStart, "gateway "):
+				// A gateway needs only Redis: the unit's EnvironmentFile
+				// gives it GPULOCK_REDIS.
+				t.Setenv("GPULOCK_REDIS", redistest.Start(t).URL())
+				port := freePort(t)
+				args := strings.Fields(listenFlag.ReplaceAllString(execStart, "--listen 127.0.0.1:"+strconv.Itoa(port)))
+				p := startProc(t, t.TempDir(), "gateway", gpulockBin, args...)
+				waitListening(t, port, p)
+				resp, err := http.Get("http://127.0.0.1:" + strconv.Itoa(port) + "/gpulock/status")
+				require.NoError(t, err, "%s", p.logText())
+				resp.Body.Close()
+				assert.Equal(t, http.StatusOK, resp.StatusCode, "%s", p.logText())
 			default:
 				t.Fatalf("unknown gpulock command in %s: %s", unit, execStart)
 			}
 		})
 	}
-	assert.Equal(t, 4, tested, "two shim units, one shim unit that starts its backend, and one exec unit")
+	assert.Equal(t, 5, tested, "two shim units, one shim unit that starts its backend, one exec unit and one gateway unit")
 }
 
 var upstreamFlag = regexp.MustCompile(`^http://127\.0\.0\.1:\d+$`)

@@ -50,6 +50,8 @@ func TestGatewayPageInChromium(t *testing.T) {
 	assert.Contains(t, host, "gateway")
 	url := value(t, tb, chromedp.Evaluate[string](`document.querySelector('#gpus .card[data-gpu="alpha/0/comfyui"] [data-url]').dataset.url`))
 	assert.Equal(t, "http://127.0.0.1:3188", url, "a loopback caller sees the advertise URL")
+	state := value(t, tb, chromedp.Evaluate[string](`document.querySelector('#gpus .card[data-gpu="alpha/0/comfyui"] .state').dataset.state`))
+	assert.Equal(t, "idle", state, "registered, never offered: the View's state")
 	tb.screenshot(t, "gateway-page.png")
 	tb.noErrors(t)
 }

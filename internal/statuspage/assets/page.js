@@ -178,8 +178,11 @@ function gatewayCard(g) {
   card.appendChild(el("h3", null, g.node + " · GPU " + g.gpu + " · " + g.profile));
   const state = el("div", "state");
   state.dataset.free = g.free;
-  if (g.free) state.appendChild(el("span", "state-free", "free"));
-  else state.appendChild(el("span", "state-busy", g.reserved ? "reserved" : "busy"));
+  const st = g.state || (g.free ? "free" : g.reserved ? "reserved" : "busy");
+  state.dataset.state = st;
+  state.appendChild(el("span", st === "free" ? "state-free" : "state-busy", st));
+  if (g.job) state.appendChild(document.createTextNode(" · " + g.job + (g.job_client ? " for " + g.job_client : "")));
+  else if (g.holder) state.appendChild(document.createTextNode(" · " + g.holder.service));
   state.appendChild(document.createTextNode(" · lease " + dur(g.lease_seconds)));
   card.appendChild(state);
   const u = el("div", "small", g.url);
@@ -206,7 +209,8 @@ function renderGateway(gw) {
     footer.dataset.gateway = "1";
   }
   const lineRows = (gw.line || []).map((j, i) => row([
-    { text: i + 1 }, { text: j.profile }, { text: j.id, cls: "client" }, { text: j.state },
+    { text: j.position || i + 1 }, { text: j.profile }, { text: j.client ? j.id + " · " + j.client : j.id, cls: "client" },
+    { text: j.state + (j.priority && j.priority !== "normal" ? " · " + j.priority : "") },
     { text: dur(j.waited_seconds) }, { text: "–" },
   ], { client: j.id }));
   setRows(document.getElementById("line"), lineRows, "line-empty");

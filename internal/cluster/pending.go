@@ -2,56 +2,9 @@ package cluster
 
 import (
 	"context"
-	"errors"
-	"slices"
-	"strings"
 
 	"github.com/redis/go-redis/v9"
 )
-
-// Position returns a waiting job's place in the cluster's line, 1 for the
-// next to go; found is false when the job does not wait (matched, running,
-// ended or unknown).
-func (s *Store) Position(ctx context.Context, job string) (pos int64, found bool, err error) {
-	r, err := s.rdb.ZRank(ctx, prefix+"line", job).Result()
-	if errors.Is(err, redis.Nil) {
-		return 0, false, nil
-	}
-	if err != nil {
-		return 0, false, redisErr(err)
-	}
-	return r + 1, true, nil
-}
-
-// LiveGPU is one live GPU member of a profile.
-type LiveGPU struct {
-	// ID is "node/gpu/profile"; URL its shim's advertise URL.
-	ID, URL string
-}
-
-// LiveGPUs returns the live GPUs serving profile, sorted by id (node
-// name, then GPU number as text): a stable order every gateway sees alike.
-func (s *Store) LiveGPUs(ctx context.Context, profile string) ([]LiveGPU, error) {
-	gpus, err := s.rdb.SMembers(ctx, keyGPUs(profile)).Result()
-	if err != nil {
-		return nil, redisErr(err)
-	}
-	slices.Sort(gpus)
-	var out []LiveGPU
-	for _, g := range gpus {
-		v, err := s.rdb.Get(ctx, keyReg(g)).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, redisErr(err)
-		}
-		if _, url, ok := strings.Cut(v, "\n"); ok {
-			out = append(out, LiveGPU{ID: g, URL: url})
-		}
-	}
-	return out, nil
-}
 
 // StopPending takes a prompt that still waits in line out of the line, as
 // ComfyUI's /interrupt of a prompt not yet started: unlike DeletePending
