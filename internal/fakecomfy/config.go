@@ -34,6 +34,9 @@ type Config struct {
 	// MaxUploadBytes limits POST /upload/image bodies. If zero,
 	// DefaultMaxUploadBytes.
 	MaxUploadBytes int64
+	// Previews sends a binary preview frame to the prompt's client after
+	// each sampling step, as ComfyUI does with latent previews on.
+	Previews bool
 }
 
 // withDefaults returns c with zero fields replaced by the defaults.

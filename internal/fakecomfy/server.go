@@ -28,7 +28,7 @@ type Server struct {
 	freePending bool
 	counters    Counters
 	images      int
-	uploads     map[string]int64
+	uploads     map[string]Upload // by path in the input folder
 	clients     map[*wsClient]struct{}
 }
 
@@ -52,7 +52,7 @@ func New(cfg Config) (*Server, error) {
 		quit:       make(chan struct{}),
 		workerDone: make(chan struct{}),
 		history:    map[string]*historyEntry{},
-		uploads:    map[string]int64{},
+		uploads:    map[string]Upload{},
 		clients:    map[*wsClient]struct{}{},
 	}
 	s.handler = checkOrigin(s.routes())
@@ -120,6 +120,7 @@ func (s *Server) routes() *http.ServeMux {
 	handle("GET", "/embeddings", s.handleEmptyList)
 	handle("GET", "/extensions", s.handleEmptyList)
 	handle("POST", "/upload/image", s.handleUploadImage)
+	handle("POST", "/upload/mask", s.handleUploadImage)
 	handle("GET", "/view", s.handleView)
 	return mux
 }
