@@ -3,12 +3,15 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
+
+	"github.com/gpulock/gpulock/internal/fakecomfy"
 )
 
 func TestComfyWebsocketHearsAboutTheClientsPromptsOnEveryMachine(t *testing.T) {
@@ -47,4 +50,88 @@ func TestComfyWebsocketHearsAboutTheClientsPromptsOnEveryMachine(t *testing.T) {
 		assert.Positive(t, st.Jobs, "%s ran no prompt: the test proves nothing", m.name)
 	}
 	require.NoError(t, c.Close(websocket.StatusNormalClosure, ""))
+}
+
+func TestComfyWebsocketReconnectGetsTheCurrentExecuting(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	const client = "again"
+	ws := dialWS(t, gw, client)
+	require.Equal(t, "status", ws.next().Type)
+	id, _ := submit(t, gw, fmt.Sprintf(`{"prompt":%s,"client_id":%q}`, fakecomfy.TextToImagePrompt(150, 1), client)) // 1.5 s
+	for {
+		f := ws.next()
+		if f.Type == "executing" && f.Data["node"] == "3" && f.promptID() == id {
+			break // the KSampler runs
+		}
+	}
+	require.NoError(t, ws.conn.Close(websocket.StatusNormalClosure, ""))
+
+	again := dialWS(t, gw, client)
+	f := again.next()
+	require.Equal(t, "status", f.Type)
+	assert.Equal(t, client, f.Data["sid"])
+	assert.Equal(t, 1, f.queueRemaining(), "the running prompt")
+	f = again.next()
+	assert.Equal(t, "executing", f.Type, "the current executing comes next, as ComfyUI sends it")
+	assert.Equal(t, "3", f.Data["node"])
+	assert.Equal(t, id, f.promptID())
+	var seen []string
+	for f = again.next(); !f.done(); f = again.next() {
+		if !f.Binary && f.Type != "status" {
+			seen = append(seen, f.Type)
+		}
+	}
+	assert.Equal(t, id, f.promptID())
+	assert.Contains(t, seen, "progress", "the prompt's events go on reaching the new socket")
+	assert.Contains(t, seen, "execution_success")
+}
+
+func TestComfyWebsocketMachineKilledMidStreamGetsAnErrorAndTheSocketStays(t *testing.T) {
+	e := newCluster(t, 0, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	ms := []*comfyMachine{e.startComfyMachine(t, "m1"), e.startComfyMachine(t, "m2")}
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+	const client = "killed"
+	ws := dialWS(t, gw, client)
+	require.Equal(t, "status", ws.next().Type)
+	body := func(steps int, seed int64) string {
+		return fmt.Sprintf(`{"prompt":%s,"client_id":%q}`, fakecomfy.TextToImagePrompt(steps, seed), client)
+	}
+	id, _ := submit(t, gw, body(500, 1)) // 5 s
+	for f := ws.next(); f.Type != "progress" || f.promptID() != id; f = ws.next() {
+	}
+	var victim, survivor *comfyMachine
+	for _, m := range ms {
+		if st, err := m.gpu.Stats(); err == nil && len(st.Running) > 0 {
+			victim = m
+		} else {
+			survivor = m
+		}
+	}
+	require.NotNil(t, victim, "no machine runs the prompt")
+	require.NotNil(t, survivor)
+	victim.kill(t)
+
+	var failure map[string]any
+	for f := ws.next(); !f.done() || f.promptID() != id; f = ws.next() {
+		require.NotEqual(t, "execution_success", f.Type)
+		if f.Type == "execution_error" && f.promptID() == id {
+			failure = f.Data
+		}
+	}
+	require.NotNil(t, failure, "execution_error before the prompt's last executing")
+	assert.Contains(t, failure["exception_message"], victim.name+"/0/comfyui", "the error names the machine")
+
+	// The socket stays open: the next prompt runs on the survivor and is heard.
+	next, _ := submit(t, gw, body(3, 2))
+	var seen []string
+	for f := ws.next(); !f.done() || f.promptID() != next; f = ws.next() {
+		if f.promptID() == next {
+			seen = append(seen, f.Type)
+		}
+	}
+	assert.Contains(t, seen, "execution_success")
+	assert.True(t, historyDone(t, survivor.backend, next), "the survivor ran it")
 }
