@@ -16,8 +16,9 @@ import (
 	"github.com/gpulock/gpulock/internal/cluster"
 )
 
-// MaxUploadBytes bounds one ComfyUI upload through the gateway (the
-// multipart body): it is kept in Redis for the machines that join later.
+// MaxUploadBytes is the default bound of one ComfyUI upload through the
+// gateway (the multipart body; Config.MaxUpload): it is kept in Redis for
+// the machines that join later.
 const MaxUploadBytes = 64 << 20
 
 // uploadForm is what the gateway reads of an upload's form.
@@ -106,12 +107,12 @@ func (g *Gateway) sendUpload(ctx context.Context, url string, u cluster.StoredUp
 // that names it runs there. The answer is the first machine's ({name,
 // subfolder, type}); when none took it, the first machine's refusal.
 func (g *Gateway) serveUpload(w http.ResponseWriter, r *http.Request, route string) {
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, MaxUploadBytes))
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxUpload))
 	if err != nil {
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			writeError(w, http.StatusRequestEntityTooLarge, "upload_too_large",
-				fmt.Sprintf("gpulock: an upload through the cluster is limited to %d MiB (it is kept in Redis for every machine); make the file smaller", MaxUploadBytes>>20))
+				fmt.Sprintf("gpulock: an upload through the cluster is limited to %d bytes (it is kept in Redis for every machine); make the file smaller", g.cfg.MaxUpload))
 		}
 		return
 	}

@@ -43,6 +43,9 @@ type Config struct {
 	Poll, RetryAfter time.Duration
 	// MaxBody bounds a GPU request's body (default DefaultMaxBody).
 	MaxBody int64
+	// MaxUpload bounds a ComfyUI upload, which Redis keeps (default
+	// MaxUploadBytes).
+	MaxUpload int64
 	// Turns says how the line shares the GPUs between clients, as the
 	// shim's --fair, --priority, --priority-header and --trust-proxy do:
 	// a job's client is its ComfyUI client_id, else X-GPULock-Client, else
@@ -95,6 +98,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
+	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = MaxUploadBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
