@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -134,4 +135,34 @@ func TestComfyWebsocketMachineKilledMidStreamGetsAnErrorAndTheSocketStays(t *tes
 	}
 	assert.Contains(t, seen, "execution_success")
 	assert.True(t, historyDone(t, survivor.backend, next), "the survivor ran it")
+}
+
+func TestComfyWebsocketOnOneGatewayHearsPromptsPostedToAnother(t *testing.T) {
+	e := newCluster(t, 2, []string{"comfyui"}, nil)
+	other, err := New(Config{Profile: "comfyui", Store: newStore(t, e.redis), Lease: testLease, Logger: quietLogger()})
+	require.NoError(t, err)
+	other.Start()
+	srv := httptest.NewServer(other)
+	t.Cleanup(func() { srv.Close(); other.Close() })
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+	const client = "split"
+	ws := dialWS(t, e.gateways["comfyui"].URL, client)
+	require.Equal(t, "status", ws.next().Type)
+	want := map[string]bool{}
+	for i := range 3 {
+		id, _ := submit(t, srv.URL, fmt.Sprintf(`{"prompt":%s,"client_id":%q}`, fakecomfy.TextToImagePrompt(3, int64(i)), client))
+		want[id] = true
+	}
+	succeeded := map[string]bool{}
+	for done := 0; done < len(want); {
+		f := ws.next()
+		require.False(t, !f.Binary && f.Type != "status" && !want[f.promptID()], "a frame of another prompt: %+v", f)
+		if f.Type == "execution_success" {
+			succeeded[f.promptID()] = true
+		}
+		if f.done() {
+			done++
+		}
+	}
+	assert.Len(t, succeeded, len(want))
 }
