@@ -30,7 +30,7 @@ type comfyMachine struct {
 }
 
 // startComfyMachine adds a ComfyUI machine to e.
-func (e *clusterEnv) startComfyMachine(t *testing.T, name string) *comfyMachine {
+func (e *clusterEnv) startComfyMachine(t testing.TB, name string) *comfyMachine {
 	t.Helper()
 	m := &comfyMachine{machine: &machine{name: name, dir: t.TempDir(), shims: map[string]*shim.Shim{}, front: map[string]*httptest.Server{}}}
 	var err error
