@@ -190,3 +190,22 @@ func (g *Gateway) tellFailed(ctx context.Context, id, message string) {
 	}
 	_ = g.cfg.Store.ClearRunning(ctx, body.ClientID, id)
 }
+
+// relayAdopted relays the rest of a running prompt adopted from a gateway
+// that is gone (its relay went with it), when a socket of the prompt's
+// client is open; the machine sends the new socket the current executing.
+func (g *Gateway) relayAdopted(p cluster.Prompt) {
+	client, _ := promptNeeds(p.Body)
+	if client == "" || p.URL == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, redisBound)
+	listening, _, err := g.cfg.Store.DispatchNeeds(ctx, client, p.URL, nil)
+	cancel()
+	if err != nil || !listening {
+		return
+	}
+	if rl := g.openRelay(p.ID, client, p.URL); rl != nil {
+		g.wg.Go(rl.run)
+	}
+}

@@ -166,3 +166,29 @@ func TestComfyWebsocketOnOneGatewayHearsPromptsPostedToAnother(t *testing.T) {
 	}
 	assert.Len(t, succeeded, len(want))
 }
+
+func TestComfyWebsocketHearsTheRestOfAPromptWhoseGatewayIsGone(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gone, err := New(Config{Profile: "comfyui", Store: newStore(t, e.redis), Lease: testLease, Logger: quietLogger()})
+	require.NoError(t, err)
+	gone.Start()
+	srv := httptest.NewServer(gone)
+	t.Cleanup(func() { srv.Close(); gone.Close() })
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	const client = "orphan"
+	ws := dialWS(t, e.gateways["comfyui"].URL, client)
+	require.Equal(t, "status", ws.next().Type)
+	id, _ := submit(t, srv.URL, fmt.Sprintf(`{"prompt":%s,"client_id":%q}`, fakecomfy.TextToImagePrompt(150, 1), client)) // 1.5 s
+	for f := ws.next(); f.Type != "progress" || f.promptID() != id; f = ws.next() {
+	}
+	srv.Close()
+	gone.Close() // its relay ends; the other gateway adopts the prompt
+	var after []string
+	for f := ws.next(); !f.done() || f.promptID() != id; f = ws.next() {
+		if f.promptID() == id {
+			after = append(after, f.Type)
+		}
+	}
+	assert.Contains(t, after, "progress", "the adopting gateway relays the rest")
+	assert.Contains(t, after, "execution_success")
+}
