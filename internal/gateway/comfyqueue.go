@@ -235,6 +235,10 @@ func (g *Gateway) view(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := r.URL.Query()
+	if q.Get("type") == "input" {
+		g.viewInput(w, r) // uploads are on every machine (comfyupload.go)
+		return
+	}
 	url, err := g.cfg.Store.FileURL(r.Context(), cluster.FileKey(q.Get("type"), q.Get("subfolder"), q.Get("filename")))
 	if err != nil {
 		g.redisDown(w, err)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"mime"
 	"mime/multipart"
 	"net/http"
@@ -176,4 +177,35 @@ func (g *Gateway) serveUpload(w http.ResponseWriter, r *http.Request, route stri
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(http.StatusOK)
 	_, _ = w.Write(answer.body)
+}
+
+// viewInput answers GET /view of an input file (type=input) from any live
+// machine, first sending it a kept upload of that name it has not
+// received (a machine that joined after the upload).
+func (g *Gateway) viewInput(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	if !safeSubfolder(q.Get("subfolder")) {
+		writeError(w, http.StatusBadRequest, "bad_subfolder", "gpulock: the subfolder "+q.Get("subfolder")+" leaves the folder")
+		return
+	}
+	urls, err := g.cfg.Store.LiveURLs(r.Context(), g.cfg.Profile)
+	if err != nil {
+		g.redisDown(w, err)
+		return
+	}
+	if len(urls) == 0 {
+		writeUnavailable(w, g.cfg.RetryAfter, "no_machine", "gpulock: no live machine serves "+g.cfg.Profile+"; start a shim with --redis")
+		return
+	}
+	url := urls[rand.IntN(len(urls))]
+	key := cluster.FileKey("input", q.Get("subfolder"), path.Base(q.Get("filename")))
+	ctx, cancel := context.WithTimeout(r.Context(), redisBound)
+	_, missing, err := g.cfg.Store.DispatchNeeds(ctx, "", url, []string{key})
+	cancel()
+	if err == nil {
+		for _, k := range missing {
+			g.pushUpload(r.Context(), url, k, true)
+		}
+	}
+	g.pass(w, r, url)
 }

@@ -101,3 +101,21 @@ func TestComfyUploadRefusals(t *testing.T) {
 		})
 	}
 }
+
+func TestComfyViewOfAnUploadWorksOnAMachineThatJoinedLater(t *testing.T) {
+	e := newCluster(t, 0, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	e.startComfyMachine(t, "m1")
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	code, body := uploadImage(t, gw, "/upload/image", "in.png", "", []byte("pixels"))
+	require.Equal(t, http.StatusOK, code, body)
+	later := e.startComfyMachine(t, "m2")
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+	has := false
+	for i := 0; i < 64 && !has; i++ { // either machine answers; the newcomer soon
+		code, _, body := get(t, gw+"/view?filename=in.png&subfolder=&type=input")
+		require.Equal(t, http.StatusOK, code, body)
+		_, has = later.comfy.Uploaded("in.png")
+	}
+	assert.True(t, has, "the newcomer got the upload when it was asked for it")
+}
