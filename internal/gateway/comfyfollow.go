@@ -168,7 +168,7 @@ func (g *Gateway) settleDone(ctx context.Context, id, url string, entry json.Raw
 // prompt whose execution failed.
 func (g *Gateway) settleFailed(ctx context.Context, id, url, message string) error {
 	g.cfg.Logger.Warn("prompt failed", "prompt_id", id, "err", message)
-	g.tellFailed(ctx, id, message)
+	tell := g.tellFailed(ctx, id, message) // while Redis keeps the prompt's body
 	entry, _ := json.Marshal(map[string]any{
 		"prompt":  []any{},
 		"outputs": map[string]any{},
@@ -187,7 +187,9 @@ func (g *Gateway) settleFailed(ctx context.Context, id, url, message string) err
 		},
 		"meta": map[string]any{},
 	})
-	return g.settleDone(ctx, id, url, entry)
+	err := g.settleDone(ctx, id, url, entry)
+	tell() // after the entry, as ComfyUI writes history before the last frames
+	return err
 }
 
 // promptBack puts a queued prompt whose dispatch came to nothing back in

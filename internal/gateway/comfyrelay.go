@@ -159,36 +159,39 @@ func (rl *relay) watchSettled() {
 	}
 }
 
-// tellFailed sends the client of a prompt that failed outside its machine
-// (the machine died, or refused it at dispatch) the frames ComfyUI ends a
-// failed prompt with: execution_error with message, then executing with
-// node null. A prompt that already ended, or has no client, is left alone.
-func (g *Gateway) tellFailed(ctx context.Context, id, message string) {
+// tellFailed returns the func that sends the client of a prompt that
+// failed outside its machine (the machine died, or refused it at dispatch)
+// the frames ComfyUI ends a failed prompt with: execution_error with
+// message, then executing with node null. It reads the prompt's client now;
+// for a prompt that already ended, or has no client, the func does nothing.
+func (g *Gateway) tellFailed(ctx context.Context, id, message string) func() {
 	p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
 	if err != nil || !found || p.State == cluster.PromptDone {
-		return
+		return func() {}
 	}
 	var body struct {
 		ClientID string `json:"client_id"`
 	}
 	if json.Unmarshal(p.Body, &body) != nil || body.ClientID == "" {
-		return
+		return func() {}
 	}
-	for _, f := range []map[string]any{
-		{"type": "execution_error", "data": map[string]any{
-			"prompt_id": id, "node_id": "", "node_type": "", "executed": []string{},
-			"exception_message": message, "exception_type": "gpulock.DispatchError", "traceback": []string{},
-			"current_inputs": map[string]any{}, "current_outputs": map[string]any{}, "timestamp": time.Now().UnixMilli(),
-		}},
-		{"type": "executing", "data": map[string]any{"node": nil, "prompt_id": id}},
-	} {
-		b, _ := json.Marshal(f)
-		if err := g.cfg.Store.PublishFrame(ctx, body.ClientID, false, b); err != nil {
-			g.cfg.Logger.Warn("cannot tell the client its prompt failed", "prompt_id", id, "err", err)
-			return
+	return func() {
+		for _, f := range []map[string]any{
+			{"type": "execution_error", "data": map[string]any{
+				"prompt_id": id, "node_id": "", "node_type": "", "executed": []string{},
+				"exception_message": message, "exception_type": "gpulock.DispatchError", "traceback": []string{},
+				"current_inputs": map[string]any{}, "current_outputs": map[string]any{}, "timestamp": time.Now().UnixMilli(),
+			}},
+			{"type": "executing", "data": map[string]any{"node": nil, "prompt_id": id}},
+		} {
+			b, _ := json.Marshal(f)
+			if err := g.cfg.Store.PublishFrame(ctx, body.ClientID, false, b); err != nil {
+				g.cfg.Logger.Warn("cannot tell the client its prompt failed", "prompt_id", id, "err", err)
+				return
+			}
 		}
+		_ = g.cfg.Store.ClearRunning(ctx, body.ClientID, id)
 	}
-	_ = g.cfg.Store.ClearRunning(ctx, body.ClientID, id)
 }
 
 // relayAdopted relays the rest of a running prompt adopted from a gateway

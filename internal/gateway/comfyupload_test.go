@@ -119,3 +119,29 @@ func TestComfyViewOfAnUploadWorksOnAMachineThatJoinedLater(t *testing.T) {
 	}
 	assert.True(t, has, "the newcomer got the upload when it was asked for it")
 }
+
+func TestComfyPromptNamingAFileNoMachineHasEndsWithAnErrorOnItsSocket(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	const client = "nofile"
+	ws := dialWS(t, gw, client)
+	require.Equal(t, "status", ws.next().Type)
+	id, _ := submit(t, gw, fmt.Sprintf(`{"prompt":%s,"client_id":%q}`, fakecomfy.LoadImagePrompt(2, 0, "never.png"), client))
+	var failure map[string]any
+	for f := ws.next(); !f.done() || f.promptID() != id; f = ws.next() {
+		if f.Type == "execution_error" {
+			failure = f.Data
+		}
+	}
+	require.NotNil(t, failure, "the client hears that its prompt failed")
+	assert.Equal(t, id, failure["prompt_id"])
+	assert.Contains(t, failure["exception_message"], "Invalid image file: never.png", "with the machine's reason")
+	var entry struct {
+		Status struct {
+			StatusStr string `json:"status_str"`
+		} `json:"status"`
+	}
+	require.NoError(t, json.Unmarshal(history(t, gw, id)[id], &entry))
+	assert.Equal(t, "error", entry.Status.StatusStr)
+}
