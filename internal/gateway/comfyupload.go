@@ -12,6 +12,7 @@ import (
 	"mime/multipart"
 	"net/http"
 	"path"
+	"strings"
 	"sync"
 
 	"github.com/gpulock/gpulock/internal/cluster"
@@ -60,8 +61,13 @@ func readUploadForm(body []byte, contentType string) (uploadForm, error) {
 			f.typ = string(v)
 		case "original_ref":
 			var ref struct{ Filename, Subfolder, Type string }
-			if json.Unmarshal(v, &ref) == nil && ref.Filename != "" && (ref.Type == "" || ref.Type == "input") && safeSubfolder(ref.Subfolder) {
-				f.needs = cluster.FileKey("input", ref.Subfolder, path.Base(ref.Filename))
+			if json.Unmarshal(v, &ref) == nil && ref.Filename != "" && safeSubfolder(ref.Subfolder) {
+				if key, ok := cluster.UploadKey(ref.Filename); ok && (ref.Type == "input" || strings.HasSuffix(ref.Filename, " [input]")) {
+					if ref.Subfolder != "" {
+						key = cluster.FileKey("input", ref.Subfolder, path.Base(strings.TrimSuffix(ref.Filename, " [input]")))
+					}
+					f.needs = key // ComfyUI's default type here is output: only inputs are kept
+				}
 			}
 		}
 	}
@@ -137,7 +143,10 @@ func (g *Gateway) serveUpload(w http.ResponseWriter, r *http.Request, route stri
 	results := make([]uploadResult, len(urls))
 	var wg sync.WaitGroup
 	for i, url := range urls {
-		wg.Go(func() { results[i] = g.sendUpload(ctx, url, u) })
+		wg.Go(func() {
+			g.readyFor(ctx, url, form.needs) // a mask's original first
+			results[i] = g.sendUpload(ctx, url, u)
+		})
 	}
 	wg.Wait()
 	var took []string
@@ -199,13 +208,22 @@ func (g *Gateway) viewInput(w http.ResponseWriter, r *http.Request) {
 	}
 	url := urls[rand.IntN(len(urls))]
 	key := cluster.FileKey("input", q.Get("subfolder"), path.Base(q.Get("filename")))
-	ctx, cancel := context.WithTimeout(r.Context(), redisBound)
-	_, missing, err := g.cfg.Store.DispatchNeeds(ctx, "", url, []string{key})
+	g.readyFor(r.Context(), url, key)
+	g.pass(w, r, url)
+}
+
+// readyFor sends the machine at url the kept upload key (a mask's
+// original) if it has not received it; "" does nothing.
+func (g *Gateway) readyFor(ctx context.Context, url, key string) {
+	if key == "" {
+		return
+	}
+	rctx, cancel := context.WithTimeout(ctx, redisBound)
+	_, missing, err := g.cfg.Store.DispatchNeeds(rctx, "", url, []string{key})
 	cancel()
 	if err == nil {
 		for _, k := range missing {
-			g.pushUpload(r.Context(), url, k, true)
+			g.pushUpload(ctx, url, k, false)
 		}
 	}
-	g.pass(w, r, url)
 }

@@ -145,3 +145,32 @@ func TestComfyPromptNamingAFileNoMachineHasEndsWithAnErrorOnItsSocket(t *testing
 	require.NoError(t, json.Unmarshal(history(t, gw, id)[id], &entry))
 	assert.Equal(t, "error", entry.Status.StatusStr)
 }
+
+func TestComfyMaskUploadSendsItsOriginalToAMachineThatLacksIt(t *testing.T) {
+	e := newCluster(t, 0, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	e.startComfyMachine(t, "m1")
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	code, body := uploadImage(t, gw, "/upload/image", "orig.png", "", []byte("original"))
+	require.Equal(t, http.StatusOK, code, body)
+	later := e.startComfyMachine(t, "m2")
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+
+	var buf bytes.Buffer
+	mw := multipart.NewWriter(&buf)
+	fw, err := mw.CreateFormFile("image", "mask.png")
+	require.NoError(t, err)
+	_, _ = fw.Write([]byte("mask"))
+	require.NoError(t, mw.WriteField("type", "input"))
+	require.NoError(t, mw.WriteField("original_ref", `{"filename": "orig.png", "subfolder": "", "type": "input"}`))
+	require.NoError(t, mw.Close())
+	resp, err := http.Post(gw+"/upload/mask", mw.FormDataContentType(), &buf)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	orig, ok := later.comfy.Uploaded("orig.png")
+	require.True(t, ok, "the newcomer got the mask's original before the mask")
+	assert.Equal(t, sha256.Sum256([]byte("original")), orig.SHA256)
+	_, ok = later.comfy.Uploaded("mask.png")
+	assert.True(t, ok)
+}
