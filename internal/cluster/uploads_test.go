@@ -68,22 +68,31 @@ func TestDispatchNeedsTheUploadsAMachineLacksAndNewContentAgain(t *testing.T) {
 	assert.True(t, listening)
 }
 
-func TestClientFramesReachTheSubscriberInOrder(t *testing.T) {
+func TestFeedDeliversAJoinedClientsFramesInOrder(t *testing.T) {
 	s := newTestStore(t)
 	ctx := t.Context()
-	sub, err := s.SubscribeClient(ctx, "c")
-	require.NoError(t, err)
-	defer sub.Close()
+	got := make(chan [2]any, 16)
+	feed := s.NewFeed(func(client string, f ClientFrame) { got <- [2]any{client, f} })
+	defer feed.Close()
+	require.NoError(t, feed.Join(ctx, "c"))
 	require.NoError(t, s.PublishFrame(ctx, "other", false, []byte(`{"not":"mine"}`)))
 	require.NoError(t, s.PublishFrame(ctx, "c", false, []byte(`{"type":"executing"}`)))
 	require.NoError(t, s.PublishFrame(ctx, "c", true, []byte{0, 0, 0, 1}))
-	n, err := s.AddPrompt(ctx, "p", "job", "gw", []byte(`{}`))
+	_, err := s.AddPrompt(ctx, "p", "job", "gw", []byte(`{}`))
 	require.NoError(t, err)
-	require.Positive(t, n)
-	want := []ClientFrame{{Data: []byte(`{"type":"executing"}`)}, {Binary: true, Data: []byte{0, 0, 0, 1}}, {Line: true}}
+	require.NoError(t, feed.Leave(ctx, "c"))
+	require.NoError(t, s.PublishFrame(ctx, "c", false, []byte(`{"type":"after leave"}`)))
+	_, err = s.AddPrompt(ctx, "q", "job2", "gw", []byte(`{}`))
+	require.NoError(t, err) // a line hint after the leave: it marks the end
+	want := [][2]any{
+		{"c", ClientFrame{Data: []byte(`{"type":"executing"}`)}},
+		{"c", ClientFrame{Binary: true, Data: []byte{0, 0, 0, 1}}},
+		{"", ClientFrame{Line: true}},
+		{"", ClientFrame{Line: true}},
+	}
 	for _, w := range want {
 		select {
-		case f := <-sub.Frames():
+		case f := <-got:
 			assert.Equal(t, w, f)
 		case <-time.After(5 * time.Second): // a bound on a wait, not synchronisation
 			t.Fatal("no frame within 5 s")
@@ -91,5 +100,5 @@ func TestClientFramesReachTheSubscriberInOrder(t *testing.T) {
 	}
 	left, err := s.PromptsRemaining(ctx)
 	require.NoError(t, err)
-	assert.Equal(t, int64(1), left)
+	assert.Equal(t, int64(2), left)
 }

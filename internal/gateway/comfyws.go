@@ -9,8 +9,6 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
-
-	"github.com/gpulock/gpulock/internal/cluster"
 )
 
 // Timing of a client's websocket.
@@ -48,13 +46,11 @@ func (g *Gateway) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	defer cancel()
 	stop := context.AfterFunc(g.ctx, cancel)
 	defer stop()
-	st := g.cfg.Store
 	sctx, scancel := context.WithTimeout(ctx, redisBound)
-	sub, err := st.SubscribeClient(sctx, client)
+	in, err := g.hub.join(sctx, client)
 	if err == nil {
-		err = st.MarkListening(sctx, client, wsListenTTL)
-		if err != nil {
-			_ = sub.Close()
+		if err = g.cfg.Store.MarkListening(sctx, client, wsListenTTL); err != nil {
+			g.hub.leave(in)
 		}
 	}
 	scancel()
@@ -62,7 +58,7 @@ func (g *Gateway) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		g.redisDown(w, err)
 		return
 	}
-	defer sub.Close()
+	defer g.hub.leave(in)
 	down, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
@@ -78,7 +74,7 @@ func (g *Gateway) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	s := &clientSocket{g: g, client: client, conn: down, ctx: ctx, last: -1}
-	s.serve(sub.Frames())
+	s.serve(in)
 	_ = down.Close(websocket.StatusGoingAway, "")
 	cancel()
 	<-left
@@ -96,7 +92,7 @@ type clientSocket struct {
 
 // serve sends the connect frames, then relays frames and status changes
 // until the socket's context ends or a write fails.
-func (s *clientSocket) serve(frames <-chan cluster.ClientFrame) {
+func (s *clientSocket) serve(in *hubSocket) {
 	if s.status(true) != nil {
 		return
 	}
@@ -111,15 +107,12 @@ func (s *clientSocket) serve(frames <-chan cluster.ClientFrame) {
 		select {
 		case <-s.ctx.Done():
 			return
-		case f, ok := <-frames:
-			if !ok {
-				return
-			}
-			if f.Line {
-				err = s.status(false)
-			} else {
-				err = s.write(f.Binary, f.Data)
-			}
+		case f := <-in.frames:
+			err = s.write(f.Binary, f.Data)
+		case <-in.line:
+			err = s.status(false)
+		case <-in.kicked:
+			return // too slow: ComfyUI drops such a socket too
 		case <-tick.C:
 			err = s.status(false)
 			if time.Since(renewed) >= wsListenTTL/3 {

@@ -4,14 +4,19 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net"
+	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/coder/websocket"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpulock/gpulock/internal/cluster"
 	"github.com/gpulock/gpulock/internal/fakecomfy"
 )
 
@@ -191,4 +196,28 @@ func TestComfyWebsocketHearsTheRestOfAPromptWhoseGatewayIsGone(t *testing.T) {
 	}
 	assert.Contains(t, after, "progress", "the adopting gateway relays the rest")
 	assert.Contains(t, after, "execution_success")
+}
+
+func TestComfyWebsocketWithRedisDownIsRefusedWithin2sNamingRedis(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	down := "redis://" + ln.Addr().String() + "/0"
+	require.NoError(t, ln.Close()) // nothing listens there now
+	rdb, err := cluster.Dial(down)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = rdb.Close() })
+	g, err := New(Config{Profile: "comfyui", Store: cluster.NewStore(rdb), Logger: quietLogger()})
+	require.NoError(t, err)
+	srv := httptestServer(t, g)
+	t.Cleanup(g.Close)
+	start := time.Now()
+	ctx, cancel := context.WithTimeout(t.Context(), waitBound)
+	defer cancel()
+	_, resp, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv, "http")+"/ws?clientId=x", nil)
+	require.Error(t, err)
+	require.NotNil(t, resp)
+	assert.Equal(t, http.StatusServiceUnavailable, resp.StatusCode)
+	assert.Less(t, time.Since(start), 2500*time.Millisecond)
+	b, _ := io.ReadAll(resp.Body)
+	assert.Contains(t, string(b), "Redis")
 }

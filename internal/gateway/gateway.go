@@ -66,6 +66,7 @@ type Gateway struct {
 	wake    *wakeups
 	page    *page      // /gpulock/ and /gpulock/status (page.go)
 	objInfo objectInfo // the machines' node classes, for checking prompts
+	hub     *wsHub     // ComfyUI websockets' one Redis subscription (comfywshub.go)
 
 	id     string          // the gateway's lease in Redis, owner of its prompts
 	ctx    context.Context // ends at Close: background jobs stop
@@ -110,6 +111,7 @@ func New(cfg Config) (*Gateway, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel}
 	g.page = newPage(g)
+	g.hub = newWSHub(cfg.Store)
 	return g, nil
 }
 
@@ -133,6 +135,7 @@ func (g *Gateway) Close() {
 	g.cancel()
 	g.page.handler.Close()
 	g.wg.Wait()
+	g.hub.close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = g.cfg.Store.DropGateway(ctx, g.id)
