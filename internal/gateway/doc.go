@@ -17,4 +17,13 @@
 // follows each dispatched prompt to its history entry. Each gateway holds a
 // lease; the prompts of one that is gone are adopted by another, and its
 // held A1111 requests leave the line.
+//
+// ComfyUI's websocket (comfyws.go): the gateway that dispatches a prompt of
+// a client with an open socket reads the prompt's events from its machine
+// (comfyrelay.go, opened before the dispatch by comfydispatch.go) and
+// publishes them on the client's Redis channel; every gateway relays them to
+// the client's sockets it holds (comfywshub.go), with its own status
+// frames. Output names carry their machine (comfyoutputs.go); uploads go to
+// every machine and are kept in Redis for the ones that join later
+// (comfyupload.go).
 package gateway
