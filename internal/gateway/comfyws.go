@@ -18,8 +18,8 @@ const (
 	// wsWriteTimeout bounds one write to the client: a client that reads
 	// slower loses its socket.
 	wsWriteTimeout = 10 * time.Second
-	// wsStatusEvery is how often the line's length is read again, on top
-	// of the line's hints (which pub/sub may lose).
+	// wsStatusEvery is how often a gateway reads the line's length again,
+	// on top of the line's hints (which pub/sub may lose).
 	wsStatusEvery = time.Second
 	// wsListenTTL is how long a socket counts as open after its last
 	// renewal (every wsListenTTL/3): a client that reconnects within it
@@ -99,9 +99,8 @@ func (s *clientSocket) serve(in *hubSocket) {
 	if s.currentExecuting() != nil {
 		return
 	}
-	tick := time.NewTicker(wsStatusEvery)
+	tick := time.NewTicker(wsListenTTL / 3)
 	defer tick.Stop()
-	renewed := time.Now()
 	for {
 		var err error
 		select {
@@ -110,15 +109,11 @@ func (s *clientSocket) serve(in *hubSocket) {
 		case f := <-in.frames:
 			err = s.write(f.Binary, f.Data)
 		case <-in.line:
-			err = s.status(false)
+			err = s.sendStatus(s.g.hub.remaining.Load(), false)
 		case <-in.kicked:
 			return // too slow: ComfyUI drops such a socket too
 		case <-tick.C:
-			err = s.status(false)
-			if time.Since(renewed) >= wsListenTTL/3 {
-				renewed = time.Now()
-				_ = s.g.cfg.Store.MarkListening(s.ctx, s.client, wsListenTTL)
-			}
+			_ = s.g.cfg.Store.MarkListening(s.ctx, s.client, wsListenTTL)
 		}
 		if err != nil {
 			return
@@ -137,19 +132,22 @@ func (s *clientSocket) write(binary bool, b []byte) error {
 	return s.conn.Write(ctx, typ, b)
 }
 
-// status sends ComfyUI's status frame when queue_remaining changed (always
-// on connect, then with sid). A Redis that cannot be read sends nothing.
+// status sends ComfyUI's status frame on connect, with sid, and the
+// cluster's queue_remaining read now (0 when Redis cannot be read).
 func (s *clientSocket) status(connect bool) error {
 	ctx, cancel := context.WithTimeout(s.ctx, redisBound)
 	n, err := s.g.cfg.Store.PromptsRemaining(ctx)
 	cancel()
-	if err != nil && !connect {
-		return nil
-	}
 	if err != nil {
 		n = 0
 	}
-	if n == s.last {
+	return s.sendStatus(n, connect)
+}
+
+// sendStatus sends a status frame of queue_remaining n if it is not the one
+// sent last (always on connect, then with sid).
+func (s *clientSocket) sendStatus(n int64, connect bool) error {
+	if n < 0 || (n == s.last && !connect) {
 		return nil
 	}
 	s.last = n

@@ -3,6 +3,8 @@ package gateway
 import (
 	"context"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/gpulock/gpulock/internal/cluster"
 )
@@ -13,9 +15,15 @@ const wsOutbox = 1024
 
 // wsHub fans the gateway's one Redis subscription (cluster.Feed) out to
 // the client websockets it holds; it subscribes to a client's channel
-// while the gateway holds a socket of that client.
+// while the gateway holds a socket of that client. It reads the cluster's
+// queue_remaining once for all its sockets, on each line hint and every
+// wsStatusEvery (hints may be lost), in one goroutine it owns.
 type wsHub struct {
-	store *cluster.Store
+	store     *cluster.Store
+	remaining atomic.Int64 // the last queue_remaining read, -1 before
+	dirty     chan struct{}
+	quit      chan struct{}
+	done      chan struct{}
 
 	mu      sync.Mutex // also orders the feed's joins and leaves
 	feed    *cluster.Feed
@@ -33,7 +41,42 @@ type hubSocket struct {
 }
 
 func newWSHub(st *cluster.Store) *wsHub {
-	return &wsHub{store: st, sockets: map[string]map[*hubSocket]struct{}{}}
+	h := &wsHub{store: st, sockets: map[string]map[*hubSocket]struct{}{},
+		dirty: make(chan struct{}, 1), quit: make(chan struct{}), done: make(chan struct{})}
+	h.remaining.Store(-1)
+	return h
+}
+
+// watchLine reads queue_remaining when the line changed (or every
+// wsStatusEvery) and tells every socket when it moved, until close.
+func (h *wsHub) watchLine() {
+	defer close(h.done)
+	t := time.NewTicker(wsStatusEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.quit:
+			return
+		case <-h.dirty:
+		case <-t.C:
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), redisBound)
+		n, err := h.store.PromptsRemaining(ctx)
+		cancel()
+		if err != nil || h.remaining.Swap(n) == n {
+			continue
+		}
+		h.mu.Lock()
+		for _, set := range h.sockets {
+			for s := range set {
+				select {
+				case s.line <- struct{}{}:
+				default:
+				}
+			}
+		}
+		h.mu.Unlock()
+	}
 }
 
 // join registers a socket of client and returns once Redis confirmed the
@@ -49,6 +92,7 @@ func (h *wsHub) join(ctx context.Context, client string) (*hubSocket, error) {
 	}
 	if h.feed == nil {
 		h.feed = h.store.NewFeed(h.deliver)
+		go h.watchLine()
 	}
 	if h.sockets[client] == nil {
 		h.sockets[client] = map[*hubSocket]struct{}{}
@@ -90,13 +134,9 @@ func (h *wsHub) deliver(client string, f cluster.ClientFrame) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if f.Line {
-		for _, set := range h.sockets {
-			for s := range set {
-				select {
-				case s.line <- struct{}{}:
-				default:
-				}
-			}
+		select {
+		case h.dirty <- struct{}{}:
+		default:
 		}
 		return
 	}
@@ -109,7 +149,8 @@ func (h *wsHub) deliver(client string, f cluster.ClientFrame) {
 	}
 }
 
-// close ends the feed; sockets end with the gateway's context.
+// close ends the feed and the line's watch; sockets end with the
+// gateway's context.
 func (h *wsHub) close() {
 	h.mu.Lock()
 	h.closed = true
@@ -117,5 +158,7 @@ func (h *wsHub) close() {
 	h.mu.Unlock()
 	if feed != nil {
 		_ = feed.Close()
+		close(h.quit)
+		<-h.done
 	}
 }
