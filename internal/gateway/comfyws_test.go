@@ -221,3 +221,22 @@ func TestComfyWebsocketWithRedisDownIsRefusedWithin2sNamingRedis(t *testing.T) {
 	b, _ := io.ReadAll(resp.Body)
 	assert.Contains(t, string(b), "Redis")
 }
+
+func TestComfyWebsocketsOfAGatewayShareOneRedisConnection(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	clients := func() int {
+		list, err := e.store.Client().ClientList(t.Context()).Result()
+		require.NoError(t, err)
+		return strings.Count(list, "\n")
+	}
+	first := dialWS(t, gw, "c0")
+	require.Equal(t, "status", first.next().Type)
+	before := clients()
+	for i := 1; i <= 20; i++ {
+		ws := dialWS(t, gw, fmt.Sprintf("c%d", i))
+		require.Equal(t, "status", ws.next().Type)
+	}
+	assert.LessOrEqual(t, clients()-before, 2, "20 more sockets, no more Redis connections (but the pool's)")
+}
