@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"context"
+	"strings"
 	"sync"
 
 	"github.com/redis/go-redis/v9"
@@ -24,8 +25,9 @@ type Feed struct {
 }
 
 // NewFeed returns a Feed that calls deliver, from one goroutine, for each
-// frame of a joined client and with client "" for each line hint. deliver
-// must not block. The Feed touches Redis at its first Join; Close it.
+// frame of a joined client, with client "" for a frame for every socket,
+// and with a ClientFrame whose Line is set for each line hint. deliver must
+// not block. The Feed touches Redis at its first Join; Close it.
 func (s *Store) NewFeed(deliver func(client string, f ClientFrame)) *Feed {
 	return &Feed{ps: s.rdb.Subscribe(context.Background()), deliver: deliver,
 		waiting: map[string][]chan struct{}{}, quit: make(chan struct{}), done: make(chan struct{})}
@@ -45,7 +47,7 @@ func (f *Feed) Join(ctx context.Context, client string) error {
 	}
 	f.waiting[ch] = append(f.waiting[ch], wait)
 	f.mu.Unlock()
-	if err := f.ps.Subscribe(ctx, channelLine, ch); err != nil {
+	if err := f.ps.Subscribe(ctx, channelLine, channelClient(""), ch); err != nil {
 		f.forget(ch, wait)
 		return redisErr(err)
 	}
@@ -122,11 +124,7 @@ func (f *Feed) run(in <-chan any) {
 }
 
 func clientOfChannel(ch string) (string, bool) {
-	p := channelClient("")
-	if len(ch) <= len(p) || ch[:len(p)] != p {
-		return "", false
-	}
-	return ch[len(p):], true
+	return strings.CutPrefix(ch, channelClient(""))
 }
 
 // Close ends the subscription and waits for its goroutine; a second Close

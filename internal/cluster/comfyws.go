@@ -15,6 +15,8 @@ import (
 // relays them. Pub/sub is at most once, as ComfyUI's own sockets are: a
 // socket that is not open when a frame is sent does not get it.
 
+// channelClient("") and keyListening("") are every client's: ComfyUI sends
+// the events of a prompt without a client_id to every socket.
 func channelClient(client string) string { return prefix + "cws:" + client }
 func keyListening(client string) string  { return prefix + "cwsock:" + client }
 func keyCRunning(client string) string   { return prefix + "crun:" + client }
@@ -40,7 +42,7 @@ type ClientFrame struct {
 }
 
 // PublishFrame sends one frame to every websocket of client that a gateway
-// holds now.
+// holds now (to every websocket for client "").
 func (s *Store) PublishFrame(ctx context.Context, client string, binary bool, frame []byte) error {
 	kind := byte(frameText)
 	if binary {
@@ -61,7 +63,12 @@ func publishLine(ctx context.Context, p redis.Pipeliner) { p.Publish(ctx, channe
 // for ttl (renew it while the socket stays open): prompts of a client that
 // nobody listens to are not relayed.
 func (s *Store) MarkListening(ctx context.Context, client string, ttl time.Duration) error {
-	if err := s.rdb.Set(ctx, keyListening(client), "1", ttl).Err(); err != nil {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, keyListening(client), "1", ttl)
+		p.Set(ctx, keyListening(""), "1", ttl) // some socket is open
+		return nil
+	})
+	if err != nil {
 		return redisErr(err)
 	}
 	return nil
@@ -116,25 +123,20 @@ func (s *Store) PromptsRemaining(ctx context.Context) (int64, error) {
 // DispatchNeeds tells, in one round trip (two when the prompt names an
 // upload), what a prompt of client needs on
 // the machine at url before it is dispatched there: whether a websocket of
-// the client is open (then its events are relayed), and which of the
+// the client is open (any socket for client "": then its events are
+// relayed), and which of the
 // upload keys it names (see UploadKey) the machine has not received.
 func (s *Store) DispatchNeeds(ctx context.Context, client, url string, names []string) (listening bool, missing []string, err error) {
 	pipe := s.rdb.Pipeline()
-	var lis *redis.IntCmd
-	if client != "" {
-		lis = pipe.Exists(ctx, keyListening(client))
-	}
+	lis := pipe.Exists(ctx, keyListening(client))
 	var digests *redis.SliceCmd
 	if len(names) > 0 {
 		digests = pipe.HMGet(ctx, keyCUploads, names...)
 	}
-	if lis == nil && digests == nil {
-		return false, nil, nil
-	}
 	if _, err := pipe.Exec(ctx); err != nil && !errors.Is(err, redis.Nil) {
 		return false, nil, redisErr(err)
 	}
-	listening = lis != nil && lis.Val() == 1
+	listening = lis.Val() == 1
 	if digests == nil {
 		return listening, nil, nil
 	}

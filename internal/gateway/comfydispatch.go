@@ -14,18 +14,21 @@ import (
 const maxUploadNames = 64
 
 // beforePrompt readies the machine at url for a queued prompt (its body)
-// just before its dispatch: it sends the machine the uploads the prompt
-// names that the machine has not received, and, when a websocket of the
-// prompt's client is open on a gateway, opens the relay of the prompt's
-// events. The returned stop ends the relay of a dispatch that came to
-// nothing (the relay of a dispatched prompt ends with the prompt); it is a
-// no-op when there is none. A Redis or machine failure here is logged and
-// the dispatch goes on: the machine then refuses a prompt whose file it
-// lacks, and that ends as a failed prompt.
-func (g *Gateway) beforePrompt(ctx context.Context, prompt string, body []byte, url string) (stop func()) {
+// just before its dispatch, and returns the body to send: it sends the
+// machine the uploads the prompt names that the machine has not received,
+// and, when a websocket of the prompt's client is open on a gateway (any
+// socket, for a prompt without a client_id), opens the relay of the
+// prompt's events. A prompt without a client_id is then sent naming the
+// relay's own (relaySID), as ComfyUI would send its events to every socket.
+// The returned stop ends the relay of a dispatch that came to nothing (the
+// relay of a dispatched prompt ends with the prompt); it is a no-op when
+// there is none. A Redis or machine failure here is logged and the
+// dispatch goes on: the machine then refuses a prompt whose file it lacks,
+// and that ends as a failed prompt.
+func (g *Gateway) beforePrompt(ctx context.Context, prompt string, body []byte, url string) (sent []byte, stop func()) {
 	stop = func() {}
 	if prompt == "" {
-		return stop
+		return body, stop
 	}
 	client, names := promptNeeds(body)
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
@@ -33,20 +36,47 @@ func (g *Gateway) beforePrompt(ctx context.Context, prompt string, body []byte, 
 	cancel()
 	if err != nil {
 		g.cfg.Logger.Warn("cannot read what a prompt needs on its machine", "prompt_id", prompt, "err", err)
-		return stop
+		return body, stop
 	}
 	for _, key := range missing {
 		g.pushUpload(ctx, url, key, true)
 	}
 	if !listening {
-		return stop
+		return body, stop
 	}
 	rl := g.openRelay(prompt, client, url)
 	if rl == nil {
-		return stop
+		return body, stop
+	}
+	if client == "" {
+		body = withClientID(body, relaySID(prompt, ""))
 	}
 	g.wg.Go(rl.run)
-	return rl.stop
+	return body, rl.stop
+}
+
+// relaySID is the websocket id a prompt's relay opens on its machine: the
+// prompt's client_id, or for a prompt without one an id of the relay's.
+func relaySID(prompt, client string) string {
+	if client != "" {
+		return client
+	}
+	return "gpulock-all-" + prompt
+}
+
+// withClientID sets a POST /prompt body's client_id (a body it cannot
+// read is returned as it is).
+func withClientID(body []byte, client string) []byte {
+	var m map[string]json.RawMessage
+	if json.Unmarshal(body, &m) != nil || m == nil {
+		return body
+	}
+	m["client_id"], _ = json.Marshal(client)
+	out, err := json.Marshal(m)
+	if err != nil {
+		return body
+	}
+	return out
 }
 
 // promptNeeds reads a POST /prompt body's client_id and the upload keys

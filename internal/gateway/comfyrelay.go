@@ -35,15 +35,16 @@ type relay struct {
 	stopOnce            sync.Once
 }
 
-// openRelay opens the machine's websocket for client and reads its first
-// frame (the machine's status, sent once it registered the socket), so that
-// no event of the prompt dispatched next is missed. It returns nil, after
-// logging, when the socket cannot be opened: the prompt then runs unheard.
+// openRelay opens the machine's websocket for client (under relaySID) and
+// reads its first frame (the machine's status, sent once it registered the
+// socket), so that no event of the prompt dispatched next is missed. It
+// returns nil, after logging, when the socket cannot be opened: the prompt
+// then runs unheard.
 func (g *Gateway) openRelay(prompt, client, url string) *relay {
 	ctx, cancel := context.WithCancel(g.ctx)
 	dctx, dcancel := context.WithTimeout(ctx, relayDialTimeout)
 	defer dcancel()
-	c, _, err := websocket.Dial(dctx, wsURL(url, "/ws", client), nil)
+	c, _, err := websocket.Dial(dctx, wsURL(url, "/ws", relaySID(prompt, client)), nil)
 	if err == nil {
 		c.SetReadLimit(wsReadLimit)
 		_, _, err = c.Read(dctx) // ComfyUI's status frame, with sid
@@ -75,8 +76,10 @@ func (rl *relay) run() {
 	defer rl.conn.CloseNow()
 	st := rl.g.cfg.Store
 	bg := context.WithoutCancel(rl.ctx)
-	_ = st.SetRunningNode(bg, rl.client, rl.prompt, "")
-	defer func() { _ = st.ClearRunning(bg, rl.client, rl.prompt) }()
+	if rl.client != "" {
+		_ = st.SetRunningNode(bg, rl.client, rl.prompt, "")
+		defer func() { _ = st.ClearRunning(bg, rl.client, rl.prompt) }()
+	}
 	var wg sync.WaitGroup
 	defer wg.Wait()
 	wg.Go(rl.watchSettled)
@@ -116,7 +119,7 @@ func (rl *relay) run() {
 				}
 				if node == "" {
 					end = true
-				} else {
+				} else if rl.client != "" {
 					_ = st.SetRunningNode(bg, rl.client, rl.prompt, node)
 				}
 			}
@@ -162,8 +165,9 @@ func (rl *relay) watchSettled() {
 // tellFailed returns the func that sends the client of a prompt that
 // failed outside its machine (the machine died, or refused it at dispatch)
 // the frames ComfyUI ends a failed prompt with: execution_error with
-// message, then executing with node null. It reads the prompt's client now;
-// for a prompt that already ended, or has no client, the func does nothing.
+// message, then executing with node null (to every socket for a prompt
+// without a client_id, as ComfyUI). It reads the prompt's client now; for a
+// prompt that already ended the func does nothing.
 func (g *Gateway) tellFailed(ctx context.Context, id, message string) func() {
 	p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
 	if err != nil || !found || p.State == cluster.PromptDone {
@@ -172,7 +176,7 @@ func (g *Gateway) tellFailed(ctx context.Context, id, message string) func() {
 	var body struct {
 		ClientID string `json:"client_id"`
 	}
-	if json.Unmarshal(p.Body, &body) != nil || body.ClientID == "" {
+	if json.Unmarshal(p.Body, &body) != nil {
 		return func() {}
 	}
 	return func() {
@@ -190,7 +194,9 @@ func (g *Gateway) tellFailed(ctx context.Context, id, message string) func() {
 				return
 			}
 		}
-		_ = g.cfg.Store.ClearRunning(ctx, body.ClientID, id)
+		if body.ClientID != "" {
+			_ = g.cfg.Store.ClearRunning(ctx, body.ClientID, id)
+		}
 	}
 }
 
@@ -199,7 +205,7 @@ func (g *Gateway) tellFailed(ctx context.Context, id, message string) func() {
 // client is open; the machine sends the new socket the current executing.
 func (g *Gateway) relayAdopted(p cluster.Prompt) {
 	client, _ := promptNeeds(p.Body)
-	if client == "" || p.URL == "" {
+	if p.URL == "" {
 		return
 	}
 	ctx, cancel := context.WithTimeout(g.ctx, redisBound)

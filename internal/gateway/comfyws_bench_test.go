@@ -113,7 +113,7 @@ func BenchmarkComfyBeforePrompt(b *testing.B) {
 			}
 			body := []byte(fmt.Sprintf(`{"prompt":%s,"client_id":%q}`, fakecomfy.TextToImagePrompt(1, 0), client))
 			for b.Loop() {
-				stop := g.beforePrompt(b.Context(), "bench-prompt", body, url)
+				_, stop := g.beforePrompt(b.Context(), "bench-prompt", body, url)
 				stop()
 			}
 		})

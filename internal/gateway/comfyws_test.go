@@ -240,3 +240,39 @@ func TestComfyWebsocketsOfAGatewayShareOneRedisConnection(t *testing.T) {
 	}
 	assert.LessOrEqual(t, clients()-before, 2, "20 more sockets, no more Redis connections (but the pool's)")
 }
+
+func TestComfyWebsocketHearsPromptsWithoutAClientIDAsComfyUIBroadcastsThem(t *testing.T) {
+	e := newCluster(t, 2, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "two free GPUs", func() bool { return e.freeCount(t, "comfyui") == 2 })
+	ctx, cancel := context.WithTimeout(t.Context(), waitBound)
+	defer cancel()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(gw, "http")+"/ws", nil) // no clientId: the gateway names it
+	require.NoError(t, err)
+	defer c.CloseNow()
+	ws := &wsClient{t: t, conn: c}
+	first := ws.next()
+	require.Equal(t, "status", first.Type)
+	require.NotEmpty(t, first.Data["sid"])
+	want := map[string]bool{}
+	for i := range 4 {
+		id, _ := submit(t, gw, fmt.Sprintf(`{"prompt":%s}`, fakecomfy.TextToImagePrompt(3, int64(i))))
+		want[id] = true
+	}
+	succeeded := map[string]bool{}
+	for done := 0; done < len(want); {
+		f := ws.next()
+		if f.Type == "execution_success" && want[f.promptID()] {
+			succeeded[f.promptID()] = true
+		}
+		if f.done() && want[f.promptID()] {
+			done++
+		}
+	}
+	assert.Len(t, succeeded, len(want))
+	for _, m := range e.machines {
+		st, err := m.gpu.Stats()
+		require.NoError(t, err)
+		assert.Positive(t, st.Jobs, "%s ran no prompt: the test proves nothing", m.name)
+	}
+}

@@ -140,7 +140,18 @@ func (h *wsHub) deliver(client string, f cluster.ClientFrame) {
 		}
 		return
 	}
-	for s := range h.sockets[client] {
+	if client != "" {
+		h.send(h.sockets[client], f)
+		return
+	}
+	for _, set := range h.sockets { // a prompt without a client_id: every socket
+		h.send(set, f)
+	}
+}
+
+// send queues f for each socket of set. h.mu is held.
+func (h *wsHub) send(set map[*hubSocket]struct{}, f cluster.ClientFrame) {
+	for s := range set {
 		select {
 		case s.frames <- f:
 		default:

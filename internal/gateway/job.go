@@ -115,8 +115,8 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			_ = st.PromptDispatched(context.WithoutCancel(ctx), prompt, m.GPU, m.URL)
 		}
 		unnote := g.noteClientJob(ctx, r, id, m.URL)
-		stopRelay := g.beforePrompt(ctx, prompt, body, m.URL) // uploads and websocket events (comfydispatch.go)
-		resp, ferr := g.dispatch(r, body, id, m.URL)
+		sent, stopRelay := g.beforePrompt(ctx, prompt, body, m.URL) // uploads and websocket events (comfydispatch.go)
+		resp, ferr := g.dispatch(r, sent, id, m.URL)
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
