@@ -15,9 +15,6 @@ import (
 	"github.com/urfave/cli/v2"
 )
 
-// flagMaxUpload bounds a ComfyUI upload through the gateway.
-const flagMaxUpload = "max-upload"
-
 // gatewayCommand is `gpulock gateway`: the HTTP front of a cluster of
 // shims for one profile, with one line of jobs in Redis.
 func (a *App) gatewayCommand() *cli.Command {
@@ -37,8 +34,8 @@ func (a *App) gatewayCommand() *cli.Command {
 			&cli.StringFlag{Name: flagRedis, Usage: "the cluster's Redis, such as redis://10.0.0.5:6379/0", Required: true, EnvVars: envVar(flagRedis)},
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most jobs waiting in the cluster's line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
 			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 with Retry-After (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
-			&cli.DurationFlag{Name: flagLease, Usage: "the shims' --lease: an unreachable machine is left out that long", Value: cluster.DefaultLease, EnvVars: envVar(flagLease)},
 			&cli.GenericFlag{Name: flagMaxUpload, Usage: "largest ComfyUI upload (/upload/image, /upload/mask), in bytes or with a unit (64MiB); Redis keeps each for machines that join later; larger ones get 413", Value: &sizeValue{n: gateway.MaxUploadBytes}, EnvVars: envVar(flagMaxUpload)},
+			&cli.DurationFlag{Name: flagLease, Usage: "the shims' --lease: an unreachable machine is left out that long", Value: cluster.DefaultLease, EnvVars: envVar(flagLease)},
 		}, shimTurnFlags()...),
 		Action: a.runGateway,
 	}
@@ -62,9 +59,9 @@ func (a *App) runGateway(c *cli.Context) error {
 	}
 	defer rdb.Close()
 	logger := slog.New(slog.NewTextHandler(a.stderr, nil))
-	g, err := gateway.New(gateway.Config{Profile: c.String(flagProfile), Store: cluster.NewStore(rdb),
-		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Turns: turns, Logger: logger,
-		MaxUpload: c.Generic(flagMaxUpload).(*sizeValue).n})
+	g, err := gateway.New(gateway.Config{MaxUpload: c.Generic(flagMaxUpload).(*sizeValue).n,
+		Profile: c.String(flagProfile), Store: cluster.NewStore(rdb),
+		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Turns: turns, Logger: logger})
 	if err != nil {
 		return usageError(hint, "%v", err)
 	}
@@ -100,3 +97,6 @@ func (a *App) runGateway(c *cli.Context) error {
 func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 	return context.WithTimeout(context.Background(), d)
 }
+
+// flagMaxUpload bounds a ComfyUI upload through the gateway.
+const flagMaxUpload = "max-upload"
