@@ -62,6 +62,7 @@ func (s *Store) AddPrompt(ctx context.Context, id, job, owner string, body []byt
 		p.PExpire(ctx, k, jobTTL)
 		p.ZAdd(ctx, keyCPending, redis.Z{Score: float64(n), Member: id})
 		p.ZAdd(ctx, keyCActive, redis.Z{Score: float64(n), Member: id})
+		publishLine(ctx, p)
 		return nil
 	})
 	if err != nil {
@@ -142,6 +143,7 @@ func (s *Store) PromptFinished(ctx context.Context, id string, entry json.RawMes
 			markDone(ctx, p, id, n)
 			p.ZRem(ctx, keyCPending, id)
 			p.ZRem(ctx, keyCActive, id)
+			publishLine(ctx, p)
 			p.HSet(ctx, k, "state", PromptDone, "history", []byte(entry))
 			p.HDel(ctx, k, "body")
 			p.PExpire(ctx, k, jobTTL)
@@ -223,6 +225,7 @@ func (s *Store) DeletePending(ctx context.Context, id string) (bool, error) {
 	if _, err := s.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
 		pl.ZRem(ctx, keyCPending, id)
 		pl.ZRem(ctx, keyCActive, id)
+		publishLine(ctx, pl)
 		pl.Del(ctx, keyCPrompt(id))
 		return nil
 	}); err != nil {

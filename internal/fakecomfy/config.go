@@ -23,6 +23,9 @@ type Config struct {
 	// GPU is the simulated GPU the prompts run on. If nil, prompts take
 	// their time but touch no simulated GPU.
 	GPU *simgpu.GPU
+	// Previews sends a binary preview frame to the prompt's client after
+	// each sampling step, as ComfyUI does with latent previews on.
+	Previews bool
 	// Service names the fake on the GPU. If empty, DefaultService.
 	Service string
 	// ModelBytes is the VRAM the checkpoint takes once loaded. If zero,

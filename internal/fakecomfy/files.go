@@ -1,18 +1,40 @@
 package fakecomfy
 
 import (
+	"crypto/sha256"
 	"errors"
 	"io"
 	"net/http"
 	"path"
+	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/gpulock/gpulock/internal/fakeimage"
 )
 
-// handleUploadImage answers POST /upload/image: the multipart "image" part
-// is read as it streams in (its bytes are counted, not kept) and answered
-// {"name", "subfolder", "type"}. Bodies over MaxUploadBytes get 413.
+// Upload is what the fake kept of one uploaded file: its size and digest
+// (not its bytes).
+type Upload struct {
+	// Size is the file's length in bytes.
+	Size int64
+	// SHA256 is the digest of its bytes.
+	SHA256 [32]byte
+}
+
+// Uploaded reports what POST /upload/image (or mask) received under name,
+// the path a LoadImage names ("sub/x.png" for subfolder "sub").
+func (s *Server) Uploaded(name string) (Upload, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	u, ok := s.uploads[name]
+	return u, ok
+}
+
+// handleUploadImage answers POST /upload/image and /upload/mask: the
+// multipart "image" part is read as it streams in (its bytes are counted
+// and hashed, not kept) and answered {"name", "subfolder", "type"}. Bodies
+// over MaxUploadBytes get 413; a subfolder that leaves the input folder 400.
 func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
 	mr, err := r.MultipartReader()
@@ -21,7 +43,7 @@ func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var name, subfolder, typ = "", "", "input"
-	var size int64
+	var up Upload
 	for {
 		part, err := mr.NextPart()
 		if errors.Is(err, io.EOF) {
@@ -34,7 +56,9 @@ func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 		switch part.FormName() {
 		case "image":
 			name = path.Base(part.FileName())
-			size, err = io.Copy(io.Discard, part)
+			h := sha256.New()
+			up.Size, err = io.Copy(h, part)
+			copy(up.SHA256[:], h.Sum(nil))
 		case "subfolder", "type":
 			var b []byte
 			b, err = io.ReadAll(io.LimitReader(part, 1024))
@@ -51,14 +75,23 @@ func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if name == "" || name == "." || name == "/" {
+	if name == "" || name == "." || name == "/" || !insideFolder(subfolder) {
 		w.WriteHeader(http.StatusBadRequest)
 		return
 	}
 	s.mu.Lock()
-	s.uploads[name] = size
+	s.uploads[path.Join(subfolder, name)] = up
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "subfolder": subfolder, "type": typ})
+}
+
+// insideFolder reports whether a subfolder stays inside its folder, as
+// ComfyUI checks the upload's full path.
+func insideFolder(sub string) bool {
+	if strings.HasPrefix(sub, "/") || strings.Contains(sub, "\\") {
+		return false
+	}
+	return !slices.Contains(strings.Split(sub, "/"), "..")
 }
 
 // uploadFailed answers 413 for a body over the limit, 400 otherwise.
@@ -71,14 +104,20 @@ func uploadFailed(w http.ResponseWriter, err error) {
 	w.WriteHeader(http.StatusBadRequest)
 }
 
-// handleView answers GET /view?filename=...: a tiny PNG for images the fake
-// made or received, 404 for others.
+// handleView answers GET /view?filename=...&subfolder=...&type=...: a tiny
+// PNG for images the fake made (type output) or received (type input),
+// 404 for others.
 func (s *Server) handleView(w http.ResponseWriter, r *http.Request) {
-	name := r.URL.Query().Get("filename")
-	s.mu.Lock()
-	_, uploaded := s.uploads[name]
-	s.mu.Unlock()
-	if name == "" || (!uploaded && !s.madeImage(name)) {
+	q := r.URL.Query()
+	name := q.Get("filename")
+	var ok bool
+	switch q.Get("type") {
+	case "input":
+		_, ok = s.Uploaded(path.Join(q.Get("subfolder"), name))
+	case "", "output":
+		ok = q.Get("subfolder") == "" && s.madeImage(name)
+	}
+	if name == "" || !ok {
 		w.WriteHeader(http.StatusNotFound)
 		return
 	}

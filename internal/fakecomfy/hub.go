@@ -18,8 +18,14 @@ var historyEvents = map[string]bool{
 // wsClient is one open websocket.
 type wsClient struct {
 	sid    string
-	out    chan []byte   // frames to write, in order
-	kicked chan struct{} // closed when the client lagged too far
+	out    chan wsMessage // frames to write, in order
+	kicked chan struct{}  // closed when the client lagged too far
+}
+
+// wsMessage is one frame to write: JSON text, or a binary preview.
+type wsMessage struct {
+	binary bool
+	b      []byte
 }
 
 // Frame is one JSON websocket frame: {"type": T, "data": {...}}.
@@ -36,6 +42,12 @@ func (s *Server) sendLocked(sid, typ string, data map[string]any) {
 	if err != nil {
 		return
 	}
+	s.sendMessageLocked(sid, wsMessage{b: msg})
+}
+
+// sendMessageLocked queues one frame for the sockets of sid (every socket
+// if sid is empty), dropping a socket whose outbox is full. s.mu is held.
+func (s *Server) sendMessageLocked(sid string, msg wsMessage) {
 	for c := range s.clients {
 		if sid != "" && c.sid != sid {
 			continue

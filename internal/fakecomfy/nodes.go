@@ -22,6 +22,10 @@ var nodeClasses = map[string]nodeClass{
 		output: []string{"LATENT"}, category: "sampling"},
 	"VAEDecode": {required: []string{"samples", "vae"}, output: []string{"IMAGE"}, category: "latent"},
 	"SaveImage": {required: []string{"images", "filename_prefix"}, isOutput: true, category: "image"},
+	// LoadImage reads an image that POST /upload/image put in the input
+	// folder; a prompt naming one that is not there is refused (ComfyUI's
+	// "Invalid image file").
+	"LoadImage": {required: []string{"image"}, output: []string{"IMAGE", "MASK"}, category: "image"},
 }
 
 // Node is one node of a prompt graph.

@@ -31,7 +31,7 @@ type Server struct {
 	settings    map[string]any
 	counters    Counters
 	images      int
-	uploads     map[string]int64
+	uploads     map[string]Upload // by path in the input folder
 	clients     map[*wsClient]struct{}
 }
 
@@ -58,7 +58,7 @@ func New(cfg Config) (*Server, error) {
 		quit:       make(chan struct{}),
 		workerDone: make(chan struct{}),
 		history:    map[string]*historyEntry{},
-		uploads:    map[string]int64{},
+		uploads:    map[string]Upload{},
 		clients:    map[*wsClient]struct{}{},
 	}
 	s.handler = checkOrigin(s.routes())
@@ -126,6 +126,7 @@ func (s *Server) routes() *http.ServeMux {
 	handle("GET", "/embeddings", s.handleEmptyList)
 	handle("GET", "/extensions", s.handleEmptyList)
 	handle("POST", "/upload/image", s.handleUploadImage)
+	handle("POST", "/upload/mask", s.handleUploadImage)
 	handle("GET", "/view", s.handleView)
 	handle("POST", "/userdata/{file}", s.handlePostUserdata)
 	handle("GET", "/userdata/{file}", s.handleGetUserdata)

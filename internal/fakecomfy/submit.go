@@ -61,6 +61,9 @@ func (s *Server) EnqueueLocal(req PromptRequest) (PromptResponse, error) {
 	if err != nil {
 		return PromptResponse{}, err
 	}
+	if err := s.checkImages(graph, outputs); err != nil {
+		return PromptResponse{}, err
+	}
 	extra := maps.Clone(req.ExtraData)
 	if extra == nil {
 		extra = map[string]any{}

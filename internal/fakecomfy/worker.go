@@ -144,6 +144,7 @@ func (s *Server) sample(it *queueItem, id string, steps int) bool {
 		}
 		s.mu.Lock()
 		s.emitLocked(it, "progress", map[string]any{"value": step, "max": steps, "prompt_id": it.promptID, "node": id})
+		s.sendPreviewLocked(it)
 		s.mu.Unlock()
 	}
 	return true

@@ -21,3 +21,16 @@ func TextToImagePrompt(steps int, seed int64) json.RawMessage {
   "9": {"class_type": "SaveImage", "inputs": {"filename_prefix": "ComfyUI", "images": ["8", 0]}}
 }`, seed, steps))
 }
+
+// LoadImagePrompt is TextToImagePrompt with a LoadImage of image (a name
+// that POST /upload/image answered) saved beside the sampled image: a
+// machine that has not received the upload refuses the prompt.
+func LoadImagePrompt(steps int, seed int64, image string) json.RawMessage {
+	var graph map[string]json.RawMessage
+	_ = json.Unmarshal(TextToImagePrompt(steps, seed), &graph)
+	name, _ := json.Marshal(image)
+	graph["10"] = json.RawMessage(`{"class_type": "LoadImage", "inputs": {"image": ` + string(name) + `}}`)
+	graph["11"] = json.RawMessage(`{"class_type": "SaveImage", "inputs": {"filename_prefix": "Loaded", "images": ["10", 0]}}`)
+	out, _ := json.Marshal(graph)
+	return out
+}

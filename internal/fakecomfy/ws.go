@@ -33,7 +33,7 @@ func (s *Server) handleWebsocket(w http.ResponseWriter, r *http.Request) {
 	if sid == "" {
 		sid = newID()
 	}
-	c := &wsClient{sid: sid, out: make(chan []byte, wsOutboxSize), kicked: make(chan struct{})}
+	c := &wsClient{sid: sid, out: make(chan wsMessage, wsOutboxSize), kicked: make(chan struct{})}
 
 	s.mu.Lock()
 	status := map[string]any{"status": s.statusLocked(), "sid": sid}
@@ -62,7 +62,11 @@ func (s *Server) handleWebsocket(w http.ResponseWriter, r *http.Request) {
 	for {
 		select {
 		case msg := <-c.out:
-			if err := conn.Write(ctx, websocket.MessageText, msg); err != nil {
+			typ := websocket.MessageText
+			if msg.binary {
+				typ = websocket.MessageBinary
+			}
+			if err := conn.Write(ctx, typ, msg.b); err != nil {
 				conn.CloseNow()
 				return
 			}
@@ -86,7 +90,7 @@ func (s *Server) sendOneLocked(c *wsClient, typ string, data map[string]any) {
 		return
 	}
 	select {
-	case c.out <- msg:
+	case c.out <- wsMessage{b: msg}:
 	default:
 	}
 }

@@ -70,7 +70,7 @@ func (g *Gateway) adoptOrphans(ctx context.Context) error {
 				g.wg.Go(func() { g.resume(p) })
 				continue
 			}
-			g.wg.Go(func() { g.follow(id, p) })
+			g.wg.Go(func() { g.relayAdopted(p); g.follow(id, p) })
 		case cluster.PromptWaiting:
 			g.wg.Go(func() { g.resume(p) })
 		}

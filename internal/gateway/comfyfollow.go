@@ -153,6 +153,12 @@ func (g *Gateway) settleDone(ctx context.Context, id, url string, entry json.Raw
 			files = append(files, cluster.FileKey(img.Type, img.Subfolder, img.Filename))
 		}
 	}
+	if url != "" {
+		// The names handed out carry the machine (comfyoutputs.go); the
+		// machine's own names stay mapped to it, for clients that drop the
+		// subfolder (the last machine to write a name wins).
+		entry = rewriteEntry(entry, url)
+	}
 	err := g.cfg.Store.PromptFinished(ctx, id, entry, url, files)
 	if err != nil {
 		g.cfg.Logger.Warn("cannot keep a prompt's history in Redis", "prompt_id", id, "err", err)
@@ -164,6 +170,7 @@ func (g *Gateway) settleDone(ctx context.Context, id, url string, entry json.Raw
 // prompt whose execution failed.
 func (g *Gateway) settleFailed(ctx context.Context, id, url, message string) error {
 	g.cfg.Logger.Warn("prompt failed", "prompt_id", id, "err", message)
+	tell := g.tellFailed(ctx, id, message) // while Redis keeps the prompt's body
 	entry, _ := json.Marshal(map[string]any{
 		"prompt":  []any{},
 		"outputs": map[string]any{},
@@ -182,7 +189,9 @@ func (g *Gateway) settleFailed(ctx context.Context, id, url, message string) err
 		},
 		"meta": map[string]any{},
 	})
-	return g.settleDone(ctx, id, url, entry)
+	err := g.settleDone(ctx, id, url, entry)
+	tell() // after the entry, as ComfyUI writes history before the last frames
+	return err
 }
 
 // promptBack puts a queued prompt whose dispatch came to nothing back in

@@ -16,7 +16,8 @@ import (
 const machineReadTimeout = 2 * time.Second
 
 // serveComfy answers the ComfyUI routes that the cluster's state in Redis
-// changes: /queue, GET /prompt, /history, /history/{id} and /view. It reports false for the rest.
+// changes: /queue, GET /prompt, /history, /history/{id}, /view, /ws and
+// the uploads. It reports false for the rest.
 func (g *Gateway) serveComfy(w http.ResponseWriter, r *http.Request) bool {
 	path := r.URL.Path
 	if p, ok := cutAPI(path); ok {
@@ -37,6 +38,8 @@ func (g *Gateway) serveComfy(w http.ResponseWriter, r *http.Request) bool {
 		g.postHistory(w, r)
 	case r.Method == http.MethodGet && path == "/view":
 		g.view(w, r)
+	case r.Method == http.MethodPost && (path == "/upload/image" || path == "/upload/mask"):
+		g.serveUpload(w, r, path)
 	default:
 		id, ok := historyPrompt(r.Method, path)
 		if !ok {
@@ -228,7 +231,14 @@ func (g *Gateway) historyItem(w http.ResponseWriter, r *http.Request, id string)
 // view answers GET /view from the machine that made the file; a file the
 // cluster does not know goes to any live machine.
 func (g *Gateway) view(w http.ResponseWriter, r *http.Request) {
+	if g.viewMachine(w, r) {
+		return
+	}
 	q := r.URL.Query()
+	if q.Get("type") == "input" {
+		g.viewInput(w, r) // uploads are on every machine (comfyupload.go)
+		return
+	}
 	url, err := g.cfg.Store.FileURL(r.Context(), cluster.FileKey(q.Get("type"), q.Get("subfolder"), q.Get("filename")))
 	if err != nil {
 		g.redisDown(w, err)

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/url"
 	"strings"
 	"testing"
 
@@ -139,7 +140,8 @@ func TestComfyViewFetchesFromTheMachineThatMadeTheFile(t *testing.T) {
 		var entry struct {
 			Outputs map[string]struct {
 				Images []struct {
-					Filename string `json:"filename"`
+					Filename  string `json:"filename"`
+					Subfolder string `json:"subfolder"`
 				} `json:"images"`
 			} `json:"outputs"`
 			Status struct {
@@ -149,9 +151,9 @@ func TestComfyViewFetchesFromTheMachineThatMadeTheFile(t *testing.T) {
 		require.NoError(t, json.Unmarshal(history(t, gw, id)[id], &entry))
 		assert.Equal(t, "success", entry.Status.StatusStr)
 		require.Len(t, entry.Outputs["9"].Images, 1)
-		name := entry.Outputs["9"].Images[0].Filename
-		for range 4 { // any machine but its own would answer 404
-			resp, err := http.Get(gw + "/view?filename=" + name + "&subfolder=&type=output")
+		name, sub := entry.Outputs["9"].Images[0].Filename, entry.Outputs["9"].Images[0].Subfolder
+		for _, sub := range []string{sub, ""} { // the name handed out, and the machine's own
+			resp, err := http.Get(gw + "/view?filename=" + name + "&subfolder=" + url.QueryEscape(sub) + "&type=output")
 			require.NoError(t, err)
 			_ = resp.Body.Close()
 			assert.Equal(t, http.StatusOK, resp.StatusCode, name)

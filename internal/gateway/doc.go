@@ -11,6 +11,15 @@
 // twice: if its machine fails, the client gets 502. Other requests go to
 // any live machine.
 //
+// ComfyUI's websocket (comfyws.go): the gateway that dispatches a prompt of
+// a client with an open socket reads the prompt's events from its machine
+// (comfyrelay.go, opened before the dispatch by comfydispatch.go) and
+// publishes them on the client's Redis channel; every gateway relays them to
+// the client's sockets it holds (comfywshub.go), with its own status
+// frames. Output names carry their machine (comfyoutputs.go); uploads go to
+// every machine and are kept in Redis for the ones that join later
+// (comfyupload.go).
+//
 // ComfyUI prompts are kept in Redis (internal/cluster's prompts.go): the
 // gateway answers /queue, /history and /history/{id} from there (plus what
 // runs on the machines), sends /view to the machine that made the file, and

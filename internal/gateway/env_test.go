@@ -4,6 +4,7 @@ import (
 	"context"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -130,6 +131,13 @@ func (e *clusterEnv) startMachine(t testing.TB, name string, profiles []string) 
 // startShim starts the machine's shim for profile as a cluster member.
 func (m *machine) startShim(t testing.TB, e *clusterEnv, profile, upstream string) {
 	t.Helper()
+	m.startShimWith(t, e, profile, upstream, nil)
+}
+
+// startShimWith is startShim with the shim's listener wrapped by wrap (if
+// not nil).
+func (m *machine) startShimWith(t testing.TB, e *clusterEnv, profile, upstream string, wrap func(net.Listener) net.Listener) {
+	t.Helper()
 	prof, err := shim.LookupProfile(profile)
 	require.NoError(t, err)
 	u, err := url.Parse(upstream)
@@ -145,6 +153,9 @@ func (m *machine) startShim(t testing.TB, e *clusterEnv, profile, upstream strin
 		Member: member, Logger: quietLogger()})
 	require.NoError(t, err)
 	front.Config.Handler = s
+	if wrap != nil {
+		front.Listener = wrap(front.Listener)
+	}
 	front.Start()
 	s.Start()
 	t.Cleanup(func() {

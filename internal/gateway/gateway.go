@@ -43,6 +43,9 @@ type Config struct {
 	Poll, RetryAfter time.Duration
 	// MaxBody bounds a GPU request's body (default DefaultMaxBody).
 	MaxBody int64
+	// MaxUpload bounds a ComfyUI upload, which Redis keeps (default
+	// MaxUploadBytes).
+	MaxUpload int64
 	// Turns says how the line shares the GPUs between clients, as the
 	// shim's --fair, --priority, --priority-header and --trust-proxy do:
 	// a job's client is its ComfyUI client_id, else X-GPULock-Client, else
@@ -71,6 +74,7 @@ type Gateway struct {
 	wake    *wakeups
 	page    *page      // /gpulock/ and /gpulock/status (page.go)
 	objInfo objectInfo // the machines' node classes, for checking prompts
+	hub     *wsHub     // ComfyUI websockets' one Redis subscription (comfywshub.go)
 
 	id     string          // the gateway's lease in Redis, owner of its prompts
 	ctx    context.Context // ends at Close: background jobs stop
@@ -104,6 +108,9 @@ func New(cfg Config) (*Gateway, error) {
 	if cfg.MaxBody <= 0 {
 		cfg.MaxBody = DefaultMaxBody
 	}
+	if cfg.MaxUpload <= 0 {
+		cfg.MaxUpload = MaxUploadBytes
+	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
@@ -112,6 +119,7 @@ func New(cfg Config) (*Gateway, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel}
 	g.page = newPage(g)
+	g.hub = newWSHub(cfg.Store)
 	return g, nil
 }
 
@@ -135,6 +143,7 @@ func (g *Gateway) Close() {
 	g.cancel()
 	g.page.handler.Close()
 	g.wg.Wait()
+	g.hub.close()
 	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 	defer cancel()
 	_ = g.cfg.Store.DropGateway(ctx, g.id)

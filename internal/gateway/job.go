@@ -121,17 +121,20 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			_ = st.PromptDispatched(context.WithoutCancel(ctx), prompt, m.GPU, m.URL)
 		}
 		unnote := g.noteClientJob(ctx, r, id, m.URL)
-		resp, ferr := g.dispatch(r, body, id, m.URL)
+		sent, stopRelay := g.beforePrompt(ctx, prompt, body, m.URL) // uploads and websocket events (comfydispatch.go)
+		resp, ferr := g.dispatch(r, sent, id, m.URL)
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
 			unnote()
+			stopRelay()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
 			g.promptBack(ctx, prompt)
 			m, err = g.requeue(ctx, id, turn, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
 			unnote()
+			stopRelay()
 			if jerr == nil && found && now.State == cluster.StateRunning {
 				_ = st.Done(context.WithoutCancel(ctx), id)
 				writeError(w, http.StatusBadGateway, "machine_failed",

@@ -1,0 +1,220 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"sync"
+	"time"
+
+	"github.com/coder/websocket"
+
+	"github.com/gpulock/gpulock/internal/cluster"
+)
+
+// Timing of a prompt's relay.
+const (
+	// relayDialTimeout bounds opening a machine's websocket before a
+	// dispatch, up to its first frame.
+	relayDialTimeout = 2 * time.Second
+	// relayCheckEvery is how often a relay asks Redis whether its prompt
+	// ended; relaySettledGrace how long it then waits for the machine's
+	// last frames.
+	relayCheckEvery   = time.Second
+	relaySettledGrace = 2 * time.Second
+)
+
+// relay reads one dispatched prompt's events from its machine's websocket
+// (opened under the prompt's client_id) and publishes them on the client's
+// channel, for whichever gateways hold the client's websockets.
+type relay struct {
+	g                   *Gateway
+	prompt, client, url string
+	conn                *websocket.Conn
+	ctx                 context.Context
+	cancel              context.CancelFunc
+	stopOnce            sync.Once
+}
+
+// openRelay opens the machine's websocket for client (under relaySID) and
+// reads its first frame (the machine's status, sent once it registered the
+// socket), so that no event of the prompt dispatched next is missed. It
+// returns nil, after logging, when the socket cannot be opened: the prompt
+// then runs unheard.
+func (g *Gateway) openRelay(prompt, client, url string) *relay {
+	ctx, cancel := context.WithCancel(g.ctx)
+	dctx, dcancel := context.WithTimeout(ctx, relayDialTimeout)
+	defer dcancel()
+	c, _, err := websocket.Dial(dctx, wsURL(url, "/ws", relaySID(prompt, client)), nil)
+	if err == nil {
+		c.SetReadLimit(wsReadLimit)
+		_, _, err = c.Read(dctx) // ComfyUI's status frame, with sid
+		if err != nil {
+			_ = c.CloseNow()
+		}
+	}
+	if err != nil {
+		cancel()
+		g.cfg.Logger.Warn("cannot open the machine's websocket; the prompt's events are not relayed", "prompt_id", prompt, "url", url, "err", err)
+		return nil
+	}
+	return &relay{g: g, prompt: prompt, client: client, url: url, conn: c, ctx: ctx, cancel: cancel}
+}
+
+// stop ends the relay of a prompt whose dispatch came to nothing. It is
+// safe to call more than once and after the relay ended.
+func (rl *relay) stop() { rl.stopOnce.Do(rl.cancel) }
+
+// run publishes the prompt's frames until its executing frame with node
+// null, the machine's socket ending (a machine that died: the prompt's
+// follower reports the error to the client), the prompt ending in Redis
+// without them (after relaySettledGrace), stop, or the gateway closing.
+// Frames of other prompts and the machine's status frames (the gateway
+// sends its own) are left out; binary previews go through once the prompt
+// started.
+func (rl *relay) run() {
+	defer rl.stop()
+	defer rl.conn.CloseNow()
+	st := rl.g.cfg.Store
+	bg := context.WithoutCancel(rl.ctx)
+	if rl.client != "" {
+		_ = st.SetRunningNode(bg, rl.client, rl.prompt, "")
+		defer func() { _ = st.ClearRunning(bg, rl.client, rl.prompt) }()
+	}
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	wg.Go(rl.watchSettled)
+	started := false
+	warned := false
+	for {
+		typ, b, err := rl.conn.Read(rl.ctx)
+		if err != nil {
+			return
+		}
+		binary := typ == websocket.MessageBinary
+		end := false
+		if !binary {
+			var f struct {
+				Type string `json:"type"`
+				Data struct {
+					PromptID string           `json:"prompt_id"`
+					Node     *json.RawMessage `json:"node"`
+				} `json:"data"`
+			}
+			if json.Unmarshal(b, &f) != nil || f.Type == "status" {
+				continue
+			}
+			switch {
+			case f.Data.PromptID == rl.prompt:
+				started = true
+			case f.Data.PromptID != "" || !started:
+				continue // another prompt's, or before this one started
+			}
+			switch f.Type {
+			case "executed":
+				b = rewriteExecuted(b, rl.url)
+			case "executing":
+				var node string
+				if f.Data.Node != nil {
+					_ = json.Unmarshal(*f.Data.Node, &node)
+				}
+				if node == "" {
+					end = true
+				} else if rl.client != "" {
+					_ = st.SetRunningNode(bg, rl.client, rl.prompt, node)
+				}
+			}
+		} else if !started {
+			continue
+		}
+		if err := st.PublishFrame(bg, rl.client, binary, b); err != nil && !warned {
+			warned = true
+			rl.g.cfg.Logger.Warn("cannot relay a prompt's events through Redis", "prompt_id", rl.prompt, "err", err)
+		}
+		if end {
+			return
+		}
+	}
+}
+
+// watchSettled ends the relay relaySettledGrace after the prompt ended in
+// Redis, for a machine whose last frames never come.
+func (rl *relay) watchSettled() {
+	t := time.NewTicker(relayCheckEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-rl.ctx.Done():
+			return
+		case <-t.C:
+		}
+		p, found, err := rl.g.cfg.Store.LookupPrompt(rl.ctx, rl.prompt)
+		if err != nil || (found && p.State != cluster.PromptDone) {
+			continue
+		}
+		grace := time.NewTimer(relaySettledGrace)
+		select {
+		case <-rl.ctx.Done():
+		case <-grace.C:
+		}
+		grace.Stop()
+		rl.stop()
+		return
+	}
+}
+
+// tellFailed returns the func that sends the client of a prompt that
+// failed outside its machine (the machine died, or refused it at dispatch)
+// the frames ComfyUI ends a failed prompt with: execution_error with
+// message, then executing with node null (to every socket for a prompt
+// without a client_id, as ComfyUI). It reads the prompt's client now; for a
+// prompt that already ended the func does nothing.
+func (g *Gateway) tellFailed(ctx context.Context, id, message string) func() {
+	p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
+	if err != nil || !found || p.State == cluster.PromptDone {
+		return func() {}
+	}
+	var body struct {
+		ClientID string `json:"client_id"`
+	}
+	if json.Unmarshal(p.Body, &body) != nil {
+		return func() {}
+	}
+	return func() {
+		for _, f := range []map[string]any{
+			{"type": "execution_error", "data": map[string]any{
+				"prompt_id": id, "node_id": "", "node_type": "", "executed": []string{},
+				"exception_message": message, "exception_type": "gpulock.DispatchError", "traceback": []string{},
+				"current_inputs": map[string]any{}, "current_outputs": map[string]any{}, "timestamp": time.Now().UnixMilli(),
+			}},
+			{"type": "executing", "data": map[string]any{"node": nil, "prompt_id": id}},
+		} {
+			b, _ := json.Marshal(f)
+			if err := g.cfg.Store.PublishFrame(ctx, body.ClientID, false, b); err != nil {
+				g.cfg.Logger.Warn("cannot tell the client its prompt failed", "prompt_id", id, "err", err)
+				return
+			}
+		}
+		if body.ClientID != "" {
+			_ = g.cfg.Store.ClearRunning(ctx, body.ClientID, id)
+		}
+	}
+}
+
+// relayAdopted relays the rest of a running prompt adopted from a gateway
+// that is gone (its relay went with it), when a socket of the prompt's
+// client is open; the machine sends the new socket the current executing.
+func (g *Gateway) relayAdopted(p cluster.Prompt) {
+	client, _ := promptNeeds(p.Body)
+	if p.URL == "" {
+		return
+	}
+	ctx, cancel := context.WithTimeout(g.ctx, redisBound)
+	listening, _, err := g.cfg.Store.DispatchNeeds(ctx, client, p.URL, nil)
+	cancel()
+	if err != nil || !listening {
+		return
+	}
+	if rl := g.openRelay(p.ID, client, p.URL); rl != nil {
+		g.wg.Go(rl.run)
+	}
+}
