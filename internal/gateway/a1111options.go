@@ -97,6 +97,7 @@ func (g *Gateway) serveOptions(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	g.cfg.Logger.Info("cluster options", "options", string(body), "model", model, "applied", len(applied), "failed", len(failed))
+	g.recordOptionsModel(r.Context(), opts, applied)
 	if len(failed) == 0 {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte("null"))
@@ -245,4 +246,21 @@ func resultOf(gpu string, c *capture) optionsResult {
 		res.Message = http.StatusText(res.Status)
 	}
 	return res
+}
+
+// recordOptionsModel records the checkpoint that opts set as the last
+// model of every GPU that applied them, for model-aware dispatch.
+func (g *Gateway) recordOptionsModel(ctx context.Context, opts map[string]json.RawMessage, applied []string) {
+	var ckpt string
+	if json.Unmarshal(opts["sd_model_checkpoint"], &ckpt) != nil || ckpt == "" {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+	defer cancel()
+	for _, gpu := range applied {
+		if err := g.cfg.Store.SetLastModel(rctx, gpu, ckpt); err != nil {
+			g.cfg.Logger.Warn("cannot record a GPU's model after the cluster's options", "gpu", gpu, "err", err)
+			return
+		}
+	}
 }

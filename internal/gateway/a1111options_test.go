@@ -88,6 +88,11 @@ func TestModelOptionsRunOnEveryMachineInItsTurnAndOnJoiners(t *testing.T) {
 	}
 	assert.Equal(t, sdxl, optionsAt(t, m1.front["a1111"].URL)["sd_model_checkpoint"])
 	assert.EqualValues(t, 1, m1.a1111.Counters().ModelLoads)
+	for _, gpu := range []string{"m1/0/a1111", "m2/0/a1111"} {
+		last, err := e.store.LastModel(context.Background(), gpu)
+		require.NoError(t, err)
+		assert.Equal(t, "sd_xl_base_1.0", last, "model-aware dispatch knows what %s loaded", gpu)
+	}
 
 	// A machine that joins later has the model before its GPU is offered.
 	m3 := e.startMachine(t, "m3", []string{"a1111"})

@@ -170,7 +170,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.cfg.Profile == "comfyui" && g.serveComfy(w, r) {
 		return
 	}
-	if g.cfg.Profile == "a1111" && r.Method == http.MethodGet && r.URL.Path == "/sdapi/v1/progress" {
+	if g.cfg.Profile == "a1111" && followsClientJob(r) {
 		g.progress(w, r)
 		return
 	}

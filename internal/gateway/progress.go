@@ -39,8 +39,19 @@ func (g *Gateway) noteClientJob(ctx context.Context, r *http.Request, job, url s
 	}
 }
 
-// progress passes A1111's GET /sdapi/v1/progress to the machine running
-// the client's job, else to any live machine.
+// followsClientJob reports whether r is one of A1111's calls about the
+// caller's running job: GET /sdapi/v1/progress, POST /sdapi/v1/interrupt
+// and /sdapi/v1/skip.
+func followsClientJob(r *http.Request) bool {
+	switch r.Method + " " + r.URL.Path {
+	case "GET /sdapi/v1/progress", "POST /sdapi/v1/interrupt", "POST /sdapi/v1/skip":
+		return true
+	}
+	return false
+}
+
+// progress passes A1111's calls about the client's job (followsClientJob)
+// to the machine running that job, else to any live machine.
 func (g *Gateway) progress(w http.ResponseWriter, r *http.Request) {
 	url, err := g.cfg.Store.ClientJobURL(r.Context(), clientOf(r))
 	if err == nil && url != "" {

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/gpulock/gpulock/internal/fakea1111"
 	"github.com/stretchr/testify/assert"
@@ -52,4 +53,51 @@ func TestA1111ProgressGoesToTheMachineRunningTheClientsJob(t *testing.T) {
 		n, err := e.store.Client().Exists(t.Context(), "gpulock:aclient:alice").Result()
 		return err == nil && n == 0
 	})
+}
+
+func TestA1111InterruptGoesToTheMachineRunningTheClientsJob(t *testing.T) {
+	e := newCluster(t, 3, []string{"a1111"}, nil)
+	gw := e.gateways["a1111"].URL
+	waitFor(t, "three free GPUs", func() bool { return e.freeCount(t, "a1111") == 3 })
+	type answer struct {
+		code int
+		body map[string]any
+		err  error
+	}
+	done := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, gw+"/sdapi/v1/txt2img", strings.NewReader(`{"steps":100000}`))
+		req.Header.Set(HeaderClient, "alice")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			done <- answer{err: err}
+			return
+		}
+		defer resp.Body.Close()
+		var body map[string]any
+		err = json.NewDecoder(resp.Body).Decode(&body)
+		done <- answer{code: resp.StatusCode, body: body, err: err}
+	}()
+	waitFor(t, "alice's job running", func() bool {
+		n, err := e.store.Client().Exists(t.Context(), "gpulock:aclient:alice").Result()
+		return err == nil && n == 1
+	})
+	req, err := http.NewRequest(http.MethodPost, gw+"/sdapi/v1/interrupt", nil)
+	require.NoError(t, err)
+	req.Header.Set(HeaderClient, "alice")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	select {
+	case a := <-done:
+		require.NoError(t, a.err)
+		assert.Equal(t, http.StatusOK, a.code)
+		raw, _ := a.body["info"].(string)
+		var info struct{ Interrupted bool }
+		require.NoError(t, json.Unmarshal([]byte(raw), &info), raw)
+		assert.True(t, info.Interrupted, "alice's job stopped on its own machine")
+	case <-time.After(waitBound):
+		t.Fatal("alice's 100000-step job was not interrupted: the interrupt went to another machine")
+	}
 }
