@@ -68,6 +68,8 @@ type Gateway struct {
 	ctx    context.Context // ends at Close: background jobs stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	metrics *gatewayMetrics // /gpulock/metrics (metrics.go)
 }
 
 // New checks cfg and returns a Gateway.
@@ -103,7 +105,7 @@ func New(cfg Config) (*Gateway, error) {
 	tr.MaxIdleConnsPerHost = 64
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel}
-	g.page = newPage(g)
+	g.page, g.metrics = newPage(g), newGatewayMetrics(g)
 	return g, nil
 }
 
@@ -136,7 +138,7 @@ func (g *Gateway) Close() {
 // ServeHTTP queues GPU work in the cluster and passes the rest to a live
 // machine.
 func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if g.page.serve(w, r) {
+	if g.page.serve(w, r) || g.metrics.serve(w, r) {
 		return
 	}
 	if isJob(g.cfg.Profile, r.Method, r.URL.Path) {

@@ -122,18 +122,21 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			unnote()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
 			g.promptBack(ctx, prompt)
+			g.metrics.requeued(true)
 			m, err = g.requeue(ctx, id, turn, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
 			unnote()
 			if jerr == nil && found && now.State == cluster.StateRunning {
 				_ = st.Done(context.WithoutCancel(ctx), id)
+				g.metrics.dispatched(waited, 0)
 				writeError(w, http.StatusBadGateway, "machine_failed",
 					fmt.Sprintf("gpulock: the machine %s failed while running the job (%v); it was not run again, retry if you want", m.GPU, ferr))
 				return
 			}
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
 			g.promptBack(ctx, prompt)
+			g.metrics.requeued(false)
 			m, err = g.requeue(ctx, id, turn, m.GPU, g.cfg.Lease)
 		default:
 			defer unnote()
@@ -151,6 +154,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				level = g.cfg.Logger.Warn // for a queued prompt, only the log tells
 			}
 			g.page.dispatched(r, id, m.GPU, waited, time.Since(start), resp.StatusCode)
+			g.metrics.dispatched(waited, resp.StatusCode)
 			level("job", "job", id, "prompt_id", prompt, "gpu", m.GPU, "wait", waited.Round(time.Millisecond),
 				"total", time.Since(start).Round(time.Millisecond), "status", resp.StatusCode)
 			return
@@ -276,6 +280,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 
 // refuse answers a job that got no GPU.
 func (g *Gateway) refuse(w http.ResponseWriter, err error) {
+	g.metrics.refused(err)
 	switch {
 	case errors.Is(err, cluster.ErrNoMachine):
 		writeUnavailable(w, g.cfg.RetryAfter, "no_machine", "gpulock: no live machine serves "+g.cfg.Profile+"; nothing was run, start a shim with --redis or try later")
