@@ -101,8 +101,12 @@ func TestInstruments(t *testing.T) {
 	cv.WithLabelValues("x", "y").Inc()
 	cv.WithLabelValues("x", "y").Inc()
 	cv.WithLabelValues("xy", "").Inc()
+	cv.WithLabelValues("a\xffb", "c").Inc() // no separator byte can make two lists one
+	cv.WithLabelValues("a", "b\xffc").Inc()
+	cv.WithLabelValues("1:x", "y").Inc()
+	cv.WithLabelValues("1", "x:y").Inc()
 	assert.Same(t, cv.WithLabelValues("x", "y"), cv.WithLabelValues("x", "y"))
 	got := map[[2]string]float64{}
 	cv.Each(func(v []string, n float64) { got[[2]string{v[0], v[1]}] = n })
-	assert.Equal(t, map[[2]string]float64{{"x", "y"}: 2, {"xy", ""}: 1}, got)
+	assert.Equal(t, map[[2]string]float64{{"x", "y"}: 2, {"xy", ""}: 1, {"a\xffb", "c"}: 1, {"a", "b\xffc"}: 1, {"1:x", "y"}: 1, {"1", "x:y"}: 1}, got)
 }

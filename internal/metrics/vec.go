@@ -3,6 +3,7 @@ package metrics
 import (
 	"fmt"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 )
@@ -21,12 +22,21 @@ type child[T any] struct {
 
 func newVec[T any](d *desc, newChild func() T) *vec[T] { return &vec[T]{d: d, newChild: newChild} }
 
-// key joins label values with a byte that valid UTF-8 never holds.
+// key identifies label values: each but the last is prefixed with its
+// length, so that no two lists of values share a key.
 func key(values []string) string {
 	if len(values) == 1 {
 		return values[0]
 	}
-	return strings.Join(values, "\xff")
+	var b strings.Builder
+	for i, v := range values {
+		if i < len(values)-1 {
+			b.WriteString(strconv.Itoa(len(v)))
+			b.WriteByte(':')
+		}
+		b.WriteString(v)
+	}
+	return b.String()
 }
 
 func (v *vec[T]) with(values []string) T {
