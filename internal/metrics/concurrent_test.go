@@ -28,12 +28,7 @@ func TestConcurrentUpdatesAndScrapes(t *testing.T) {
 	go func() {
 		n := 0
 		defer func() { scraped <- n }()
-		for {
-			select {
-			case <-stop:
-				return
-			default:
-			}
+		for { // at least one scrape, then until stop
 			p := expfmt.NewTextParser(model.UTF8Validation)
 			fams, err := p.TextToMetricFamilies(strings.NewReader(scrapeText(r)))
 			if !assert.NoError(t, err) {
@@ -45,6 +40,11 @@ func TestConcurrentUpdatesAndScrapes(t *testing.T) {
 				assert.Equal(t, b[len(b)-1].GetCumulativeCount(), hist.GetSampleCount())
 			}
 			n++
+			select {
+			case <-stop:
+				return
+			default:
+			}
 		}
 	}()
 	var wg sync.WaitGroup
