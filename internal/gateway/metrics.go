@@ -74,6 +74,7 @@ func newGatewayMetrics(g *Gateway) *gatewayMetrics {
 		machines: instr.NewGauge(cl("machines_alive", "Machines with at least one GPU registered (a live lease).")),
 	}
 	m.registry.MustRegister(m.wait, m.jobs, m.requeues, m.redisUp, m.line, m.waiting, m.gpus, m.busy, m.machines)
+	m.registry.MustRegister(instr.ProcessCollectors()...) // go_*, process_*
 	for _, o := range []string{jobDone, jobRefused, jobMachineFailed, jobNoMachine, jobQueueFull, jobQueueTimeout, jobClientLeft, jobUnreachable} {
 		m.jobs.WithLabelValues(o) // every outcome shows, at 0
 	}

@@ -62,6 +62,7 @@ func TestGatewayMetricsShowTheClusterAndJobs(t *testing.T) {
 	assert.Equal(t, 0.0, sampleOf(f, "gpulock_gateway_gpus_busy", a1111))
 	assert.Equal(t, 0.0, sampleOf(f, "gpulock_gateway_line_length", nil))
 	assert.Equal(t, 0.0, sampleOf(f, "gpulock_gateway_jobs_total", done), "every outcome shows from the start")
+	assert.Positive(t, sampleOf(f, "go_goroutines", nil), "the process basics are there too")
 
 	code, _, body := post(t, gw+"/sdapi/v1/txt2img", `{"steps":2}`)
 	require.Equal(t, http.StatusOK, code, body)

@@ -61,3 +61,19 @@ func (cv *CounterVec) Each(f func(labelValues []string, value float64)) {
 func (cv *CounterVec) collect(g *gatherer) {
 	cv.v.each(func(values []string, c *Counter) { g.add(cv.v.d, values, sample{value: c.Value()}) })
 }
+
+// CounterFunc is a counter whose value a callback returns at each scrape
+// (a value that only goes up, kept elsewhere).
+type CounterFunc struct {
+	d *desc
+	f func() float64
+}
+
+// NewCounterFunc returns a counter read from f, which must be safe to call
+// from any goroutine and quick (it runs in the scrape); it panics if opts'
+// names are invalid.
+func NewCounterFunc(opts Opts, f func() float64) *CounterFunc {
+	return &CounterFunc{d: newDesc(opts, kindCounter, nil), f: f}
+}
+
+func (c *CounterFunc) collect(g *gatherer) { g.add(c.d, nil, sample{value: c.f()}) }

@@ -9,14 +9,16 @@ import (
 	"sync"
 )
 
-// Collector is a metric a Registry exposes: a Counter, CounterVec, Gauge,
-// GaugeVec, GaugeFunc, Histogram or HistogramVec of this package.
+// Collector is a metric a Registry exposes: a Counter, CounterVec,
+// CounterFunc, Gauge, GaugeVec, GaugeFunc, Histogram or HistogramVec of
+// this package.
 type Collector interface {
 	describe() *desc
 	collect(g *gatherer)
 }
 
 func (c *Counter) describe() *desc       { return c.d }
+func (c *CounterFunc) describe() *desc   { return c.d }
 func (cv *CounterVec) describe() *desc   { return cv.v.d }
 func (g *Gauge) describe() *desc         { return g.d }
 func (gv *GaugeVec) describe() *desc     { return gv.v.d }

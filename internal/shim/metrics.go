@@ -73,6 +73,7 @@ func newMetrics(s *Shim) *metrics {
 		"Bytes of GPU request bodies held in memory now (bounded by --max-buffered)."),
 		func() float64 { return float64(s.budget.inUse()) })
 	m.registry.MustRegister(lineTurnGauges(s, opts)...)
+	m.registry.MustRegister(instr.ProcessCollectors()...) // go_*, process_*
 	m.registry.MustRegister(m.queueLength, m.wait, m.hold, m.requests, m.handoffs, m.vramFree, m.backendBusy, m.backendCover,
 		m.badRequests, m.buffered)
 	return m
