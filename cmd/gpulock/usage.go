@@ -4,21 +4,27 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // urfave/cli's and the flag package's messages about a bad command line,
 // rewritten to name what the user wrote: the flag with two dashes as in
-// our help, or the environment variable the value came from.
-var (
-	envValueRE   = regexp.MustCompile(`^could not parse "(.*)" (?:as [\w ]+ value )?from environment variable "(\w+)" (?:as value )?for flag [\w-]+: (.*)$`)
-	flagValueRE  = regexp.MustCompile(`^invalid (value|boolean value) "(.*)" for (?:flag )?-+([\w-]+): (.*)$`)
-	undefinedRE  = regexp.MustCompile(`^flag provided but not defined: -+([\w-]+)$`)
-	needsValueRE = regexp.MustCompile(`^flag needs an argument: -+([\w-]+)$`)
-)
+// our help, or the environment variable the value came from. They are
+// compiled at the first bad command line, not at every start (issue 15).
+var flagErrorREs = sync.OnceValue(func() [4]*regexp.Regexp {
+	return [4]*regexp.Regexp{
+		regexp.MustCompile(`^could not parse "(.*)" (?:as [\w ]+ value )?from environment variable "(\w+)" (?:as value )?for flag [\w-]+: (.*)$`),
+		regexp.MustCompile(`^invalid (value|boolean value) "(.*)" for (?:flag )?-+([\w-]+): (.*)$`),
+		regexp.MustCompile(`^flag provided but not defined: -+([\w-]+)$`),
+		regexp.MustCompile(`^flag needs an argument: -+([\w-]+)$`),
+	}
+})
 
 // flagErrorText is err's message as a user should read it.
 func flagErrorText(err error) string {
 	msg := strings.TrimSpace(err.Error())
+	res := flagErrorREs()
+	envValueRE, flagValueRE, undefinedRE, needsValueRE := res[0], res[1], res[2], res[3]
 	if m := envValueRE.FindStringSubmatch(msg); m != nil {
 		return m[2] + "=" + shown(m[1]) + ": " + causeOf(m[3])
 	}

@@ -80,6 +80,8 @@ type Gateway struct {
 	ctx    context.Context // ends at Close: background jobs stop
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
+
+	metrics *gatewayMetrics // /gpulock/metrics (metrics.go)
 }
 
 // New checks cfg and returns a Gateway.
@@ -118,7 +120,7 @@ func New(cfg Config) (*Gateway, error) {
 	tr.MaxIdleConnsPerHost = 64
 	ctx, cancel := context.WithCancel(context.Background())
 	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel}
-	g.page = newPage(g)
+	g.page, g.metrics = newPage(g), newGatewayMetrics(g)
 	g.hub = newWSHub(cfg.Store)
 	return g, nil
 }
@@ -156,7 +158,7 @@ func (g *Gateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g.serveExtra(w, r) { // extra.go: prompt status, interrupt, free, sticky state
 		return
 	}
-	if g.page.serve(w, r) {
+	if g.page.serve(w, r) || g.metrics.serve(w, r) {
 		return
 	}
 	if g.isOptions(r) {

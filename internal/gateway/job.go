@@ -130,6 +130,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			stopRelay()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
 			g.promptBack(ctx, prompt)
+			g.metrics.requeued(true)
 			m, err = g.requeue(ctx, id, turn, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
@@ -137,12 +138,14 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			stopRelay()
 			if jerr == nil && found && now.State == cluster.StateRunning {
 				_ = st.Done(context.WithoutCancel(ctx), id)
+				g.metrics.dispatched(waited, 0)
 				writeError(w, http.StatusBadGateway, "machine_failed",
 					fmt.Sprintf("gpulock: the machine %s failed while running the job (%v); it was not run again, retry if you want", m.GPU, ferr))
 				return
 			}
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
 			g.promptBack(ctx, prompt)
+			g.metrics.requeued(false)
 			m, err = g.requeue(ctx, id, turn, m.GPU, g.cfg.Lease)
 		default:
 			defer unnote()
@@ -163,6 +166,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			if prompt == "" {
 				_ = st.RecordJobTime(context.WithoutCancel(ctx), g.cfg.Profile, time.Since(start)-waited)
 			}
+			g.metrics.dispatched(waited, resp.StatusCode)
 			level("job", "job", id, "prompt_id", prompt, "gpu", m.GPU, "wait", waited.Round(time.Millisecond),
 				"total", time.Since(start).Round(time.Millisecond), "status", resp.StatusCode)
 			return
@@ -289,6 +293,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 
 // refuse answers a job that got no GPU.
 func (g *Gateway) refuse(w http.ResponseWriter, err error) {
+	g.metrics.refused(err)
 	if g.refusePlace(w, err) {
 		return
 	}

@@ -5,8 +5,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/promhttp"
+	instr "github.com/gpulock/gpulock/internal/metrics"
 )
 
 // Outcomes of GPU requests, the values of the "outcome" label and of the
@@ -27,17 +26,17 @@ const (
 // metrics are the shim's Prometheus instruments, in a registry of the
 // shim's own (served at /gpulock/metrics).
 type metrics struct {
-	registry     *prometheus.Registry
-	queueLength  prometheus.GaugeFunc
-	wait         prometheus.Histogram
-	hold         prometheus.Histogram
-	requests     *prometheus.CounterVec
-	handoffs     prometheus.Counter
-	vramFree     prometheus.Histogram
-	backendBusy  prometheus.Counter
-	backendCover prometheus.Counter
-	badRequests  *prometheus.CounterVec
-	buffered     prometheus.GaugeFunc
+	registry     *instr.Registry
+	queueLength  *instr.GaugeFunc
+	wait         *instr.Histogram
+	hold         *instr.Histogram
+	requests     *instr.CounterVec
+	handoffs     *instr.Counter
+	vramFree     *instr.Histogram
+	backendBusy  *instr.Counter
+	backendCover *instr.Counter
+	badRequests  *instr.CounterVec
+	buffered     *instr.GaugeFunc
 }
 
 // jobBuckets span a quick hand-off to an hour-long job, in seconds.
@@ -46,44 +45,48 @@ var jobBuckets = []float64{0.005, 0.025, 0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 9
 func newMetrics(s *Shim) *metrics {
 	// The labels carry nothing that masking hides (detail.go), so every
 	// caller gets the same metrics; control characters are escaped.
-	labels := prometheus.Labels{"service": escapeText(s.cfg.Name), "gpu": strconv.Itoa(s.cfg.GPU)}
-	opts := func(name, help string) prometheus.Opts {
-		return prometheus.Opts{Namespace: "gpulock", Subsystem: "shim", Name: name, Help: help, ConstLabels: labels}
+	labels := instr.Labels{"service": escapeText(s.cfg.Name), "gpu": strconv.Itoa(s.cfg.GPU)}
+	opts := func(name, help string) instr.Opts {
+		return instr.Opts{Namespace: "gpulock", Subsystem: "shim", Name: name, Help: help, ConstLabels: labels}
 	}
-	hist := func(name, help string) prometheus.Histogram {
-		o := opts(name, help)
-		return prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: o.Namespace, Subsystem: o.Subsystem,
-			Name: o.Name, Help: o.Help, ConstLabels: o.ConstLabels, Buckets: jobBuckets})
+	hist := func(name, help string) *instr.Histogram {
+		return instr.NewHistogram(instr.HistogramOpts{Opts: opts(name, help), Buckets: jobBuckets})
 	}
 	m := &metrics{
-		registry: prometheus.NewRegistry(),
-		queueLength: prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("queue_length", "GPU requests waiting in line in this shim.")),
+		registry: instr.NewRegistry(),
+		queueLength: instr.NewGaugeFunc(opts("queue_length", "GPU requests waiting in line in this shim."),
 			func() float64 { return float64(s.line.len()) }),
 		wait:     hist("wait_seconds", "Time GPU requests spent in line before holding the GPU."),
 		hold:     hist("hold_seconds", "Time the GPU lock was held per job, VRAM hand-off included."),
-		requests: prometheus.NewCounterVec(prometheus.CounterOpts(opts("requests_total", "GPU requests by outcome.")), []string{"outcome"}),
-		handoffs: prometheus.NewCounter(prometheus.CounterOpts(opts("vram_handoffs_total",
-			"Times this backend freed its VRAM before handing the GPU to another service."))),
+		requests: instr.NewCounterVec(opts("requests_total", "GPU requests by outcome."), []string{"outcome"}),
+		handoffs: instr.NewCounter(opts("vram_handoffs_total",
+			"Times this backend freed its VRAM before handing the GPU to another service.")),
 		vramFree: hist("vram_free_seconds", "Time the backend took to free its VRAM at a hand-off."),
-		backendBusy: prometheus.NewCounter(prometheus.CounterOpts(opts("backend_busy_seconds_total",
-			"Time the backend was busy with work the shim did not forward, holding the GPU on its behalf."))),
-		backendCover: prometheus.NewCounter(prometheus.CounterOpts(opts("backend_started_jobs_total",
-			"Times the shim found the backend busy with work it did not forward."))),
+		backendBusy: instr.NewCounter(opts("backend_busy_seconds_total",
+			"Time the backend was busy with work the shim did not forward, holding the GPU on its behalf.")),
+		backendCover: instr.NewCounter(opts("backend_started_jobs_total",
+			"Times the shim found the backend busy with work it did not forward.")),
 	}
-	m.badRequests = prometheus.NewCounterVec(prometheus.CounterOpts(opts("bad_requests_total",
-		"Requests refused for their body (unreadable, too slow, too large), GPU and pass-through alike.")), []string{"reason"})
-	m.buffered = prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("buffered_bytes",
-		"Bytes of GPU request bodies held in memory now (bounded by --max-buffered).")),
+	m.badRequests = instr.NewCounterVec(opts("bad_requests_total",
+		"Requests refused for their body (unreadable, too slow, too large), GPU and pass-through alike."), []string{"reason"})
+	m.buffered = instr.NewGaugeFunc(opts("buffered_bytes",
+		"Bytes of GPU request bodies held in memory now (bounded by --max-buffered)."),
 		func() float64 { return float64(s.budget.inUse()) })
 	m.registry.MustRegister(lineTurnGauges(s, opts)...)
+	m.registry.MustRegister(instr.ProcessCollectors()...) // go_*, process_*
 	m.registry.MustRegister(m.queueLength, m.wait, m.hold, m.requests, m.handoffs, m.vramFree, m.backendBusy, m.backendCover,
 		m.badRequests, m.buffered)
 	return m
 }
 
 // handler serves the metrics in Prometheus's text format.
-func (m *metrics) handler() http.Handler {
-	return promhttp.HandlerFor(m.registry, promhttp.HandlerOpts{})
+func (m *metrics) handler() http.Handler { return m.registry.Handler() }
+
+// requestCounts returns gpulock_shim_requests_total by outcome.
+func (m *metrics) requestCounts() map[string]float64 {
+	out := map[string]float64{}
+	m.requests.Each(func(values []string, v float64) { out[values[0]] = v })
+	return out
 }
 
 // finished counts a GPU request's outcome and, if it held the GPU, its hold time.

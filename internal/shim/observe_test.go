@@ -56,6 +56,7 @@ func TestMetricsCountJobsWaitsAndOutcomes(t *testing.T) {
 	assert.Equal(t, uint64(3), a["gpulock_shim_wait_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
 	assert.Equal(t, uint64(3), a["gpulock_shim_hold_seconds"].GetMetric()[0].GetHistogram().GetSampleCount())
 	assert.Contains(t, a, "gpulock_shim_queue_length")
+	assert.Contains(t, a, "process_open_fds", "the process basics are there too")
 	for _, name := range []string{"gpulock_shim_vram_handoffs_total", "gpulock_shim_vram_free_seconds", "gpulock_shim_backend_busy_seconds_total"} {
 		assert.Contains(t, a, name)
 	}

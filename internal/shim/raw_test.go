@@ -13,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	dto "github.com/prometheus/client_model/go"
 	"github.com/stretchr/testify/require"
 )
 
@@ -100,7 +99,5 @@ func logTo(b *logBuffer) envOption {
 // badRequests returns the count of gpulock_shim_bad_requests_total for reason.
 func badRequests(t *testing.T, s *Shim, reason string) float64 {
 	t.Helper()
-	var m dto.Metric
-	require.NoError(t, s.metrics.badRequests.WithLabelValues(reason).Write(&m))
-	return m.GetCounter().GetValue()
+	return s.metrics.badRequests.WithLabelValues(reason).Value()
 }

@@ -85,22 +85,7 @@ func (s *Shim) status() (Status, error) {
 		st.Shim.HeldPrompts = s.watch.count()
 	}
 	s.page.fill(&st)
-	families, err := s.metrics.registry.Gather()
-	if err != nil {
-		return st, err
-	}
-	for _, f := range families {
-		if f.GetName() != "gpulock_shim_requests_total" {
-			continue
-		}
-		for _, m := range f.GetMetric() {
-			for _, l := range m.GetLabel() {
-				if l.GetName() == "outcome" {
-					st.Shim.Requests[l.GetValue()] = m.GetCounter().GetValue()
-				}
-			}
-		}
-	}
+	st.Shim.Requests = s.metrics.requestCounts()
 	return st, nil
 }
 

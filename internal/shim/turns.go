@@ -11,7 +11,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
+	instr "github.com/gpulock/gpulock/internal/metrics"
 
 	"github.com/gpulock/gpulock/gpulock"
 )
@@ -185,7 +185,7 @@ func fairOrder(places []place, now time.Time, arrival bool) {
 // level (with aging) and how many clients they are for. Client names stay
 // out of the labels (they are unbounded, and masked for anonymous
 // callers): /gpulock/status counts the requests of each client.
-func lineTurnGauges(s *Shim, opts func(name, help string) prometheus.Opts) []prometheus.Collector {
+func lineTurnGauges(s *Shim, opts func(name, help string) instr.Opts) []instr.Collector {
 	levels := func() map[gpulock.Priority]int {
 		now, n := time.Now(), map[gpulock.Priority]int{}
 		for _, p := range s.line.snapshot() {
@@ -193,14 +193,14 @@ func lineTurnGauges(s *Shim, opts func(name, help string) prometheus.Opts) []pro
 		}
 		return n
 	}
-	var out []prometheus.Collector
+	var out []instr.Collector
 	for _, level := range []gpulock.Priority{gpulock.PriorityLow, gpulock.PriorityNormal, gpulock.PriorityHigh} {
 		o := opts("waiting", "GPU requests waiting in line in this shim, by level now (priority raised by aging).")
 		o.ConstLabels = maps.Clone(o.ConstLabels)
 		o.ConstLabels["priority"] = level.String()
-		out = append(out, prometheus.NewGaugeFunc(prometheus.GaugeOpts(o), func() float64 { return float64(levels()[level]) }))
+		out = append(out, instr.NewGaugeFunc(o, func() float64 { return float64(levels()[level]) }))
 	}
-	out = append(out, prometheus.NewGaugeFunc(prometheus.GaugeOpts(opts("waiting_clients", "Clients with GPU requests waiting in line in this shim.")),
+	out = append(out, instr.NewGaugeFunc(opts("waiting_clients", "Clients with GPU requests waiting in line in this shim."),
 		func() float64 {
 			seen := map[string]bool{}
 			for _, p := range s.line.snapshot() {
