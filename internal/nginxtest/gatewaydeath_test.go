@@ -1,0 +1,163 @@
+package nginxtest
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/stretchr/testify/assert"
+	"github.com/stretchr/testify/require"
+)
+
+// newGWJobs names total jobs, alternating profiles, each of 4-10 steps of
+// 5 ms (20-50 ms on the GPU).
+func newGWJobs(total int, tag string) []*gwJob {
+	jobs := make([]*gwJob, total)
+	for i := range jobs {
+		jobs[i] = &gwJob{id: fmt.Sprintf("%s-%03d-%08x", tag, i, rand.Uint32()), profile: gwProfiles[i%2], steps: 4 + rand.IntN(7)}
+	}
+	return jobs
+}
+
+// sendAll runs every job from workers concurrent clients; it returns at
+// once and the returned wait blocks until every job ended.
+func (c *gwClient) sendAll(ctx context.Context, jobs []*gwJob, workers int) (wait func()) {
+	next := make(chan *gwJob, len(jobs))
+	for _, j := range jobs {
+		next <- j
+	}
+	close(next)
+	var wg sync.WaitGroup
+	for range workers {
+		wg.Go(func() {
+			for j := range next {
+				c.run(ctx, j)
+			}
+		})
+	}
+	return wg.Wait
+}
+
+// lineLen is the length of the cluster's line in Redis.
+func (r *gwRig) lineLen() int64 {
+	n, err := r.store.Client().ZCard(context.Background(), "gpulock:line").Result()
+	if err != nil {
+		return -1
+	}
+	return n
+}
+
+// journalLens returns how many jobs began on each machine's GPU so far.
+func (r *gwRig) journalLens(t *testing.T) map[string]int {
+	t.Helper()
+	out := map[string]int{}
+	for _, m := range r.machines {
+		refs, err := m.gpu(t).Journal()
+		require.NoError(t, err)
+		out[m.name] = len(refs)
+	}
+	return out
+}
+
+// begunSince returns, per machine, the ids of the jobs that began after
+// the journal lengths in since.
+func (r *gwRig) begunSince(t *testing.T, since map[string]int) map[string][]string {
+	t.Helper()
+	out := map[string][]string{}
+	for _, m := range r.machines {
+		refs, err := m.gpu(t).Journal()
+		require.NoError(t, err)
+		for _, ref := range refs[min(since[m.name], len(refs)):] {
+			out[m.name] = append(out[m.name], ref.JobID)
+		}
+	}
+	return out
+}
+
+func TestGatewaysBehindNginxRunBothProfiles(t *testing.T) {
+	r := startGWRig(t, 2)
+	c := newGWClient(r)
+	jobs := newGWJobs(8, "smoke")
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	c.sendAll(ctx, jobs, 4)()
+	perJob, _ := r.begun(t)
+	for _, j := range jobs {
+		require.NoError(t, j.sendErr, j.id)
+		if j.profile == "comfyui" {
+			assert.Equal(t, "success", j.status, "%s: %s", j.id, j.message)
+		} else {
+			assert.Equal(t, http.StatusOK, j.code, "%s: %s %s", j.id, j.errType, j.message)
+		}
+		assert.Len(t, perJob[j.id], 1, "%s began once", j.id)
+	}
+}
+
+// TestGatewayKilledMidBurstLosesNothing SIGKILLs one gateway host (its
+// ComfyUI and A1111 gateways) while a burst of jobs waits and runs: the
+// other one goes on through nginx, the dead one's prompts run once and
+// their history is served by the other, and its held A1111 requests end
+// with nginx's 502 and leave the line.
+func TestGatewayKilledMidBurstLosesNothing(t *testing.T) {
+	r := startGWRig(t, 2)
+	c := newGWClient(r)
+	jobs := newGWJobs(40, "gwkill")
+	ctx, cancel := context.WithTimeout(context.Background(), 2*eventTimeout)
+	defer cancel()
+	wait := c.sendAll(ctx, jobs, 12)
+	waitForCond(t, "jobs waiting in the cluster's line", func() bool { return r.lineLen() >= 4 })
+	r.gateways[0].kill()
+	killedAt := r.journalLens(t)
+	wait()
+
+	waitForCond(t, "the line empty", func() bool { return r.lineLen() == 0 })
+	perJob, overlaps := r.begun(t)
+	after := r.begunSince(t, killedAt)
+	counts := map[string]int{}
+	for _, j := range jobs {
+		counts[j.outcome()]++
+		switch {
+		case j.profile == "comfyui" && j.accepted():
+			assert.Equal(t, "success", j.status, "accepted prompt %s: %s", j.id, j.message)
+			assert.Len(t, perJob[j.id], 1, "accepted prompt %s began once", j.id)
+		case j.accepted():
+			assert.Equal(t, http.StatusOK, j.code, "A1111 job %s: %s %s", j.id, j.errType, j.message)
+			assert.Len(t, perJob[j.id], 1, "A1111 job %s began once", j.id)
+		default: // nginx's 502: the gateway died with the request
+			require.NoError(t, j.sendErr, j.id)
+			assert.LessOrEqual(t, len(perJob[j.id]), 1, "%s began at most once", j.id)
+		}
+	}
+	// A held request of the dead gateway may begin after the kill only if
+	// it was on its way to its GPU: one per machine at most.
+	deadAfter := map[string]int{}
+	byID := map[string]*gwJob{}
+	for _, j := range jobs {
+		byID[j.id] = j
+	}
+	for m, ids := range after {
+		for _, id := range ids {
+			if j := byID[id]; j != nil && !j.accepted() {
+				deadAfter[m]++
+			}
+		}
+		assert.LessOrEqual(t, deadAfter[m], 1, "held requests of the dead gateway that began on %s after it died", m)
+	}
+	assert.Zero(t, overlaps)
+	adopted := strings.Count(r.gateways[1].procs["comfyui"].logText(), "adopted a prompt of a gateway that is gone")
+	t.Logf("gateway killed with %d jobs in flight: outcomes %v; %d prompts adopted by the other gateway; dead gateway's jobs begun after: %v",
+		len(jobs), counts, adopted, deadAfter)
+	assert.Equal(t, len(jobs), sum(counts))
+}
+
+func sum(m map[string]int) int {
+	n := 0
+	for _, v := range m {
+		n += v
+	}
+	return n
+}
