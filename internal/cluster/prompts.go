@@ -28,6 +28,8 @@ type Prompt struct {
 	State string
 	// URL and GPU are the machine's shim and GPU (running, done).
 	URL, GPU string
+	// Owner is the gateway that answers for it (it accepted or adopted it).
+	Owner string
 	// Body is the POST /prompt body as sent to the machine.
 	Body []byte
 	// History is its history entry (done).
@@ -154,7 +156,7 @@ func (s *Store) LookupPrompt(ctx context.Context, id string) (p Prompt, found bo
 		return Prompt{}, false, nil
 	}
 	n, _ := strconv.ParseInt(v["number"], 10, 64)
-	p = Prompt{ID: id, Job: v["job"], Number: n, State: v["state"], URL: v["url"], GPU: v["gpu"], Body: []byte(v["body"])}
+	p = Prompt{ID: id, Job: v["job"], Number: n, State: v["state"], URL: v["url"], GPU: v["gpu"], Owner: v["owner"], Body: []byte(v["body"])}
 	if h := v["history"]; h != "" {
 		p.History = json.RawMessage(h)
 	}

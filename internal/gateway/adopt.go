@@ -13,9 +13,9 @@ import (
 // prompt): this one has nothing more to do for it.
 var errRunElsewhere = fmt.Errorf("%w: the job was dispatched by another gateway", context.Canceled)
 
-// keepLease renews the gateway's lease every third of it, adopts the
-// prompts of gateways whose lease ended and takes their held requests out
-// of the line, until Close.
+// keepLease renews the gateway's lease every third of it, adopts (a ComfyUI
+// gateway) the prompts of gateways whose lease ended and takes their held
+// requests out of the line, until Close.
 func (g *Gateway) keepLease() {
 	t := time.NewTicker(g.cfg.Lease / 3)
 	defer t.Stop()
@@ -23,7 +23,9 @@ func (g *Gateway) keepLease() {
 	for {
 		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Lease/3)
 		err := g.cfg.Store.RenewGateway(ctx, g.id, g.cfg.Lease)
-		if err == nil {
+		if err == nil && g.cfg.Profile == "comfyui" {
+			// Only ComfyUI gateways run prompts: another profile's would
+			// follow them among its own machines.
 			err = g.adoptOrphans(ctx)
 		}
 		if err == nil {
@@ -94,6 +96,20 @@ func (g *Gateway) resume(p cluster.Prompt) {
 	turn := g.turnOf(r, p.Body) // its client_id; a job back in line keeps its key
 	g.runJob(g.ctx, c, r, p.Body, p.Job, p.ID, turn, m, time.Now())
 	g.settlePrompt(p.ID, c)
+}
+
+// promptGone reports whether prompt's job, no longer in Redis, must not be
+// put in line again by this gateway: the prompt ended (the job was done
+// and forgotten), or another gateway adopted it and answers for it now
+// (every lease is lost when Redis restarts; this gateway may have been cut
+// off from Redis for a lease). A prompt Redis does not know (a restart
+// without appendonly) is not gone: its gateway puts it in line again.
+func (g *Gateway) promptGone(ctx context.Context, prompt string) bool {
+	if prompt == "" {
+		return false
+	}
+	p, found, err := g.cfg.Store.LookupPrompt(context.WithoutCancel(ctx), prompt)
+	return err == nil && found && (p.State == cluster.PromptDone || p.Owner != g.id)
 }
 
 // heldElsewhere reports whether job, no longer assigned to the GPU this

@@ -102,7 +102,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	var err error
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
-			if m, err = g.wait(ctx, id, turn, prompt == ""); err != nil {
+			if m, err = g.wait(ctx, id, turn, prompt); err != nil {
 				if c := context.Cause(ctx); c != nil {
 					err = c
 				}
@@ -122,7 +122,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			unnote()
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
 			g.promptBack(ctx, prompt)
-			m, err = g.requeue(ctx, id, turn, m.GPU, 0)
+			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
 			unnote()
@@ -134,7 +134,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			}
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
 			g.promptBack(ctx, prompt)
-			m, err = g.requeue(ctx, id, turn, m.GPU, g.cfg.Lease)
+			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, g.cfg.Lease)
 		default:
 			defer unnote()
 			defer resp.Body.Close()
@@ -162,8 +162,9 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 }
 
-// requeue puts job back in its place in line after a failed dispatch to gpu.
-func (g *Gateway) requeue(ctx context.Context, id string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
+// requeue puts job back in its place in line after a failed dispatch to gpu
+// (prompt: the prompt it carries, or "").
+func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
 	m, found, err := g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
 	if err != nil {
 		return m, err
@@ -172,7 +173,7 @@ func (g *Gateway) requeue(ctx context.Context, id string, turn cluster.Turn, gpu
 		if g.deleted(ctx, id) {
 			return m, context.Canceled
 		}
-		if g.heldElsewhere(ctx, id) {
+		if g.heldElsewhere(ctx, id) || g.promptGone(ctx, prompt) {
 			return m, errRunElsewhere
 		}
 		// Lost from Redis (a restart) before it ran: in line again, at the end.
@@ -201,10 +202,12 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 // wait blocks until job is matched with a GPU, waking on the matched
 // channel's hint or every Poll. If ctx ends first (the client left, the
 // queue timeout) the job leaves the line and wait returns ctx's error;
-// a job lost from Redis (a restart) is put in line again. A held request
-// (held) gives up when Redis has not answered for a lease; a queued
-// prompt waits on, as Redis keeps it.
-func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held bool) (cluster.Match, error) {
+// a job lost from Redis (a restart) is put in line again, unless the
+// prompt it carries (prompt, "" for a held request) ended or is another
+// gateway's now. A held request gives up when Redis has not answered for a
+// lease; a queued prompt waits on, as Redis keeps it.
+func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt string) (cluster.Match, error) {
+	held := prompt == ""
 	hint, remove := g.wake.add(id)
 	defer remove()
 	t := time.NewTicker(g.cfg.Poll)
@@ -233,6 +236,9 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 		case err == nil && !found:
 			if g.deleted(ctx, id) {
 				return cluster.Match{}, context.Canceled
+			}
+			if g.promptGone(ctx, prompt) {
+				return cluster.Match{}, errRunElsewhere
 			}
 			if lostAt.IsZero() {
 				lostAt = time.Now()
