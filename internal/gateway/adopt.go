@@ -20,15 +20,29 @@ func (g *Gateway) keepLease() {
 	t := time.NewTicker(g.cfg.Lease / 3)
 	defer t.Stop()
 	warnedAt := time.Time{}
+	// A lease missing in Redis means its gateway is gone only once every
+	// live gateway had the time to renew its own: not right after Redis
+	// came back (a restart ends every lease at once) or this gateway could
+	// not reach it. settledAt is when that time is over.
+	var settledAt time.Time
+	failed := false
 	for {
 		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Lease/3)
 		err := g.cfg.Store.RenewGateway(ctx, g.id, g.cfg.Lease)
-		if err == nil && g.cfg.Profile == "comfyui" {
+		switch {
+		case err != nil:
+			failed = true
+		case failed:
+			failed = false
+			settledAt = time.Now().Add(g.cfg.Lease + redisRedial)
+		}
+		settled := err == nil && !time.Now().Before(settledAt)
+		if settled && g.cfg.Profile == "comfyui" {
 			// Only ComfyUI gateways run prompts: another profile's would
 			// follow them among its own machines.
 			err = g.adoptOrphans(ctx)
 		}
-		if err == nil {
+		if settled && err == nil {
 			err = g.reapHeld(ctx)
 		}
 		cancel()
