@@ -213,6 +213,20 @@ func (s *Store) DeletePending(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
+// DropPrompt forgets a prompt that AddPrompt recorded but whose job could
+// not be put in line (no machine, a full line): it never waited.
+func (s *Store) DropPrompt(ctx context.Context, id string) error {
+	if _, err := s.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
+		pl.ZRem(ctx, keyCPending, id)
+		pl.ZRem(ctx, keyCActive, id)
+		pl.Del(ctx, keyCPrompt(id))
+		return nil
+	}); err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
 // JobDeleted reports whether a job's prompt was deleted from the line.
 func (s *Store) JobDeleted(ctx context.Context, job string) (bool, error) {
 	n, err := s.rdb.Exists(ctx, keyCDeleted(job)).Result()

@@ -146,14 +146,19 @@ func (g *Gateway) reapHeld(ctx context.Context) error {
 
 // trackHeld records in Redis that this gateway holds job's client, so that
 // the job leaves the line if the gateway dies; call the returned func when
-// the job ended.
-func (g *Gateway) trackHeld(ctx context.Context, job string) func() {
+// the job ended. It fails when Redis does not answer in time: then the job
+// must not be put in line.
+func (g *Gateway) trackHeld(ctx context.Context, job string) (func(), error) {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
 	defer cancel()
-	_ = g.cfg.Store.TrackHeld(tctx, job, g.id)
+	if err := g.cfg.Store.TrackHeld(tctx, job, g.id); err != nil {
+		return nil, err
+	}
 	return func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
 		defer cancel()
-		_ = g.cfg.Store.UntrackHeld(uctx, job)
-	}
+		if g.cfg.Store.UntrackHeld(uctx, job) != nil {
+			g.forgetLater(job, false)
+		}
+	}, nil
 }

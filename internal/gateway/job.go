@@ -62,27 +62,33 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		ctx, cancel = context.WithTimeoutCause(ctx, g.cfg.QueueTimeout, errQueueTimeout)
 	}
 	turn := g.turnOf(r, body)
-	ectx, ecancel := context.WithTimeout(ctx, redisBound)
-	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
-	ecancel()
-	if err != nil {
-		cancel()
-		g.refuse(w, err)
-		return
-	}
+	// Who answers for the job is in Redis before the job: a gateway that
+	// dies between the two leaves no job in line that nobody answers for
+	// (a held request's is taken out, a prompt is adopted and run).
 	if prompt == "" {
 		defer cancel()
-		defer g.trackHeld(ctx, id)()
-		g.runJob(ctx, w, r, body, id, "", turn, m, start)
+		untrack, err := g.trackHeld(ctx, id)
+		if err != nil {
+			g.refuse(w, err)
+			return
+		}
+		defer untrack()
+		if m, ok := g.enqueue(ctx, w, id, turn, ""); ok {
+			g.runJob(ctx, w, r, body, id, "", turn, m, start)
+		}
 		return
 	}
 	actx, acancel := context.WithTimeout(ctx, redisBound)
 	number, err := g.cfg.Store.AddPrompt(actx, prompt, id, g.id, body)
 	acancel()
 	if err != nil {
-		_, _ = g.cfg.Store.Cancel(context.WithoutCancel(ctx), id)
 		cancel()
 		g.redisDown(w, err)
+		return
+	}
+	m, ok := g.enqueue(ctx, w, id, turn, prompt)
+	if !ok {
+		cancel()
 		return
 	}
 	writeQueued(w, prompt, number)
@@ -92,6 +98,28 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		g.runJob(ctx, c, r, body, id, prompt, turn, m, start)
 		g.settlePrompt(prompt, c)
 	})
+}
+
+// enqueue puts job id in line; when it cannot, it answers w, forgets the
+// prompt the job carries (prompt, or "") and reports false.
+func (g *Gateway) enqueue(ctx context.Context, w http.ResponseWriter, id string, turn cluster.Turn, prompt string) (cluster.Match, bool) {
+	ectx, ecancel := context.WithTimeout(ctx, redisBound)
+	defer ecancel()
+	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
+	if err == nil {
+		return m, true
+	}
+	if prompt != "" {
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+		if g.cfg.Store.DropPrompt(dctx, prompt) != nil {
+			// Redis answered AddPrompt but not Enqueue, nor this: the
+			// prompt lingers in Redis, without a job, until its TTL.
+			g.cfg.Logger.Warn("cannot forget a refused prompt in Redis", "prompt_id", prompt)
+		}
+		dcancel()
+	}
+	g.refuse(w, err)
+	return m, false
 }
 
 // runJob waits for job id's match (unless m is one) and dispatches it,
@@ -127,7 +155,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
 			unnote()
 			if jerr == nil && found && now.State == cluster.StateRunning {
-				_ = st.Done(context.WithoutCancel(ctx), id)
+				g.finish(ctx, id)
 				writeError(w, http.StatusBadGateway, "machine_failed",
 					fmt.Sprintf("gpulock: the machine %s failed while running the job (%v); it was not run again, retry if you want", m.GPU, ferr))
 				return
@@ -138,7 +166,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 		default:
 			defer unnote()
 			defer resp.Body.Close()
-			_ = st.Done(context.WithoutCancel(ctx), id)
+			g.finish(ctx, id)
 			for k, v := range resp.Header {
 				w.Header()[k] = v
 			}
@@ -227,6 +255,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt
 				downSince = time.Now()
 			}
 			if held && time.Since(downSince) >= g.cfg.Lease {
+				g.forgetLater(id, false)
 				return cluster.Match{}, redisDownFor(time.Since(downSince), err)
 			}
 			if !warned {
@@ -267,7 +296,11 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt
 			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			if ok, err := g.cfg.Store.Cancel(cctx, id); err == nil && !ok {
+			ok, err := g.cfg.Store.Cancel(cctx, id)
+			if err != nil {
+				g.forgetLater(id, false) // Redis is down: take it out when back
+			}
+			if err == nil && !ok {
 				// Matched as we gave up: take the match.
 				if m, found, err := g.cfg.Store.Job(cctx, id); err == nil && found && m.State == cluster.StateAssigned && context.Cause(ctx) == errQueueTimeout {
 					return m, nil
