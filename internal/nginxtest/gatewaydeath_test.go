@@ -109,12 +109,16 @@ func TestGatewayKilledMidBurstLosesNothing(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*eventTimeout)
 	defer cancel()
 	wait := c.sendAll(ctx, jobs, 12)
-	waitForCond(t, "jobs waiting in the cluster's line", func() bool { return r.lineLen() >= 4 })
+	waitForCond(t, "prompts of both ComfyUI gateways and A1111 jobs waiting in line", func() bool {
+		return r.promptOwners() >= 2 && r.lineLen() >= 4
+	})
 	r.gateways[0].kill()
 	killedAt := r.journalLens(t)
 	wait()
 
 	waitForCond(t, "the line empty", func() bool { return r.lineLen() == 0 })
+	waitForCond(t, "no job left in Redis", func() bool { return r.jobsLeft() == 0 })
+	r.checkComfySettled(t, c, jobs)
 	perJob, overlaps := r.begun(t)
 	after := r.begunSince(t, killedAt)
 	counts := map[string]int{}
@@ -149,6 +153,7 @@ func TestGatewayKilledMidBurstLosesNothing(t *testing.T) {
 	}
 	assert.Zero(t, overlaps)
 	adopted := strings.Count(r.gateways[1].procs["comfyui"].logText(), "adopted a prompt of a gateway that is gone")
+	assert.Positive(t, adopted, "the dead gateway's waiting prompts were adopted")
 	t.Logf("gateway killed with %d jobs in flight: outcomes %v; %d prompts adopted by the other gateway; dead gateway's jobs begun after: %v",
 		len(jobs), counts, adopted, deadAfter)
 	assert.Equal(t, len(jobs), sum(counts))
@@ -160,4 +165,17 @@ func sum(m map[string]int) int {
 		n += v
 	}
 	return n
+}
+
+// promptOwners counts the gateways whose prompts wait in line.
+func (r *gwRig) promptOwners() int {
+	ps, err := r.store.PendingPrompts(context.Background())
+	if err != nil {
+		return 0
+	}
+	owners := map[string]bool{}
+	for _, p := range ps {
+		owners[p.Owner] = true
+	}
+	return len(owners)
 }

@@ -205,3 +205,16 @@ func (j *gwJob) outcome() string {
 		return fmt.Sprintf("%s %d %s", j.profile, j.code, j.errType)
 	}
 }
+
+// getJSON GETs path of profile's nginx port and decodes its 200 answer.
+func (c *gwClient) getJSON(t *testing.T, profile, path string, out any) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, c.base[profile]+path, nil)
+	require.NoError(t, err)
+	code, b, err := c.do(req)
+	require.NoError(t, err)
+	require.Equal(t, http.StatusOK, code, "GET %s: %s", path, b)
+	require.NoError(t, json.Unmarshal(b, out), "GET %s", path)
+}

@@ -3,6 +3,7 @@ package nginxtest
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -74,6 +75,18 @@ func startGWRig(t *testing.T, n int) *gwRig {
 	t.Cleanup(func() {
 		if !t.Failed() {
 			return
+		}
+		if dir := os.Getenv("GPULOCK_CHAOS_LOGS"); dir != "" {
+			for _, g := range r.gateways {
+				for p, pr := range g.procs {
+					_ = os.WriteFile(filepath.Join(dir, g.name+"-"+p+".log"), []byte(pr.logText()), 0o644)
+				}
+			}
+			for _, m := range r.machines {
+				for _, pr := range m.procs {
+					_ = os.WriteFile(filepath.Join(dir, m.name+"-"+filepath.Base(pr.log)), []byte(pr.logText()), 0o644)
+				}
+			}
 		}
 		for _, g := range r.gateways {
 			for p, pr := range g.procs {
@@ -260,4 +273,53 @@ func (r *gwRig) live(m *gwMachine) bool {
 		}
 	}
 	return true
+}
+
+// waitGatewaysRead waits until each gateway of hosts reads Redis again
+// (its /gpulock/status answers): go-redis dials a Redis it could not reach
+// once a second.
+func (r *gwRig) waitGatewaysRead(t *testing.T, hosts []*gwHost) {
+	t.Helper()
+	for _, h := range hosts {
+		for kind, port := range h.port {
+			url := "http://127.0.0.1:" + strconv.Itoa(port) + "/gpulock/status"
+			waitForCond(t, "gateway "+h.name+"/"+kind+" reading Redis", func() bool {
+				resp, err := http.Get(url)
+				if err != nil {
+					return false
+				}
+				resp.Body.Close()
+				return resp.StatusCode == http.StatusOK
+			})
+		}
+	}
+}
+
+// jobsLeft counts the jobs Redis still has (waiting, matched or running)
+// and the held requests it still tracks; -1 when Redis cannot say.
+func (r *gwRig) jobsLeft() int {
+	ctx := context.Background()
+	keys, err := r.store.Client().Keys(ctx, "gpulock:job:*").Result()
+	if err != nil {
+		return -1
+	}
+	held, err := r.store.Client().HLen(ctx, "gpulock:heldby").Result()
+	if err != nil {
+		return -1
+	}
+	return len(keys) + int(held)
+}
+
+// jobsReport says what jobsLeft counts, for a failure's message.
+func (r *gwRig) jobsReport() string {
+	ctx := context.Background()
+	var b strings.Builder
+	keys, _ := r.store.Client().Keys(ctx, "gpulock:job:*").Result()
+	for _, k := range keys {
+		v, _ := r.store.Client().HGetAll(ctx, k).Result()
+		fmt.Fprintf(&b, "%s %v; ", k, v)
+	}
+	held, _ := r.store.Client().HGetAll(ctx, "gpulock:heldby").Result()
+	fmt.Fprintf(&b, "held: %v", held)
+	return b.String()
 }
