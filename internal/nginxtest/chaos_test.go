@@ -6,7 +6,6 @@ import (
 	"net/http"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,58 +13,6 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// feed hands jobs to workers concurrent clients as the test releases
-// them, batch by batch.
-type feed struct {
-	c    *gwClient
-	next chan *gwJob
-	// ended gets every job once it ended (room for all of them).
-	ended chan *gwJob
-	wg    sync.WaitGroup
-}
-
-func newFeed(ctx context.Context, c *gwClient, workers, capacity int) *feed {
-	f := &feed{c: c, next: make(chan *gwJob, capacity), ended: make(chan *gwJob, capacity)}
-	for range workers {
-		f.wg.Go(func() {
-			for j := range f.next {
-				c.run(ctx, j)
-				f.ended <- j
-			}
-		})
-	}
-	return f
-}
-
-// waitEnded waits until a job that ends from now on satisfies cond.
-func (f *feed) waitEnded(t *testing.T, what string, cond func(*gwJob) bool) {
-	t.Helper()
-	deadline := time.After(eventTimeout)
-	for {
-		select {
-		case j := <-f.ended:
-			if cond(j) {
-				return
-			}
-		case <-deadline:
-			t.Fatalf("no job ended %s within %v", what, eventTimeout)
-		}
-	}
-}
-
-// release hands jobs to the clients.
-func (f *feed) release(jobs []*gwJob) {
-	for _, j := range jobs {
-		f.next <- j
-	}
-}
-
-// finish waits until every released job ended.
-func (f *feed) finish() {
-	close(f.next)
-	f.wg.Wait()
-}
 
 // TestChaosMachineGatewayAndRedisKilledMidBurst sends a burst of ComfyUI
 // prompts and A1111 jobs through nginx and, while they wait and run,
@@ -82,7 +29,7 @@ func TestChaosMachineGatewayAndRedisKilledMidBurst(t *testing.T) {
 	defer cancel()
 	all := newGWJobs(60, "chaos")
 	batches := [][]*gwJob{all[:20], all[20:35], all[35:50], all[50:]}
-	f := newFeed(ctx, c, 12, len(all))
+	f := newFeed(t, ctx, c, 12, len(all))
 	dead := r.machines[2]
 
 	// 1. A machine dies while it runs a job and others wait.
@@ -112,9 +59,12 @@ func TestChaosMachineGatewayAndRedisKilledMidBurst(t *testing.T) {
 	})
 	r.redis.Stop()
 	probe := &gwJob{id: "chaos-probe-redis-down", profile: "a1111", steps: 4}
+	sent := time.Now()
 	c.run(ctx, probe)
+	refusedIn := time.Since(sent)
 	require.Equal(t, http.StatusServiceUnavailable, probe.code, "a job sent while Redis is down: %s %s", probe.errType, probe.message)
 	assert.Contains(t, probe.message, "Redis")
+	assert.Less(t, refusedIn, 2*time.Second, "a job sent while Redis is down is refused at once")
 	// A held A1111 request gets a clear error rather than hanging.
 	f.waitEnded(t, "with a 503 naming Redis", func(j *gwJob) bool {
 		return j.profile == "a1111" && j.code == http.StatusServiceUnavailable && strings.Contains(j.message, "Redis")
@@ -178,7 +128,8 @@ func TestChaosMachineGatewayAndRedisKilledMidBurst(t *testing.T) {
 	}
 	assert.Zero(t, overlaps, "GPUs that ran two jobs at once")
 	assert.Equal(t, len(jobs), sum(counts), "every job is counted once")
-	t.Logf("chaos: %d jobs sent, %d began on a GPU, %d overlaps; outcomes: %v", len(jobs), begunTotal, overlaps, counts)
+	t.Logf("chaos: %d jobs sent, %d began on a GPU, %d overlaps; outcomes: %v; a job sent while Redis was down refused in %v",
+		len(jobs), begunTotal, overlaps, counts, refusedIn.Round(time.Millisecond))
 }
 
 // checkChaosJob checks one job's end against where it began (began: the

@@ -2,45 +2,13 @@ package nginxtest
 
 import (
 	"context"
-	"fmt"
-	"math/rand/v2"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
-
-// newGWJobs names total jobs, alternating profiles, each of 4-10 steps of
-// 5 ms (20-50 ms on the GPU).
-func newGWJobs(total int, tag string) []*gwJob {
-	jobs := make([]*gwJob, total)
-	for i := range jobs {
-		jobs[i] = &gwJob{id: fmt.Sprintf("%s-%03d-%08x", tag, i, rand.Uint32()), profile: gwProfiles[i%2], steps: 4 + rand.IntN(7)}
-	}
-	return jobs
-}
-
-// sendAll runs every job from workers concurrent clients; it returns at
-// once and the returned wait blocks until every job ended.
-func (c *gwClient) sendAll(ctx context.Context, jobs []*gwJob, workers int) (wait func()) {
-	next := make(chan *gwJob, len(jobs))
-	for _, j := range jobs {
-		next <- j
-	}
-	close(next)
-	var wg sync.WaitGroup
-	for range workers {
-		wg.Go(func() {
-			for j := range next {
-				c.run(ctx, j)
-			}
-		})
-	}
-	return wg.Wait
-}
 
 // lineLen is the length of the cluster's line in Redis.
 func (r *gwRig) lineLen() int64 {
@@ -84,7 +52,9 @@ func TestGatewaysBehindNginxRunBothProfiles(t *testing.T) {
 	jobs := newGWJobs(8, "smoke")
 	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
 	defer cancel()
-	c.sendAll(ctx, jobs, 4)()
+	f := newFeed(t, ctx, c, 4, len(jobs))
+	f.release(jobs)
+	f.finish()
 	perJob, _ := r.begun(t)
 	for _, j := range jobs {
 		require.NoError(t, j.sendErr, j.id)
@@ -108,13 +78,14 @@ func TestGatewayKilledMidBurstLosesNothing(t *testing.T) {
 	jobs := newGWJobs(40, "gwkill")
 	ctx, cancel := context.WithTimeout(context.Background(), 2*eventTimeout)
 	defer cancel()
-	wait := c.sendAll(ctx, jobs, 12)
+	f := newFeed(t, ctx, c, 12, len(jobs))
+	f.release(jobs)
 	waitForCond(t, "prompts of both ComfyUI gateways and A1111 jobs waiting in line", func() bool {
 		return r.promptOwners() >= 2 && r.lineLen() >= 4
 	})
 	r.gateways[0].kill()
 	killedAt := r.journalLens(t)
-	wait()
+	f.finish()
 
 	waitForCond(t, "the line empty", func() bool { return r.lineLen() == 0 })
 	waitForCond(t, "no job left in Redis", func() bool { return r.jobsLeft() == 0 })
