@@ -213,18 +213,25 @@ func (s *Store) DeletePending(ctx context.Context, id string) (bool, error) {
 	return true, nil
 }
 
-// DropPrompt forgets a prompt that AddPrompt recorded but whose job could
-// not be put in line (no machine, a full line): it never waited.
-func (s *Store) DropPrompt(ctx context.Context, id string) error {
-	if _, err := s.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
-		pl.ZRem(ctx, keyCPending, id)
-		pl.ZRem(ctx, keyCActive, id)
-		pl.Del(ctx, keyCPrompt(id))
-		return nil
-	}); err != nil {
-		return redisErr(err)
-	}
-	return nil
+// scriptDropPrompt forgets a prompt if job still carries it. ARGV: prefix,
+// prompt id, job. Returns 1 when it did.
+var scriptDropPrompt = redis.NewScript(`
+local P, id, job = ARGV[1], ARGV[2], ARGV[3]
+local k = P..'cprompt:'..id
+if redis.call('HGET', k, 'job') ~= job then return 0 end
+redis.call('ZREM', P..'cpending', id)
+redis.call('ZREM', P..'cactive', id)
+redis.call('DEL', k)
+return 1
+`)
+
+// DropPrompt forgets prompt id that AddPrompt recorded for job but whose
+// job could not be put in line (no machine, a full line, Redis failed): it
+// never waited. A prompt that another job carries now (the client sent it
+// again) is left as it is.
+func (s *Store) DropPrompt(ctx context.Context, id, job string) error {
+	_, err := s.run(ctx, scriptDropPrompt, id, job)
+	return err
 }
 
 // JobDeleted reports whether a job's prompt was deleted from the line.

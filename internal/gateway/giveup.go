@@ -20,9 +20,26 @@ func (g *Gateway) finish(ctx context.Context, job string) {
 // Redis did not answer is cancelled. Redis (with appendonly) comes back
 // with the job as it was: still in line, a match nobody dispatches would
 // keep a GPU reserved for nobody; still running, it would show so in the
-// status for a day. It retries every third of a lease until it succeeds
-// or the gateway closes.
+// status for a day.
 func (g *Gateway) forgetLater(job string, ran bool) {
+	g.retryLater(func(ctx context.Context) error {
+		var err error
+		if ran {
+			err = g.cfg.Store.Done(ctx, job)
+		} else {
+			_, err = g.cfg.Store.Cancel(ctx, job)
+		}
+		if err != nil {
+			return err
+		}
+		return g.cfg.Store.UntrackHeld(ctx, job)
+	})
+}
+
+// retryLater runs f, a write to Redis that failed (Redis may have done it
+// nonetheless: a write is lost or made with its answer), every third of a
+// lease until it succeeds or the gateway closes.
+func (g *Gateway) retryLater(f func(context.Context) error) {
 	g.wg.Go(func() {
 		t := time.NewTicker(g.cfg.Lease / 3)
 		defer t.Stop()
@@ -33,15 +50,7 @@ func (g *Gateway) forgetLater(job string, ran bool) {
 			case <-t.C:
 			}
 			ctx, cancel := context.WithTimeout(g.ctx, redisBound)
-			var err error
-			if ran {
-				err = g.cfg.Store.Done(ctx, job)
-			} else {
-				_, err = g.cfg.Store.Cancel(ctx, job)
-			}
-			if err == nil {
-				err = g.cfg.Store.UntrackHeld(ctx, job)
-			}
+			err := f(ctx)
 			cancel()
 			if err == nil {
 				return

@@ -69,6 +69,7 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 		defer cancel()
 		untrack, err := g.trackHeld(ctx, id)
 		if err != nil {
+			g.forgetLater(id, false) // Redis may have recorded it all the same
 			g.refuse(w, err)
 			return
 		}
@@ -83,6 +84,7 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	acancel()
 	if err != nil {
 		cancel()
+		g.dropPromptLater(prompt, id)
 		g.redisDown(w, err)
 		return
 	}
@@ -109,17 +111,24 @@ func (g *Gateway) enqueue(ctx context.Context, w http.ResponseWriter, id string,
 	if err == nil {
 		return m, true
 	}
+	if !errors.Is(err, cluster.ErrNoMachine) && !errors.Is(err, cluster.ErrQueueFull) {
+		g.forgetLater(id, false) // Redis may have put it in line all the same
+	}
 	if prompt != "" {
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
-		if g.cfg.Store.DropPrompt(dctx, prompt) != nil {
-			// Redis answered AddPrompt but not Enqueue, nor this: the
-			// prompt lingers in Redis, without a job, until its TTL.
-			g.cfg.Logger.Warn("cannot forget a refused prompt in Redis", "prompt_id", prompt)
+		if g.cfg.Store.DropPrompt(dctx, prompt, id) != nil {
+			g.dropPromptLater(prompt, id)
 		}
 		dcancel()
 	}
 	g.refuse(w, err)
 	return m, false
+}
+
+// dropPromptLater forgets prompt (carried by job), refused while Redis did
+// not answer, once Redis answers again: Redis may have recorded it.
+func (g *Gateway) dropPromptLater(prompt, job string) {
+	g.retryLater(func(ctx context.Context) error { return g.cfg.Store.DropPrompt(ctx, prompt, job) })
 }
 
 // runJob waits for job id's match (unless m is one) and dispatches it,
