@@ -35,6 +35,8 @@ type gwRig struct {
 	machines []*gwMachine
 	gateways []*gwHost
 	nginx    *proc
+	// nginxDir is nginx's prefix, where its error.log is.
+	nginxDir string
 	// base maps a profile to nginx's URL for it.
 	base map[string]string
 }
@@ -97,6 +99,9 @@ func startGWRig(t *testing.T, n int) *gwRig {
 			for _, pr := range m.procs {
 				t.Logf("%s's %s logged:\n%s", m.name, filepath.Base(pr.log), tail(pr.logText(), 2000))
 			}
+		}
+		if b, err := os.ReadFile(filepath.Join(r.nginxDir, "error.log")); err == nil {
+			t.Logf("nginx logged:\n%s", tail(string(b), 4000))
 		}
 	})
 	r.waitFree(t, n)
@@ -224,6 +229,7 @@ func (r *gwRig) startNginx(t *testing.T) {
 	t.Helper()
 	bin := nginxPath(t)
 	prefix := t.TempDir()
+	r.nginxDir = prefix
 	shared, err := os.ReadFile(filepath.Join("..", "..", "examples", "nginx", "gpulock-proxy.conf"))
 	require.NoError(t, err)
 	require.NoError(t, os.WriteFile(filepath.Join(prefix, "gpulock-proxy.conf"), shared, 0o644))
@@ -232,7 +238,7 @@ func (r *gwRig) startNginx(t *testing.T) {
 	for _, kind := range gwProfiles {
 		fmt.Fprintf(&ups, "    upstream gateways_%s {\n", kind)
 		for _, g := range r.gateways {
-			fmt.Fprintf(&ups, "        server 127.0.0.1:%d max_fails=1 fail_timeout=30s;\n", g.port[kind])
+			fmt.Fprintf(&ups, "        server 127.0.0.1:%d max_fails=1 fail_timeout=5s;\n", g.port[kind])
 		}
 		ups.WriteString("    }\n")
 		listens[kind] = freePort(t)
