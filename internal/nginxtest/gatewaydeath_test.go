@@ -150,3 +150,58 @@ func (r *gwRig) promptOwners() int {
 	}
 	return len(owners)
 }
+
+// TestMachineKilledMidJobEndsItWithAnErrorNamingIt SIGKILLs a machine (its
+// shims and fakes) while it runs an A1111 job and the other machine runs
+// another: the dead machine's job ends for its client with a 502 JSON
+// error naming the machine and does not run again; the other job, and the
+// jobs sent after, run on the live machine.
+func TestMachineKilledMidJobEndsItWithAnErrorNamingIt(t *testing.T) {
+	r := startGWRig(t, 2)
+	c := newGWClient(r)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*eventTimeout)
+	defer cancel()
+	long := []*gwJob{{id: "long-a", profile: "a1111", steps: 100}, {id: "long-b", profile: "a1111", steps: 100}} // 0.5 s each
+	f := newFeed(t, ctx, c, 2, len(long))
+	f.release(long)
+	dead := r.machines[1]
+	waitForCond(t, "both machines running an A1111 job", func() bool {
+		for _, m := range r.machines {
+			st, err := m.gpu(t).Stats()
+			if err != nil || len(st.Running) == 0 || st.Running[0].Service != "a1111" {
+				return false
+			}
+		}
+		return true
+	})
+	dead.kill()
+	f.finish()
+	waitForCond(t, dead.name+"'s lease ended in Redis", func() bool { return !r.live(dead) })
+	after := newGWJobs(4, "after")
+	f = newFeed(t, ctx, c, 2, len(after))
+	f.release(after)
+	f.finish()
+
+	perJob, overlaps := r.begun(t)
+	failed := 0
+	for _, j := range long {
+		require.NoError(t, j.sendErr, j.id)
+		assert.Len(t, perJob[j.id], 1, "%s began once", j.id)
+		if j.code == http.StatusOK {
+			assert.Equal(t, []string{"m1"}, perJob[j.id], j.id)
+			continue
+		}
+		failed++
+		assert.Equal(t, http.StatusBadGateway, j.code, j.id)
+		assert.Equal(t, "machine_failed", j.errType, j.id)
+		assert.Contains(t, j.message, dead.name+"/0/a1111", j.id)
+		assert.Equal(t, []string{dead.name}, perJob[j.id], j.id)
+	}
+	assert.Equal(t, 1, failed, "the dead machine's job failed, the other ran")
+	for _, j := range after {
+		assert.True(t, j.code == http.StatusOK && (j.profile == "a1111" || j.status == "success"), "%s: %s %s", j.id, j.outcome(), j.message)
+		assert.Equal(t, []string{"m1"}, perJob[j.id], j.id)
+	}
+	assert.Zero(t, overlaps)
+	waitForCond(t, "no job left in Redis", func() bool { return r.jobsLeft() == 0 })
+}
