@@ -40,6 +40,9 @@ func (g *Gateway) forgetLater(job string, ran bool) {
 // nonetheless: a write is lost or made with its answer), every third of a
 // lease until it succeeds or the gateway closes.
 func (g *Gateway) retryLater(f func(context.Context) error) {
+	if g.ctx.Err() != nil {
+		return // closed: nobody would wait for it
+	}
 	g.wg.Go(func() {
 		t := time.NewTicker(g.cfg.Lease / 3)
 		defer t.Stop()
