@@ -29,6 +29,8 @@ const gwLease = time.Second
 // --redis` process, sharing the machine's lock directory and GPU), two
 // gateway hosts (a `gpulock gateway` process per profile each) and nginx
 // in front of the gateways, retrying the other one on a connect error.
+// When a test fails, the ends of the logs are in its output, and with
+// GPULOCK_CHAOS_LOGS=dir every process's whole log is written to dir.
 type gwRig struct {
 	redis    *redistest.Server
 	store    *gwcluster.Store // the test's own look at Redis
