@@ -89,8 +89,8 @@ func (s *Store) UntrackHeld(ctx context.Context, job string) error {
 
 // ReapHeld takes out of the line the held jobs whose gateway's lease has
 // ended (nobody waits for their answer) and frees a GPU reserved for them;
-// it returns how many it took out. A job already running is only
-// forgotten.
+// it returns how many it took out. A job already running is forgotten:
+// its gateway would have forgotten it when it ended.
 func (s *Store) ReapHeld(ctx context.Context) (int, error) {
 	held, err := s.rdb.HGetAll(ctx, keyHeldBy).Result()
 	if err != nil {
@@ -117,6 +117,8 @@ func (s *Store) ReapHeld(ctx context.Context) (int, error) {
 		}
 		if ok {
 			n++
+		} else if err := s.Done(ctx, job); err != nil { // running, or gone
+			return n, err
 		}
 		if err := s.UntrackHeld(ctx, job); err != nil {
 			return n, err

@@ -29,6 +29,8 @@ type Prompt struct {
 	State string
 	// URL and GPU are the machine's shim and GPU (running, done).
 	URL, GPU string
+	// Owner is the gateway that answers for it (it accepted or adopted it).
+	Owner string
 	// Body is the POST /prompt body as sent to the machine.
 	Body []byte
 	// History is its history entry (done).
@@ -173,7 +175,7 @@ func (s *Store) LookupPrompt(ctx context.Context, id string) (p Prompt, found bo
 		return Prompt{}, false, nil
 	}
 	n, _ := strconv.ParseInt(v["number"], 10, 64)
-	p = Prompt{ID: id, Job: v["job"], Number: n, State: v["state"], URL: v["url"], GPU: v["gpu"], Body: []byte(v["body"])}
+	p = Prompt{ID: id, Job: v["job"], Number: n, State: v["state"], URL: v["url"], GPU: v["gpu"], Owner: v["owner"], Body: []byte(v["body"])}
 	if h := v["history"]; h != "" {
 		p.History = json.RawMessage(h)
 	}
@@ -232,6 +234,27 @@ func (s *Store) DeletePending(ctx context.Context, id string) (bool, error) {
 		return true, redisErr(err)
 	}
 	return true, nil
+}
+
+// scriptDropPrompt forgets a prompt if job still carries it. ARGV: prefix,
+// prompt id, job. Returns 1 when it did.
+var scriptDropPrompt = redis.NewScript(`
+local P, id, job = ARGV[1], ARGV[2], ARGV[3]
+local k = P..'cprompt:'..id
+if redis.call('HGET', k, 'job') ~= job then return 0 end
+redis.call('ZREM', P..'cpending', id)
+redis.call('ZREM', P..'cactive', id)
+redis.call('DEL', k)
+return 1
+`)
+
+// DropPrompt forgets prompt id that AddPrompt recorded for job but whose
+// job could not be put in line (no machine, a full line, Redis failed): it
+// never waited. A prompt that another job carries now (the client sent it
+// again) is left as it is.
+func (s *Store) DropPrompt(ctx context.Context, id, job string) error {
+	_, err := s.run(ctx, scriptDropPrompt, id, job)
+	return err
 }
 
 // JobDeleted reports whether a job's prompt was deleted from the line.

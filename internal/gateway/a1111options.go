@@ -153,15 +153,23 @@ func (g *Gateway) optionsJob(r *http.Request, body []byte, gpu string) optionsRe
 	id := newJobID()
 	turn := g.turnOf(r, body)
 	turn.Pin = gpu // kept if the job is put in line again
-	ectx, ecancel := context.WithTimeout(ctx, redisBound)
-	m, err := g.cfg.Store.EnqueuePinned(ectx, gpu, id, turn, g.cfg.Reserve)
-	ecancel()
 	c := newCapture()
-	if err != nil {
+	if untrack, err := g.trackHeld(ctx, id); err != nil { // before the job, as serveJob
+		g.forgetLater(id, false)
 		g.refuse(c, err)
 	} else {
-		defer g.trackHeld(ctx, id)()
-		g.runJob(ctx, c, r, body, id, "", turn, m, start)
+		defer untrack()
+		ectx, ecancel := context.WithTimeout(ctx, redisBound)
+		m, err := g.cfg.Store.EnqueuePinned(ectx, gpu, id, turn, g.cfg.Reserve)
+		ecancel()
+		if err != nil {
+			if !errors.Is(err, cluster.ErrNoMachine) {
+				g.forgetLater(id, false) // Redis may have put it in line all the same
+			}
+			g.refuse(c, err)
+		} else {
+			g.runJob(ctx, c, r, body, id, "", turn, m, start)
+		}
 	}
 	if errors.Is(context.Cause(ctx), errMachineLeft) && c.code/100 != 2 {
 		return optionsResult{GPU: gpu, Status: http.StatusServiceUnavailable, Message: errMachineLeft.Error()}

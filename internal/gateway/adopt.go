@@ -13,20 +13,36 @@ import (
 // prompt): this one has nothing more to do for it.
 var errRunElsewhere = fmt.Errorf("%w: the job was dispatched by another gateway", context.Canceled)
 
-// keepLease renews the gateway's lease every third of it, adopts the
-// prompts of gateways whose lease ended and takes their held requests out
-// of the line, until Close.
+// keepLease renews the gateway's lease every third of it, adopts (a ComfyUI
+// gateway) the prompts of gateways whose lease ended and takes their held
+// requests out of the line, until Close.
 func (g *Gateway) keepLease() {
 	t := time.NewTicker(g.cfg.Lease / 3)
 	defer t.Stop()
 	warnedAt := time.Time{}
+	// A lease missing in Redis means its gateway is gone only once every
+	// live gateway had the time to renew its own: not right after Redis
+	// came back (a restart ends every lease at once) or this gateway could
+	// not reach it. settledAt is when that time is over.
+	var settledAt time.Time
+	failed := false
 	for {
 		ctx, cancel := context.WithTimeout(g.ctx, g.cfg.Lease/3)
 		err := g.cfg.Store.RenewGateway(ctx, g.id, g.cfg.Lease)
-		if err == nil {
+		switch {
+		case err != nil:
+			failed = true
+		case failed:
+			failed = false
+			settledAt = time.Now().Add(g.cfg.Lease + redisRedial)
+		}
+		settled := err == nil && !time.Now().Before(settledAt)
+		if settled && g.cfg.Profile == "comfyui" {
+			// Only ComfyUI gateways run prompts: another profile's would
+			// follow them among its own machines.
 			err = g.adoptOrphans(ctx)
 		}
-		if err == nil {
+		if settled && err == nil {
 			err = g.reapHeld(ctx)
 		}
 		cancel()
@@ -96,6 +112,20 @@ func (g *Gateway) resume(p cluster.Prompt) {
 	g.settlePrompt(p.ID, c)
 }
 
+// promptGone reports whether prompt's job, no longer in Redis, must not be
+// put in line again by this gateway: the prompt ended (the job was done
+// and forgotten), or another gateway adopted it and answers for it now
+// (every lease is lost when Redis restarts; this gateway may have been cut
+// off from Redis for a lease). A prompt Redis does not know (a restart
+// without appendonly) is not gone: its gateway puts it in line again.
+func (g *Gateway) promptGone(ctx context.Context, prompt string) bool {
+	if prompt == "" {
+		return false
+	}
+	p, found, err := g.cfg.Store.LookupPrompt(context.WithoutCancel(ctx), prompt)
+	return err == nil && found && (p.State == cluster.PromptDone || p.Owner != g.id)
+}
+
 // heldElsewhere reports whether job, no longer assigned to the GPU this
 // gateway dispatched it to, is still in Redis: then another gateway (one
 // that adopted its prompt) has it in hand.
@@ -116,14 +146,19 @@ func (g *Gateway) reapHeld(ctx context.Context) error {
 
 // trackHeld records in Redis that this gateway holds job's client, so that
 // the job leaves the line if the gateway dies; call the returned func when
-// the job ended.
-func (g *Gateway) trackHeld(ctx context.Context, job string) func() {
+// the job ended. It fails when Redis does not answer in time: then the job
+// must not be put in line.
+func (g *Gateway) trackHeld(ctx context.Context, job string) (func(), error) {
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
 	defer cancel()
-	_ = g.cfg.Store.TrackHeld(tctx, job, g.id)
+	if err := g.cfg.Store.TrackHeld(tctx, job, g.id); err != nil {
+		return nil, err
+	}
 	return func() {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
 		defer cancel()
-		_ = g.cfg.Store.UntrackHeld(uctx, job)
-	}
+		if g.cfg.Store.UntrackHeld(uctx, job) != nil {
+			g.forgetLater(job, false)
+		}
+	}, nil
 }

@@ -101,7 +101,9 @@ func (g *Gateway) follow(id string, p cluster.Prompt) {
 		if err == nil {
 			downSince = time.Time{}
 			if entry, ok := doc[id]; ok {
-				if g.settleDone(g.ctx, id, p.URL, entry) == nil && !p.Since.IsZero() {
+				g.keepDone(id, p.URL, entry)
+				g.finish(g.ctx, p.Job) // adopted: its dispatcher, gone, did not
+				if !p.Since.IsZero() {
 					_ = g.cfg.Store.RecordJobTime(g.ctx, g.cfg.Profile, time.Since(p.Since))
 				}
 				return
@@ -119,6 +121,7 @@ func (g *Gateway) follow(id string, p cluster.Prompt) {
 		}
 		urls, lerr := g.cfg.Store.LiveURLs(g.ctx, g.cfg.Profile)
 		if lerr == nil && !slices.Contains(urls, p.URL) {
+			defer g.finish(g.ctx, p.Job)
 			_ = g.settleFailed(g.ctx, id, p.URL, "gpulock: the machine "+p.GPU+" ("+p.URL+") failed while running the prompt ("+err.Error()+"); it was not run again, queue it again if you want")
 			return
 		}
@@ -166,6 +169,19 @@ func (g *Gateway) settleDone(ctx context.Context, id, url string, entry json.Raw
 	return err
 }
 
+// keepDone keeps a finished prompt's entry in Redis, retrying every
+// followEvery while Redis does not answer (the prompt ended while it was
+// down), until the gateway closes.
+func (g *Gateway) keepDone(id, url string, entry json.RawMessage) {
+	for g.settleDone(g.ctx, id, url, entry) != nil {
+		select {
+		case <-g.ctx.Done():
+			return
+		case <-time.After(followEvery):
+		}
+	}
+}
+
 // settleFailed keeps a failed prompt's entry, as ComfyUI writes one for a
 // prompt whose execution failed.
 func (g *Gateway) settleFailed(ctx context.Context, id, url, message string) error {
@@ -189,9 +205,11 @@ func (g *Gateway) settleFailed(ctx context.Context, id, url, message string) err
 		},
 		"meta": map[string]any{},
 	})
-	err := g.settleDone(ctx, id, url, entry)
+	if err := g.settleDone(ctx, id, url, entry); err != nil {
+		g.keepDone(id, url, entry) // Redis is down: until it is back
+	}
 	tell() // after the entry, as ComfyUI writes history before the last frames
-	return err
+	return nil
 }
 
 // promptBack puts a queued prompt whose dispatch came to nothing back in

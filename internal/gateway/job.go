@@ -63,27 +63,35 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	turn := g.turnOf(r, body)
 	g.front(w, body, &turn)
-	ectx, ecancel := context.WithTimeout(ctx, redisBound)
-	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
-	ecancel()
-	if err != nil {
-		cancel()
-		g.refuse(w, err)
-		return
-	}
+	// Who answers for the job is in Redis before the job: a gateway that
+	// dies between the two leaves no job in line that nobody answers for
+	// (a held request's is taken out, a prompt is adopted and run).
 	if prompt == "" {
 		defer cancel()
-		defer g.trackHeld(ctx, id)()
-		g.runJob(ctx, w, r, body, id, "", turn, m, start)
+		untrack, err := g.trackHeld(ctx, id)
+		if err != nil {
+			g.forgetLater(id, false) // Redis may have recorded it all the same
+			g.refuse(w, err)
+			return
+		}
+		defer untrack()
+		if m, ok := g.enqueue(ctx, w, id, turn, ""); ok {
+			g.runJob(ctx, w, r, body, id, "", turn, m, start)
+		}
 		return
 	}
 	actx, acancel := context.WithTimeout(ctx, redisBound)
 	number, err := g.cfg.Store.AddPrompt(actx, prompt, id, g.id, body)
 	acancel()
 	if err != nil {
-		_, _ = g.cfg.Store.Cancel(context.WithoutCancel(ctx), id)
 		cancel()
+		g.dropPromptLater(prompt, id)
 		g.redisDown(w, err)
+		return
+	}
+	m, ok := g.enqueue(ctx, w, id, turn, prompt)
+	if !ok {
+		cancel()
 		return
 	}
 	if turn.Front {
@@ -100,6 +108,35 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	})
 }
 
+// enqueue puts job id in line; when it cannot, it answers w, forgets the
+// prompt the job carries (prompt, or "") and reports false.
+func (g *Gateway) enqueue(ctx context.Context, w http.ResponseWriter, id string, turn cluster.Turn, prompt string) (cluster.Match, bool) {
+	ectx, ecancel := context.WithTimeout(ctx, redisBound)
+	defer ecancel()
+	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
+	if err == nil {
+		return m, true
+	}
+	if !errors.Is(err, cluster.ErrNoMachine) && !errors.Is(err, cluster.ErrQueueFull) {
+		g.forgetLater(id, false) // Redis may have put it in line all the same
+	}
+	if prompt != "" {
+		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+		if g.cfg.Store.DropPrompt(dctx, prompt, id) != nil {
+			g.dropPromptLater(prompt, id)
+		}
+		dcancel()
+	}
+	g.refuse(w, err)
+	return m, false
+}
+
+// dropPromptLater forgets prompt (carried by job), refused while Redis did
+// not answer, once Redis answers again: Redis may have recorded it.
+func (g *Gateway) dropPromptLater(prompt, job string) {
+	g.retryLater(func(ctx context.Context) error { return g.cfg.Store.DropPrompt(ctx, prompt, job) })
+}
+
 // runJob waits for job id's match (unless m is one) and dispatches it,
 // putting it back in line while the GPU turns out busy or unreachable, and
 // writes the outcome to w.
@@ -108,7 +145,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	var err error
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
-			if m, err = g.wait(ctx, id, turn, prompt == ""); err != nil {
+			if m, err = g.wait(ctx, id, turn, prompt); err != nil {
 				if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
 					err = c
 				}
@@ -131,13 +168,13 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
 			g.promptBack(ctx, prompt)
 			g.metrics.requeued(true)
-			m, err = g.requeue(ctx, id, turn, m.GPU, 0)
+			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
 			unnote()
 			stopRelay()
 			if jerr == nil && found && now.State == cluster.StateRunning {
-				_ = st.Done(context.WithoutCancel(ctx), id)
+				g.finish(ctx, id)
 				g.metrics.dispatched(waited, 0)
 				writeError(w, http.StatusBadGateway, "machine_failed",
 					fmt.Sprintf("gpulock: the machine %s failed while running the job (%v); it was not run again, retry if you want", m.GPU, ferr))
@@ -146,11 +183,11 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
 			g.promptBack(ctx, prompt)
 			g.metrics.requeued(false)
-			m, err = g.requeue(ctx, id, turn, m.GPU, g.cfg.Lease)
+			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, g.cfg.Lease)
 		default:
 			defer unnote()
 			defer resp.Body.Close()
-			_ = st.Done(context.WithoutCancel(ctx), id)
+			g.finish(ctx, id)
 			for k, v := range resp.Header {
 				w.Header()[k] = v
 			}
@@ -178,8 +215,9 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 }
 
-// requeue puts job back in its place in line after a failed dispatch to gpu.
-func (g *Gateway) requeue(ctx context.Context, id string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
+// requeue puts job back in its place in line after a failed dispatch to gpu
+// (prompt: the prompt it carries, or "").
+func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
 	m, found, err := g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
 	if err != nil {
 		return m, err
@@ -188,7 +226,7 @@ func (g *Gateway) requeue(ctx context.Context, id string, turn cluster.Turn, gpu
 		if g.deleted(ctx, id) {
 			return m, context.Canceled
 		}
-		if g.heldElsewhere(ctx, id) {
+		if g.heldElsewhere(ctx, id) || g.promptGone(ctx, prompt) {
 			return m, errRunElsewhere
 		}
 		// Lost from Redis (a restart) before it ran: in line again, at the end.
@@ -217,10 +255,12 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 // wait blocks until job is matched with a GPU, waking on the matched
 // channel's hint or every Poll. If ctx ends first (the client left, the
 // queue timeout) the job leaves the line and wait returns ctx's error;
-// a job lost from Redis (a restart) is put in line again. A held request
-// (held) gives up when Redis has not answered for a lease; a queued
-// prompt waits on, as Redis keeps it.
-func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held bool) (cluster.Match, error) {
+// a job lost from Redis (a restart) is put in line again, unless the
+// prompt it carries (prompt, "" for a held request) ended or is another
+// gateway's now. A held request gives up when Redis has not answered for a
+// lease; a queued prompt waits on, as Redis keeps it.
+func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt string) (cluster.Match, error) {
+	held := prompt == ""
 	hint, remove := g.wake.add(id)
 	defer remove()
 	t := time.NewTicker(g.cfg.Poll)
@@ -240,6 +280,7 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 				downSince = time.Now()
 			}
 			if held && time.Since(downSince) >= g.cfg.Lease {
+				g.forgetLater(id, false)
 				return cluster.Match{}, redisDownFor(time.Since(downSince), err)
 			}
 			if !warned {
@@ -249,6 +290,9 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 		case err == nil && !found:
 			if g.deleted(ctx, id) {
 				return cluster.Match{}, context.Canceled
+			}
+			if g.promptGone(ctx, prompt) {
+				return cluster.Match{}, errRunElsewhere
 			}
 			if lostAt.IsZero() {
 				lostAt = time.Now()
@@ -278,7 +322,11 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 			}
 			cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 2*time.Second)
 			defer cancel()
-			if ok, err := g.cfg.Store.Cancel(cctx, id); err == nil && !ok {
+			ok, err := g.cfg.Store.Cancel(cctx, id)
+			if err != nil {
+				g.forgetLater(id, false) // Redis is down: take it out when back
+			}
+			if err == nil && !ok {
 				// Matched as we gave up: take the match.
 				if m, found, err := g.cfg.Store.Job(cctx, id); err == nil && found && m.State == cluster.StateAssigned && context.Cause(ctx) == errQueueTimeout {
 					return m, nil

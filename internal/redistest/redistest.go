@@ -27,6 +27,8 @@ type Server struct {
 	dir  string
 	port int
 	t    testing.TB
+	// persist keeps the data across Restart (StartPersistent).
+	persist bool
 }
 
 // URL returns the redis:// URL of the server.
@@ -37,6 +39,12 @@ func (s *Server) URL() string { return "redis://" + s.Addr + "/0" }
 // accept connections within a bound.
 func Start(t testing.TB) *Server {
 	t.Helper()
+	return (&Server{}).start(t)
+}
+
+// start runs s on a free loopback port until the test ends.
+func (s *Server) start(t testing.TB) *Server {
+	t.Helper()
 	bin, err := exec.LookPath("redis-server")
 	if err != nil {
 		if os.Getenv("CI") == "true" {
@@ -44,7 +52,7 @@ func Start(t testing.TB) *Server {
 		}
 		t.Skipf("redistest: redis-server not found: %v", err)
 	}
-	s := &Server{dir: t.TempDir(), t: t}
+	s.dir, s.t = t.TempDir(), t
 	s.port = freePort(t)
 	s.Addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(s.port))
 	s.run(bin)
@@ -54,8 +62,7 @@ func Start(t testing.TB) *Server {
 
 func (s *Server) run(bin string) {
 	s.t.Helper()
-	s.cmd = exec.Command(bin, "--port", strconv.Itoa(s.port), "--bind", "127.0.0.1",
-		"--save", "", "--appendonly", "no", "--dir", s.dir, "--daemonize", "no")
+	s.cmd = exec.Command(bin, s.args()...)
 	if err := s.cmd.Start(); err != nil {
 		s.t.Fatalf("redistest: start redis-server: %v", err)
 	}
@@ -82,8 +89,9 @@ func (s *Server) Stop() {
 	s.cmd = nil
 }
 
-// Restart stops the server and starts a new, empty one on the same port
-// (state is lost, as after a crash without persistence).
+// Restart stops the server and starts a new one on the same port: empty
+// (state is lost, as after a crash without persistence), or with the data
+// of its append-only file when started with StartPersistent.
 func (s *Server) Restart() {
 	s.t.Helper()
 	s.Stop()

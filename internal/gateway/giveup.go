@@ -1,0 +1,63 @@
+package gateway
+
+import (
+	"context"
+	"time"
+)
+
+// finish forgets job in Redis once it ended (it ran, or its machine
+// failed); while Redis does not answer, forgetLater does it when it does.
+func (g *Gateway) finish(ctx context.Context, job string) {
+	dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+	defer cancel()
+	if g.cfg.Store.Done(dctx, job) != nil {
+		g.forgetLater(job, true)
+	}
+}
+
+// forgetLater takes job out of the cluster once Redis answers again: one
+// that ended (ran) is forgotten, one whose held request gave up because
+// Redis did not answer is cancelled. Redis (with appendonly) comes back
+// with the job as it was: still in line, a match nobody dispatches would
+// keep a GPU reserved for nobody; still running, it would show so in the
+// status for a day.
+func (g *Gateway) forgetLater(job string, ran bool) {
+	g.retryLater(func(ctx context.Context) error {
+		var err error
+		if ran {
+			err = g.cfg.Store.Done(ctx, job)
+		} else {
+			_, err = g.cfg.Store.Cancel(ctx, job)
+		}
+		if err != nil {
+			return err
+		}
+		return g.cfg.Store.UntrackHeld(ctx, job)
+	})
+}
+
+// retryLater runs f, a write to Redis that failed (Redis may have done it
+// nonetheless: a write is lost or made with its answer), every third of a
+// lease until it succeeds or the gateway closes.
+func (g *Gateway) retryLater(f func(context.Context) error) {
+	if g.ctx.Err() != nil {
+		return // closed: nobody would wait for it
+	}
+	g.wg.Go(func() {
+		t := time.NewTicker(g.cfg.Lease / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-g.ctx.Done():
+				return
+			case <-t.C:
+			}
+			ctx, cancel := context.WithTimeout(g.ctx, redisBound)
+			err := f(ctx)
+			cancel()
+			if err == nil {
+				return
+			}
+		}
+	})
+}
