@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -41,6 +42,7 @@ type queue struct {
 	held    bool      // a Handle of this process holds the lock
 	running bool      // the runner goroutine is alive
 	ticket  *ticket   // this process's place in line, if it has one
+	spare   *ticket   // a prepared ticket for the next place (see prepareSpare)
 	gen     uint64    // counts withdrawals of the place in line
 	turns   rotation  // which clients had the lock lately
 	// placeErr is why the last try to take a place in line failed.
@@ -190,11 +192,52 @@ func (q *queue) takePlaceLocked() {
 	now := time.Now()
 	next := q.nextLocked(now).Value.(*waiter)
 	desc := next.lock.waiterDescription(next.since, next.turn)
-	t, err := createTicket(q.qdir, desc, next.placeKey(q.qdir, now))
+	key := next.placeKey(q.qdir, now)
+	t, err := q.spare, error(nil)
+	q.spare = nil
+	if t == nil {
+		t, err = prepareTicket(q.qdir)
+	}
+	if err == nil {
+		err = t.enter(desc, key)
+	}
 	if err == nil {
 		q.ticket = t
 	}
 	q.placeErr = err
+}
+
+// prepareSpare makes the ticket for this process's next place in line
+// ahead, while it holds the lock and has more waiters, so that the release
+// only writes and renames it (see prepareTicket). Only the runner calls it,
+// right after it handed the lock over.
+func (q *queue) prepareSpare() {
+	q.mu.Lock()
+	need := q.spare == nil && q.held && q.waiters.Len() > 0
+	q.mu.Unlock()
+	if !need {
+		return
+	}
+	t, err := prepareTicket(q.qdir)
+	if err != nil {
+		return // the release takes its place the slow way, and sees the error
+	}
+	q.mu.Lock()
+	if q.spare == nil && q.held {
+		q.spare, t = t, nil
+	}
+	q.mu.Unlock()
+	if t != nil {
+		t.remove() // released meanwhile: its place was taken without it
+	}
+}
+
+// dropSpareLocked removes a prepared ticket that no release will use.
+func (q *queue) dropSpareLocked() {
+	if q.spare != nil {
+		q.spare.remove()
+		q.spare = nil
+	}
 }
 
 // withdrawLocked gives up this process's place in line, so that nobody waits
@@ -204,6 +247,7 @@ func (q *queue) withdrawLocked() {
 		q.ticket.remove()
 		q.ticket = nil
 	}
+	q.dropSpareLocked()
 	q.gen++
 }
 
@@ -266,9 +310,14 @@ func (q *queue) run() {
 			q.held = true
 			w.ch <- result{h: newHandle(q, w.lock, f)}
 			q.mu.Unlock()
+			// Let the new holder's goroutine run now, on this thread,
+			// rather than after the clean-up below or on another thread
+			// woken for it.
+			runtime.Gosched()
 			if done != nil {
 				done.remove()
 			}
+			q.prepareSpare()
 			continue
 		}
 		q.mu.Unlock()
@@ -299,6 +348,9 @@ func (q *queue) releasing() {
 func (q *queue) released() {
 	q.mu.Lock()
 	q.held = false
+	if q.waiters.Len() == 0 {
+		q.dropSpareLocked()
+	}
 	q.startRunnerLocked()
 	q.mu.Unlock()
 }
