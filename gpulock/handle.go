@@ -26,9 +26,10 @@ type Handle struct {
 	keepLeft bool    // show leftLine instead of line (KeepLeftover)
 }
 
+// newHandle describes the new holder in the lock file. q.mu is held.
 func newHandle(q *queue, l *Lock, f *os.File) *Handle {
 	h := &Handle{lock: l, q: q, f: f, desc: l.description(), interval: l.cfg.refresh}
-	h.leftover, h.leftLine = readLeftover(f) // before our own description replaces it
+	h.leftover, h.leftLine = readLeftover(f, q.head[:]) // before our own description replaces it
 	h.line = l.descriptionLine(h.desc.Since)
 	h.writeDescription()
 	if h.interval > 0 {

@@ -3,6 +3,7 @@ package gpulock
 import (
 	"bytes"
 	"os"
+	"slices"
 )
 
 // Backend is the web service whose GPU work a holder guards: a gpulock shim
@@ -60,13 +61,14 @@ func (h *Handle) KeepLeftover(keep bool) {
 }
 
 // readLeftover reads the description a previous holder left in f, parsed
-// and as its first line.
-func readLeftover(f *os.File) (*Holder, []byte) {
-	head := readHead(f)
+// and as its first line. buf, of maxInfoSize bytes, is where it reads; the
+// line returned is a copy.
+func readLeftover(f *os.File, buf []byte) (*Holder, []byte) {
+	head := buf[:readAtStart(f, buf)]
 	var left Holder
 	if !decodeFirstLine(head, &left) {
 		return nil, nil
 	}
 	line, _, _ := bytes.Cut(head, []byte{'\n'})
-	return &left, append(line, '\n')
+	return &left, append(slices.Clip(line), '\n')
 }

@@ -47,6 +47,8 @@ type queue struct {
 	turns   rotation  // which clients had the lock lately
 	// placeErr is why the last try to take a place in line failed.
 	placeErr error
+	// head is where a new holder reads what the lock file held (newHandle).
+	head [maxInfoSize]byte
 }
 
 // waiter is one Acquire call in line.
