@@ -2,7 +2,6 @@ package gpulock
 
 import (
 	"bytes"
-	"os"
 	"slices"
 )
 
@@ -60,11 +59,9 @@ func (h *Handle) KeepLeftover(keep bool) {
 	h.writeDescription()
 }
 
-// readLeftover reads the description a previous holder left in f, parsed
-// and as its first line. buf, of maxInfoSize bytes, is where it reads; the
-// line returned is a copy.
-func readLeftover(f *os.File, buf []byte) (*Holder, []byte) {
-	head := buf[:readAtStart(f, buf)]
+// readLeftover parses the description a previous holder left at the start
+// of the lock file, head, and returns it and a copy of its first line.
+func readLeftover(head []byte) (*Holder, []byte) {
 	var left Holder
 	if !decodeFirstLine(head, &left) {
 		return nil, nil

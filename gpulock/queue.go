@@ -49,6 +49,8 @@ type queue struct {
 	placeErr error
 	// head is where a new holder reads what the lock file held (newHandle).
 	head [maxInfoSize]byte
+	// hmap maps the start of the lock file for its holders (headMap).
+	hmap *headMap
 }
 
 // waiter is one Acquire call in line.
@@ -133,7 +135,7 @@ func (q *queue) tryLocked(l *Lock) (*Handle, error) {
 	if err == nil && live {
 		return nil, busy(l)
 	}
-	f, err := q.lockFile(false)
+	f, fi, err := q.lockFile(false)
 	if err != nil {
 		if isWouldBlock(err) {
 			return nil, busy(l)
@@ -141,31 +143,32 @@ func (q *queue) tryLocked(l *Lock) (*Handle, error) {
 		return nil, err
 	}
 	q.held = true
-	return newHandle(q, l, f), nil
+	return newHandle(q, l, f, fi), nil
 }
 
 // lockFile opens the lock file and flocks it, waiting or not. It returns
-// only a lock on the file that the path names now.
-func (q *queue) lockFile(wait bool) (*os.File, error) {
+// only a lock on the file that the path names now, with the file's info as
+// it was just before the flock.
+func (q *queue) lockFile(wait bool) (*os.File, fs.FileInfo, error) {
 	for {
 		f, fi, err := openLockFile(q.path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := flockFD(f, true, wait); err != nil {
 			f.Close()
 			if isWouldBlock(err) {
-				return nil, err
+				return nil, nil, err
 			}
-			return nil, &fs.PathError{Op: "flock", Path: q.path, Err: err}
+			return nil, nil, &fs.PathError{Op: "flock", Path: q.path, Err: err}
 		}
 		same, err := stillNamed(fi, q.path)
 		if err == nil && same {
-			return f, nil
+			return f, fi, nil
 		}
 		f.Close()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// The file was deleted or replaced while we waited: lock the new one.
 	}
@@ -282,7 +285,7 @@ func (q *queue) run() {
 		if t != nil {
 			waitTurn(t)
 		}
-		f, err := q.lockFile(true)
+		f, fi, err := q.lockFile(true)
 		if err == nil && t != nil && liveTicketAhead(t) {
 			// A place earlier than ours was taken while we waited in
 			// flock (a higher level, a client's turn): let it go first.
@@ -310,7 +313,7 @@ func (q *queue) run() {
 			w.elem = nil
 			q.turns.served(w.turn.Client, &q.waiters)
 			q.held = true
-			w.ch <- result{h: newHandle(q, w.lock, f)}
+			w.ch <- result{h: newHandle(q, w.lock, f, fi)}
 			q.mu.Unlock()
 			// Let the new holder's goroutine run now, on this thread,
 			// rather than after the clean-up below or on another thread

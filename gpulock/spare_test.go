@@ -18,6 +18,13 @@ func spareOf(l *Lock) bool {
 	return l.q.spare != nil
 }
 
+// waitersIn returns the number of Acquire calls of this process in l's line.
+func waitersIn(l *Lock) int {
+	l.q.mu.Lock()
+	defer l.q.mu.Unlock()
+	return l.q.waiters.Len()
+}
+
 // queueEntries lists the queue directory, temporary tickets included.
 func queueEntries(t *testing.T, l *Lock) []string {
 	t.Helper()
@@ -41,11 +48,7 @@ func TestSpareTicketPreparedUsedAndRemoved(t *testing.T) {
 			got <- h
 		}()
 	}
-	waitFor(t, "two waiters", func() bool {
-		l.q.mu.Lock()
-		defer l.q.mu.Unlock()
-		return l.q.waiters.Len() == 2
-	})
+	waitFor(t, "two waiters", func() bool { return waitersIn(l) == 2 })
 	assert.False(t, spareOf(l), "the first holder took the lock uncontended: nothing was made ahead")
 	require.NoError(t, first.Release())
 
@@ -61,7 +64,8 @@ func TestSpareTicketPreparedUsedAndRemoved(t *testing.T) {
 	})
 }
 
-// A spare whose waiters all give up goes with them.
+// A spare whose waiters all give up goes with them. The waiter that gives
+// up comes second, so that the first gets the lock.
 func TestSpareTicketGoesWhenWaitersGiveUp(t *testing.T) {
 	l := newTestLock(t, t.TempDir(), 0)
 	first, err := l.Acquire(context.Background())
@@ -72,17 +76,14 @@ func TestSpareTicketGoesWhenWaitersGiveUp(t *testing.T) {
 		assert.NoError(t, err)
 		got <- h
 	}()
+	waitFor(t, "the first waiter", func() bool { return waitersIn(l) == 1 })
 	ctx, cancel := context.WithCancel(context.Background())
 	gaveUp := make(chan error, 1)
 	go func() {
 		_, err := l.Acquire(ctx)
 		gaveUp <- err
 	}()
-	waitFor(t, "two waiters", func() bool {
-		l.q.mu.Lock()
-		defer l.q.mu.Unlock()
-		return l.q.waiters.Len() == 2
-	})
+	waitFor(t, "two waiters", func() bool { return waitersIn(l) == 2 })
 	require.NoError(t, first.Release())
 	second := <-got
 	waitFor(t, "the spare ticket", func() bool { return spareOf(l) })
