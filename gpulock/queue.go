@@ -86,6 +86,17 @@ func (q *queue) acquire(ctx context.Context, l *Lock, turn Turn) (*Handle, error
 	}
 	w := &waiter{lock: l, turn: turn, since: time.Now(), ch: make(chan result, 1)}
 	w.elem = q.waiters.PushBack(w)
+	if ctx.Done() == nil && !q.running && !q.held {
+		// A wait that cannot be given up needs no goroutine of its own
+		// beside the runner: this one is the runner, and a grant to itself
+		// is no hand-over between goroutines.
+		q.takePlaceLocked()
+		q.running = true
+		q.mu.Unlock()
+		q.run(w)
+		r := <-w.ch // ours now, or, if another waiter's turn came first, from a later runner
+		return r.h, r.err
+	}
 	q.startRunnerLocked()
 	q.mu.Unlock()
 
@@ -184,7 +195,7 @@ func (q *queue) startRunnerLocked() {
 	}
 	q.takePlaceLocked()
 	q.running = true
-	go q.run()
+	go q.run(nil)
 }
 
 // takePlaceLocked puts the process in line if it is not, for its first
@@ -214,8 +225,9 @@ func (q *queue) takePlaceLocked() {
 
 // prepareSpare makes the ticket for this process's next place in line
 // ahead, while it holds the lock and has more waiters, so that the release
-// only writes and renames it (see prepareTicket). Only the runner calls it,
-// right after it handed the lock over.
+// only writes and renames it (see prepareTicket). The runner has it called
+// right after it handed the lock over (tidy); two at once are harmless, the
+// second ticket made is removed.
 func (q *queue) prepareSpare() {
 	q.mu.Lock()
 	need := q.spare == nil && q.held && q.waiters.Len() > 0
@@ -260,7 +272,9 @@ func (q *queue) withdrawLocked() {
 // takes a place at the back of the line, waits for its turn and for the
 // flock, and hands the lock to the first waiter. It exits when nobody waits
 // or a Handle of this process holds the lock; Release starts it again.
-func (q *queue) run() {
+// self is the waiter whose goroutine runs it, if run was called in an
+// Acquire rather than started on its own.
+func (q *queue) run(self *waiter) {
 	for {
 		q.mu.Lock()
 		if q.held || q.waiters.Len() == 0 {
@@ -315,18 +329,30 @@ func (q *queue) run() {
 			q.held = true
 			w.ch <- result{h: newHandle(q, w.lock, f, fi)}
 			q.mu.Unlock()
+			if w == self {
+				// Return to the caller now; the old place and the next one
+				// are seen to beside it.
+				go q.tidy(done)
+				continue
+			}
 			// Let the new holder's goroutine run now, on this thread,
 			// rather than after the clean-up below or on another thread
 			// woken for it.
 			runtime.Gosched()
-			if done != nil {
-				done.remove()
-			}
-			q.prepareSpare()
+			q.tidy(done)
 			continue
 		}
 		q.mu.Unlock()
 	}
+}
+
+// tidy removes the place in line that the new holder had, done (if any),
+// and makes its next ticket ahead if it has more waiters.
+func (q *queue) tidy(done *ticket) {
+	if done != nil {
+		done.remove()
+	}
+	q.prepareSpare()
 }
 
 // failAllLocked answers every waiter with err.
