@@ -3,6 +3,7 @@ package gpulock
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -136,13 +137,37 @@ func (t *ticket) enter(w Waiter, key time.Time) error {
 		t.remove()
 		return err
 	}
-	name := fmt.Sprintf("%0*d-%d-%08x", ticketTimeDigits, max(key.UnixNano(), 0), pid, rand.Uint32())
+	name := fmt.Sprintf("%0*d-%d-%08x%s%016x", ticketTimeDigits, max(key.UnixNano(), 0), pid, rand.Uint32(),
+		clientTagSep, clientTag(w.Client))
 	if err := t.d.rename(t.name, name); err != nil {
 		t.remove()
 		return err
 	}
 	t.name = name
 	return nil
+}
+
+// clientTagSep starts the end of a ticket's name that tags its client (see
+// clientTag), so that a scan for one client's places (lastPlaceOf) opens only
+// the tickets that may be its.
+const clientTagSep = "-c"
+
+// clientTag is a hash of a ticket's client, for its name.
+func clientTag(client string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(client))
+	return h.Sum64()
+}
+
+// nameClientTag returns the client tag at the end of a ticket's name, if it
+// has one (names made before tags were added have none).
+func nameClientTag(name string) (uint64, bool) {
+	const n = len(clientTagSep) + 16
+	if len(name) < ticketTimeDigits+n || name[len(name)-n:len(name)-16] != clientTagSep {
+		return 0, false
+	}
+	tag, err := strconv.ParseUint(name[len(name)-16:], 16, 64)
+	return tag, err == nil
 }
 
 // ticketKey returns the key a ticket's name sorts by.
