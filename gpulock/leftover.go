@@ -62,10 +62,13 @@ func (h *Handle) KeepLeftover(keep bool) {
 // readLeftover parses the description a previous holder left at the start
 // of the lock file, head, and returns it and a copy of its first line.
 func readLeftover(head []byte) (*Holder, []byte) {
-	var left Holder
-	if !decodeFirstLine(head, &left) {
+	line, _, _ := bytes.Cut(head, []byte{'\n'})
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil, nil // released, as nearly always: nothing to decode
+	}
+	left := new(Holder)
+	if !decodeFirstLine(line, left) {
 		return nil, nil
 	}
-	line, _, _ := bytes.Cut(head, []byte{'\n'})
-	return &left, append(slices.Clip(line), '\n')
+	return left, append(slices.Clip(line), '\n')
 }
