@@ -22,17 +22,31 @@ import (
 
 // BenchmarkUncontended takes and gives back a free lock, nobody else around.
 // The gpulock sub-benchmarks also report their cost as a multiple of the
-// plain flock(2) sub-benchmark of the same run (x-flock).
+// plain flock(2) sub-benchmark of the same run (x-flock). Each also reports
+// the CPU time the process used per operation (cpu-ns/op, user and system,
+// from getrusage), and the gpulock ones its multiple of flock's
+// (x-flock-cpu): on a shared machine the wall time also counts the waits
+// for a CPU, the CPU time does not.
 func BenchmarkUncontended(b *testing.B) {
-	var rawNs float64 // ns/op of the flock sub-benchmark, for x-flock
+	var rawNs, rawCPU float64 // per op of the flock sub-benchmark, for x-flock
+	var cpuStart time.Duration
+	startCPU := func(b *testing.B) { b.ResetTimer(); cpuStart = benchCPUTime(b) }
+	cpuPerOp := func(b *testing.B) float64 {
+		ns := float64((benchCPUTime(b) - cpuStart).Nanoseconds()) / float64(b.N)
+		b.ReportMetric(ns, "cpu-ns/op")
+		return ns
+	}
 	reportRatio := func(b *testing.B) {
-		if rawNs > 0 {
+		cpu := cpuPerOp(b)
+		if rawNs > 0 && rawCPU > 0 {
 			b.ReportMetric(float64(b.Elapsed().Nanoseconds())/float64(b.N)/rawNs, "x-flock")
+			b.ReportMetric(cpu/rawCPU, "x-flock-cpu")
 		}
 	}
 	b.Run("flock", func(b *testing.B) { // open + flock(LOCK_EX) + flock(LOCK_UN) + close
 		path := filepath.Join(b.TempDir(), benchRawLock)
 		benchCreate(b, path)
+		startCPU(b)
 		for b.Loop() {
 			fd, err := unix.Open(path, unix.O_RDWR|unix.O_CLOEXEC, 0)
 			if err != nil {
@@ -49,10 +63,12 @@ func BenchmarkUncontended(b *testing.B) {
 			}
 		}
 		rawNs = float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+		rawCPU = cpuPerOp(b)
 	})
 	b.Run("gofrs", func(b *testing.B) { // New + Lock + Unlock (which closes)
 		path := filepath.Join(b.TempDir(), benchRawLock)
 		benchCreate(b, path)
+		startCPU(b)
 		for b.Loop() {
 			f := flock.New(path)
 			if err := f.Lock(); err != nil {
@@ -85,6 +101,7 @@ func BenchmarkUncontended(b *testing.B) {
 					b.Fatal(err)
 				}
 			}
+			startCPU(b)
 			for b.Loop() {
 				h, err := a.acquire(l)
 				if err != nil {
@@ -97,6 +114,15 @@ func BenchmarkUncontended(b *testing.B) {
 			reportRatio(b)
 		})
 	}
+}
+
+// benchCPUTime returns the CPU time, user and system, this process has used.
+func benchCPUTime(b *testing.B) time.Duration {
+	var ru unix.Rusage
+	if err := unix.Getrusage(unix.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // benchCreate makes an empty lock file at path.

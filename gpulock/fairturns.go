@@ -101,7 +101,8 @@ func (w *waiter) placeKey(qdir string, now time.Time) time.Time {
 }
 
 // lastPlaceOf returns the key of the last live place in line in qdir of
-// client, if it has one.
+// client, if it has one. Only tickets whose name's tag is client's (or that
+// have no tag) are opened; the description inside decides.
 func lastPlaceOf(qdir, client string) (time.Time, bool) {
 	d, err := openQueueDir(qdir, false)
 	if err != nil {
@@ -112,7 +113,11 @@ func lastPlaceOf(qdir, client string) (time.Time, bool) {
 	if err != nil {
 		return time.Time{}, false
 	}
+	want := clientTag(client)
 	for i := len(names) - 1; i >= 0; i-- {
+		if tag, ok := nameClientTag(names[i]); ok && tag != want {
+			continue // another client's, by its name: not opened
+		}
 		t, ok := readTicket(d, names[i])
 		if !ok {
 			continue

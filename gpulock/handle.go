@@ -2,6 +2,7 @@ package gpulock
 
 import (
 	"bytes"
+	"io/fs"
 	"os"
 	"slices"
 	"sync"
@@ -14,6 +15,7 @@ type Handle struct {
 	lock *Lock
 	q    *queue
 	f    *os.File
+	m    *headMap // the start of f, mapped (nil: pread and pwrite)
 
 	mu       sync.Mutex
 	desc     Holder
@@ -24,11 +26,15 @@ type Handle struct {
 	leftover *Holder // what the previous holder left in the file
 	leftLine []byte  // leftover as it was written
 	keepLeft bool    // show leftLine instead of line (KeepLeftover)
+	size     int64   // the lock file's size, as far as this handle knows
 }
 
-func newHandle(q *queue, l *Lock, f *os.File) *Handle {
-	h := &Handle{lock: l, q: q, f: f, desc: l.description(), interval: l.cfg.refresh}
-	h.leftover, h.leftLine = readLeftover(f) // before our own description replaces it
+// newHandle describes the new holder in the lock file f, whose info fi was
+// read just before f was locked. q.mu is held.
+func newHandle(q *queue, l *Lock, f *os.File, fi fs.FileInfo) *Handle {
+	q.hmap = mapHead(q.hmap, q.path, fi)
+	h := &Handle{lock: l, q: q, f: f, m: q.hmap, size: fi.Size(), desc: l.description(), interval: l.cfg.refresh}
+	h.leftover, h.leftLine = readLeftover(h.readStart(q.head[:])) // before our own description replaces it
 	h.line = l.descriptionLine(h.desc.Since)
 	h.writeDescription()
 	if h.interval > 0 {
@@ -73,7 +79,26 @@ func (h *Handle) writeDescription() {
 	if h.keepLeft {
 		line = h.leftLine
 	}
-	_, _ = h.f.WriteAt(line, 0)
+	h.writeStart(line)
+}
+
+// writeStart writes b at the start of the lock file: through the map where
+// it lies inside the file, else with pwrite (which also grows the file).
+func (h *Handle) writeStart(b []byte) {
+	if h.m.write(b, h.size) {
+		return
+	}
+	if n, err := h.f.WriteAt(b, 0); err == nil {
+		h.size = max(h.size, int64(n))
+	}
+}
+
+// readStart reads the start of the lock file into buf.
+func (h *Handle) readStart(buf []byte) []byte {
+	if n, ok := h.m.read(buf, h.size); ok {
+		return buf[:n]
+	}
+	return buf[:readAtStart(h.f, buf)]
 }
 
 // touch refreshes the lock file's modification time, so that age-based
@@ -132,7 +157,7 @@ func (h *Handle) finish(unlock bool) error {
 			// A dead holder's line is passed on (see KeepLeftover), over blanks.
 			head = append(slices.Clip(h.leftLine), head[min(len(h.leftLine), len(head)):]...)
 		}
-		_, _ = h.f.WriteAt(head, 0)
+		h.writeStart(head)
 		_ = unlockFD(h.f)
 	}
 	err := h.f.Close()

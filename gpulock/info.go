@@ -103,8 +103,7 @@ const maxInfoSize = 4096
 // readHead reads the start of f, where its description lives.
 func readHead(f *os.File) []byte {
 	buf := make([]byte, maxInfoSize)
-	n, _ := f.ReadAt(buf, 0)
-	return buf[:n]
+	return buf[:readAtStart(f, buf)]
 }
 
 // alive reports whether the process a description names may still run. A

@@ -2,7 +2,7 @@ package gpulock
 
 import (
 	"bytes"
-	"os"
+	"slices"
 )
 
 // Backend is the web service whose GPU work a holder guards: a gpulock shim
@@ -59,14 +59,16 @@ func (h *Handle) KeepLeftover(keep bool) {
 	h.writeDescription()
 }
 
-// readLeftover reads the description a previous holder left in f, parsed
-// and as its first line.
-func readLeftover(f *os.File) (*Holder, []byte) {
-	head := readHead(f)
-	var left Holder
-	if !decodeFirstLine(head, &left) {
+// readLeftover parses the description a previous holder left at the start
+// of the lock file, head, and returns it and a copy of its first line.
+func readLeftover(head []byte) (*Holder, []byte) {
+	line, _, _ := bytes.Cut(head, []byte{'\n'})
+	if len(bytes.TrimSpace(line)) == 0 {
+		return nil, nil // released, as nearly always: nothing to decode
+	}
+	left := new(Holder)
+	if !decodeFirstLine(line, left) {
 		return nil, nil
 	}
-	line, _, _ := bytes.Cut(head, []byte{'\n'})
-	return &left, append(line, '\n')
+	return left, append(slices.Clip(line), '\n')
 }

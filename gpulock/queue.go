@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 )
@@ -41,10 +42,15 @@ type queue struct {
 	held    bool      // a Handle of this process holds the lock
 	running bool      // the runner goroutine is alive
 	ticket  *ticket   // this process's place in line, if it has one
+	spare   *ticket   // a prepared ticket for the next place (see prepareSpare)
 	gen     uint64    // counts withdrawals of the place in line
 	turns   rotation  // which clients had the lock lately
 	// placeErr is why the last try to take a place in line failed.
 	placeErr error
+	// head is where a new holder reads what the lock file held (newHandle).
+	head [maxInfoSize]byte
+	// hmap maps the start of the lock file for its holders (headMap).
+	hmap *headMap
 }
 
 // waiter is one Acquire call in line.
@@ -80,6 +86,17 @@ func (q *queue) acquire(ctx context.Context, l *Lock, turn Turn) (*Handle, error
 	}
 	w := &waiter{lock: l, turn: turn, since: time.Now(), ch: make(chan result, 1)}
 	w.elem = q.waiters.PushBack(w)
+	if ctx.Done() == nil && !q.running && !q.held {
+		// A wait that cannot be given up needs no goroutine of its own
+		// beside the runner: this one is the runner, and a grant to itself
+		// is no hand-over between goroutines.
+		q.takePlaceLocked()
+		q.running = true
+		q.mu.Unlock()
+		q.run(w)
+		r := <-w.ch // ours now, or, if another waiter's turn came first, from a later runner
+		return r.h, r.err
+	}
 	q.startRunnerLocked()
 	q.mu.Unlock()
 
@@ -129,7 +146,7 @@ func (q *queue) tryLocked(l *Lock) (*Handle, error) {
 	if err == nil && live {
 		return nil, busy(l)
 	}
-	f, err := q.lockFile(false)
+	f, fi, err := q.lockFile(false)
 	if err != nil {
 		if isWouldBlock(err) {
 			return nil, busy(l)
@@ -137,31 +154,32 @@ func (q *queue) tryLocked(l *Lock) (*Handle, error) {
 		return nil, err
 	}
 	q.held = true
-	return newHandle(q, l, f), nil
+	return newHandle(q, l, f, fi), nil
 }
 
 // lockFile opens the lock file and flocks it, waiting or not. It returns
-// only a lock on the file that the path names now.
-func (q *queue) lockFile(wait bool) (*os.File, error) {
+// only a lock on the file that the path names now, with the file's info as
+// it was just before the flock.
+func (q *queue) lockFile(wait bool) (*os.File, fs.FileInfo, error) {
 	for {
 		f, fi, err := openLockFile(q.path)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if err := flockFD(f, true, wait); err != nil {
 			f.Close()
 			if isWouldBlock(err) {
-				return nil, err
+				return nil, nil, err
 			}
-			return nil, &fs.PathError{Op: "flock", Path: q.path, Err: err}
+			return nil, nil, &fs.PathError{Op: "flock", Path: q.path, Err: err}
 		}
 		same, err := stillNamed(fi, q.path)
 		if err == nil && same {
-			return f, nil
+			return f, fi, nil
 		}
 		f.Close()
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		// The file was deleted or replaced while we waited: lock the new one.
 	}
@@ -177,7 +195,7 @@ func (q *queue) startRunnerLocked() {
 	}
 	q.takePlaceLocked()
 	q.running = true
-	go q.run()
+	go q.run(nil)
 }
 
 // takePlaceLocked puts the process in line if it is not, for its first
@@ -190,11 +208,53 @@ func (q *queue) takePlaceLocked() {
 	now := time.Now()
 	next := q.nextLocked(now).Value.(*waiter)
 	desc := next.lock.waiterDescription(next.since, next.turn)
-	t, err := createTicket(q.qdir, desc, next.placeKey(q.qdir, now))
+	key := next.placeKey(q.qdir, now)
+	t, err := q.spare, error(nil)
+	q.spare = nil
+	if t == nil {
+		t, err = prepareTicket(q.qdir)
+	}
+	if err == nil {
+		err = t.enter(desc, key)
+	}
 	if err == nil {
 		q.ticket = t
 	}
 	q.placeErr = err
+}
+
+// prepareSpare makes the ticket for this process's next place in line
+// ahead, while it holds the lock and has more waiters, so that the release
+// only writes and renames it (see prepareTicket). The runner has it called
+// right after it handed the lock over (tidy); two at once are harmless, the
+// second ticket made is removed.
+func (q *queue) prepareSpare() {
+	q.mu.Lock()
+	need := q.spare == nil && q.held && q.waiters.Len() > 0
+	q.mu.Unlock()
+	if !need {
+		return
+	}
+	t, err := prepareTicket(q.qdir)
+	if err != nil {
+		return // the release takes its place the slow way, and sees the error
+	}
+	q.mu.Lock()
+	if q.spare == nil && q.held {
+		q.spare, t = t, nil
+	}
+	q.mu.Unlock()
+	if t != nil {
+		t.remove() // released meanwhile: its place was taken without it
+	}
+}
+
+// dropSpareLocked removes a prepared ticket that no release will use.
+func (q *queue) dropSpareLocked() {
+	if q.spare != nil {
+		q.spare.remove()
+		q.spare = nil
+	}
 }
 
 // withdrawLocked gives up this process's place in line, so that nobody waits
@@ -204,6 +264,7 @@ func (q *queue) withdrawLocked() {
 		q.ticket.remove()
 		q.ticket = nil
 	}
+	q.dropSpareLocked()
 	q.gen++
 }
 
@@ -211,7 +272,9 @@ func (q *queue) withdrawLocked() {
 // takes a place at the back of the line, waits for its turn and for the
 // flock, and hands the lock to the first waiter. It exits when nobody waits
 // or a Handle of this process holds the lock; Release starts it again.
-func (q *queue) run() {
+// self is the waiter whose goroutine runs it, if run was called in an
+// Acquire rather than started on its own.
+func (q *queue) run(self *waiter) {
 	for {
 		q.mu.Lock()
 		if q.held || q.waiters.Len() == 0 {
@@ -236,7 +299,7 @@ func (q *queue) run() {
 		if t != nil {
 			waitTurn(t)
 		}
-		f, err := q.lockFile(true)
+		f, fi, err := q.lockFile(true)
 		if err == nil && t != nil && liveTicketAhead(t) {
 			// A place earlier than ours was taken while we waited in
 			// flock (a higher level, a client's turn): let it go first.
@@ -264,15 +327,32 @@ func (q *queue) run() {
 			w.elem = nil
 			q.turns.served(w.turn.Client, &q.waiters)
 			q.held = true
-			w.ch <- result{h: newHandle(q, w.lock, f)}
+			w.ch <- result{h: newHandle(q, w.lock, f, fi)}
 			q.mu.Unlock()
-			if done != nil {
-				done.remove()
+			if w == self {
+				// Return to the caller now; the old place and the next one
+				// are seen to beside it.
+				go q.tidy(done)
+				continue
 			}
+			// Let the new holder's goroutine run now, on this thread,
+			// rather than after the clean-up below or on another thread
+			// woken for it.
+			runtime.Gosched()
+			q.tidy(done)
 			continue
 		}
 		q.mu.Unlock()
 	}
+}
+
+// tidy removes the place in line that the new holder had, done (if any),
+// and makes its next ticket ahead if it has more waiters.
+func (q *queue) tidy(done *ticket) {
+	if done != nil {
+		done.remove()
+	}
+	q.prepareSpare()
 }
 
 // failAllLocked answers every waiter with err.
@@ -299,6 +379,9 @@ func (q *queue) releasing() {
 func (q *queue) released() {
 	q.mu.Lock()
 	q.held = false
+	if q.waiters.Len() == 0 {
+		q.dropSpareLocked()
+	}
 	q.startRunnerLocked()
 	q.mu.Unlock()
 }

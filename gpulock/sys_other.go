@@ -34,3 +34,9 @@ const (
 	oNoFollow = 0
 	oNonBlock = 0
 )
+
+// readAtStart reads the start of f into buf.
+func readAtStart(f *os.File, buf []byte) int {
+	n, _ := f.ReadAt(buf, 0)
+	return n
+}

@@ -46,6 +46,19 @@ func flockFD(f *os.File, exclusive, wait bool) error {
 	return retryEINTR(func() error { return unix.Flock(fdOf(f), how) })
 }
 
+// readAtStart reads the start of f into buf with one pread(2): for a
+// regular file a short read is its end, so the second read that
+// (*os.File).ReadAt makes to see EOF is saved.
+func readAtStart(f *os.File, buf []byte) int {
+	for {
+		n, err := unix.Pread(fdOf(f), buf, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		return max(n, 0)
+	}
+}
+
 // unlockFD drops this open file's flock.
 func unlockFD(f *os.File) error {
 	return retryEINTR(func() error { return unix.Flock(fdOf(f), unix.LOCK_UN) })

@@ -3,6 +3,7 @@ package gpulock
 import (
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"io/fs"
 	"math/rand/v2"
 	"os"
@@ -94,42 +95,79 @@ func ensureQueueDir(dir string) error {
 // a temporary name first and only then renamed into view, so every visible
 // ticket of a live process is locked.
 func createTicket(dir string, w Waiter, key time.Time) (*ticket, error) {
-	d, err := openQueueDir(dir, true)
+	t, err := prepareTicket(dir)
 	if err != nil {
 		return nil, err
 	}
-	t, err := createTicketIn(d, w, key)
-	if err != nil {
-		d.close()
+	if err := t.enter(w, key); err != nil {
 		return nil, err
 	}
 	return t, nil
 }
 
-func createTicketIn(d *qdir, w Waiter, key time.Time) (*ticket, error) {
-	tmp := fmt.Sprintf("%s%d-%08x", tempPrefix, pid, rand.Uint32())
-	f, err := d.open(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, ticketPerm)
+// prepareTicket makes a ticket under its temporary name, flocked and not
+// yet in line: the costly part of taking a place (a file made in the queue
+// directory), which a holder with more waiters does ahead, while it holds
+// the lock, so that its release has only enter left to do.
+func prepareTicket(dir string) (*ticket, error) {
+	d, err := openQueueDir(dir, true)
 	if err != nil {
 		return nil, err
 	}
-	fail := func(err error) (*ticket, error) {
-		d.removeIfSame(tmp, f)
-		f.Close()
+	tmp := fmt.Sprintf("%s%d-%08x", tempPrefix, pid, rand.Uint32())
+	f, err := d.open(tmp, os.O_RDWR|os.O_CREATE|os.O_EXCL, ticketPerm)
+	if err != nil {
+		d.close()
 		return nil, err
 	}
+	t := &ticket{d: d, name: tmp, f: f}
 	// A scanner may hold a shared probe on it for an instant: wait that out.
 	if err := flockFD(f, true, true); err != nil {
-		return fail(&fs.PathError{Op: "flock", Path: f.Name(), Err: err})
+		t.remove()
+		return nil, &fs.PathError{Op: "flock", Path: f.Name(), Err: err}
 	}
 	_ = f.Chmod(ticketPerm)
-	if _, err := f.WriteAt(encodeLine(w), 0); err != nil {
-		return fail(err)
+	return t, nil
+}
+
+// enter writes w into a prepared ticket and renames it into view at key.
+// On failure the ticket is removed.
+func (t *ticket) enter(w Waiter, key time.Time) error {
+	if _, err := t.f.WriteAt(encodeLine(w), 0); err != nil {
+		t.remove()
+		return err
 	}
-	name := fmt.Sprintf("%0*d-%d-%08x", ticketTimeDigits, max(key.UnixNano(), 0), pid, rand.Uint32())
-	if err := d.rename(tmp, name); err != nil {
-		return fail(err)
+	name := fmt.Sprintf("%0*d-%d-%08x%s%016x", ticketTimeDigits, max(key.UnixNano(), 0), pid, rand.Uint32(),
+		clientTagSep, clientTag(w.Client))
+	if err := t.d.rename(t.name, name); err != nil {
+		t.remove()
+		return err
 	}
-	return &ticket{d: d, name: name, f: f}, nil
+	t.name = name
+	return nil
+}
+
+// clientTagSep starts the end of a ticket's name that tags its client (see
+// clientTag), so that a scan for one client's places (lastPlaceOf) opens only
+// the tickets that may be its.
+const clientTagSep = "-c"
+
+// clientTag is a hash of a ticket's client, for its name.
+func clientTag(client string) uint64 {
+	h := fnv.New64a()
+	_, _ = h.Write([]byte(client))
+	return h.Sum64()
+}
+
+// nameClientTag returns the client tag at the end of a ticket's name, if it
+// has one (names made before tags were added have none).
+func nameClientTag(name string) (uint64, bool) {
+	const n = len(clientTagSep) + 16
+	if len(name) < ticketTimeDigits+n || name[len(name)-n:len(name)-16] != clientTagSep {
+		return 0, false
+	}
+	tag, err := strconv.ParseUint(name[len(name)-16:], 16, 64)
+	return tag, err == nil
 }
 
 // ticketKey returns the key a ticket's name sorts by.

@@ -24,6 +24,9 @@ type gapOpts struct {
 	step    time.Duration
 	poll    time.Duration
 	limit   time.Duration
+	// simDir and lockDir hold the simulated GPU's state and the lock
+	// files; empty means under the bench's temporary directory.
+	simDir, lockDir string
 }
 
 // simState is the part of a simulated GPU's state file (internal/simgpu's
@@ -58,13 +61,12 @@ type busyPeriod struct {
 // poll that finds more than one job begun since the previous poll, or a
 // busy period with an unknown start, is counted as missed.
 func (b *bench) gap(o gapOpts) error {
-	sim := filepath.Join(b.tmp, "sim")
-	lockDir := filepath.Join(b.tmp, "locks")
-	for _, d := range []string{sim, lockDir} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
-			return err
-		}
+	sim, lockDir, err := gapDirs(b.tmp, o)
+	if err != nil {
+		return err
 	}
+	defer os.RemoveAll(sim)
+	defer os.RemoveAll(lockDir)
 	urls := map[string]string{}
 	for _, kind := range []string{"comfyui", "a1111"} {
 		fake, err := freeAddr()
@@ -153,23 +155,45 @@ func (b *bench) gap(o gapOpts) error {
 	}
 	fmt.Printf("%d jobs per service, %d clients each, %d steps of %s, state read every %s; load took %s\n",
 		o.jobs, o.clients, o.steps, o.step, o.poll, elapsed.Round(time.Millisecond))
+	fmt.Printf("simulated GPU's state in %s, lock files in %s\n", sim, lockDir)
 	fmt.Printf("simulated GPU: %d jobs, %d overlaps, %d OOMs; %d busy periods seen, %d missed; %d client errors %v\n",
 		last.Jobs, last.Overlaps, last.OOMs, len(periods), missed, failed.Load(), firstErr.Load())
-	fmt.Printf("| %-38s | %5s | %9s | %9s | %9s | %9s |\n", "gap", "count", "min", "p50", "p95", "max")
+	fmt.Printf("| %-38s | %5s | %9s | %9s | %9s | %9s | %9s |\n", "gap", "count", "min", "p50", "p95", "p99", "max")
 	for _, row := range []struct {
 		name string
 		gaps []time.Duration
 	}{{"end -> start, different services", cross}, {"  comfyui -> a1111", byDir["comfyui -> a1111"]},
 		{"  a1111 -> comfyui", byDir["a1111 -> comfyui"]}, {"end -> start, same service", same}} {
 		if len(row.gaps) == 0 {
-			fmt.Printf("| %-38s | %5d | | | | |\n", row.name, 0)
+			fmt.Printf("| %-38s | %5d | | | | | |\n", row.name, 0)
 			continue
 		}
 		slices.Sort(row.gaps)
-		fmt.Printf("| %-38s | %5d | %9s | %9s | %9s | %9s |\n", row.name, len(row.gaps), us(row.gaps[0]),
-			us(rank(row.gaps, 0.50)), us(rank(row.gaps, 0.95)), us(row.gaps[len(row.gaps)-1]))
+		fmt.Printf("| %-38s | %5d | %9s | %9s | %9s | %9s | %9s |\n", row.name, len(row.gaps), us(row.gaps[0]),
+			us(rank(row.gaps, 0.50)), us(rank(row.gaps, 0.95)), us(rank(row.gaps, 0.99)), us(row.gaps[len(row.gaps)-1]))
 	}
 	return nil
+}
+
+// gapDirs makes the directories of the simulated GPU's state and of the
+// lock files: fresh ones inside o.simDir and o.lockDir where given, else
+// under tmp.
+func gapDirs(tmp string, o gapOpts) (sim, locks string, err error) {
+	made := make([]string, 0, 2)
+	for _, base := range []string{o.simDir, o.lockDir} {
+		if base == "" {
+			base = tmp
+		}
+		d, err := os.MkdirTemp(base, "gap-")
+		if err != nil {
+			for _, m := range made {
+				os.RemoveAll(m)
+			}
+			return "", "", fmt.Errorf("benchshim: make a directory in %s: %w", base, err)
+		}
+		made = append(made, d)
+	}
+	return made[0], made[1], nil
 }
 
 // us rounds d to 10 µs for printing.

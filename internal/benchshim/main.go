@@ -113,6 +113,8 @@ func run(args []string) error {
 		fs.DurationVar(&o.step, "step", 10*time.Millisecond, "time of one simulated step")
 		fs.DurationVar(&o.poll, "poll", 500*time.Microsecond, "how often the simulated GPU's state is read")
 		fs.DurationVar(&o.limit, "limit", 3*time.Minute, "bound on the whole load")
+		fs.StringVar(&o.simDir, "sim-dir", "", "directory for the simulated GPU's state (default: the bench's temporary directory; /dev/shm keeps file-system stalls of the instrument out of the gaps)")
+		fs.StringVar(&o.lockDir, "lock-dir", "", "directory for the lock files (default: the bench's temporary directory)")
 		_ = fs.Parse(args[1:])
 		if err := b.setup(*gpulockBin); err != nil {
 			return err
