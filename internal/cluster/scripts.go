@@ -20,8 +20,9 @@ import "github.com/redis/go-redis/v9"
 //
 // A match reserves the physical GPU for the job (reserved:<node/gpu> = job
 // id, with a lease), takes its members out of the free sets, writes
-// state=assigned, gpu (the member) and url into the job's hash and
-// publishes the job id on the matched channel.
+// state=assigned, gpu (the member) and url into the job's hash, counts the
+// job's matches (n) and publishes "id\ngpu\nurl\nn" on the matched channel,
+// so that the waiting gateway dispatches without reading the job back.
 const luaLib = `
 local P = ARGV[1]
 local function phys(member) return string.match(member, '^(.*)/[^/]*$') end
@@ -34,7 +35,8 @@ local function reg_part(member, which)
 end
 local function reserved(member) return redis.call('EXISTS', P..'reserved:'..phys(member)) == 1 end
 -- assign: reserve the physical GPU, take all its members out of the free
--- sets, record the match in the job, wake its gateway.
+-- sets, record the match in the job, wake its gateway with the match.
+-- Returns the job's match count.
 local function assign(id, member, url, reserve_ms)
   local g = phys(member)
   redis.call('SET', P..'reserved:'..g, id, 'PX', reserve_ms)
@@ -43,8 +45,10 @@ local function assign(id, member, url, reserve_ms)
     redis.call('ZREM', P..'free:'..prof, sib)
   end
   redis.call('ZREM', P..'line', id)
+  local n = redis.call('HINCRBY', P..'job:'..id, 'n', 1)
   redis.call('HSET', P..'job:'..id, 'state', 'assigned', 'gpu', member, 'url', url)
-  redis.call('PUBLISH', P..'matched', id)
+  redis.call('PUBLISH', P..'matched', id..'\n'..member..'\n'..url..'\n'..n)
+  return n
 end
 local function take_free(profile)
   while true do
@@ -58,8 +62,8 @@ end
 local function place(profile, id, seq, reserve_ms, max_queue)
   local member, url = take_free(profile)
   if member then
-    assign(id, member, url, reserve_ms)
-    return {'assigned', member, url}
+    local n = assign(id, member, url, reserve_ms)
+    return {'assigned', member, url, tostring(n)}
   end
   if max_queue > 0 and redis.call('ZCARD', P..'line') >= max_queue then
     return {'full'}
@@ -76,7 +80,7 @@ end
 // The job's key in line follows Turn's rules; Redis's clock, made strictly
 // increasing through gpulock:now, is the arrival time. Returns {'none'}
 // when no live GPU serves the profile, {'exists'} when the id is taken,
-// {'full'}, {'waiting'} or {'assigned', gpu, url}.
+// {'full'}, {'waiting'} or {'assigned', gpu, url, n}.
 var scriptEnqueue = redis.NewScript(luaLib + `
 local profile, id = ARGV[2], ARGV[3]
 local reserve_ms, ttl_ms, max_queue = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
@@ -172,7 +176,7 @@ return 1
 // it was matched with stays out of matches for hold ms (0: free to offer
 // again at once). ARGV: prefix, job id, gpu, reserve ms, hold ms. Returns
 // {'gone'} when the job is no longer assigned to that GPU, else what the
-// match gives: {'waiting'} or {'assigned', gpu, url}.
+// match gives: {'waiting'} or {'assigned', gpu, url, n}.
 var scriptRequeue = redis.NewScript(luaLib + `
 local id, gpu, reserve_ms, hold_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local jk = P..'job:'..id

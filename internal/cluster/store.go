@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +69,24 @@ type Match struct {
 	GPU string
 	// URL is that GPU's shim (its advertise URL).
 	URL string
+	// N counts the job's matches so far (1 for its first): a matched
+	// channel hint with a higher N than the last match a gateway acted on
+	// is the job's current match (see ParseMatched).
+	N int64
+}
+
+// ParseMatched reads a matched channel message: the job's id and its match
+// (StateAssigned, GPU, URL, N). ok is false for a message of another form.
+func ParseMatched(payload string) (id string, m Match, ok bool) {
+	parts := strings.SplitN(payload, "\n", 4)
+	if len(parts) != 4 {
+		return "", Match{}, false
+	}
+	n, err := strconv.ParseInt(parts[3], 10, 64)
+	if err != nil {
+		return "", Match{}, false
+	}
+	return parts[0], Match{State: StateAssigned, GPU: parts[1], URL: parts[2], N: n}, true
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
@@ -99,8 +118,9 @@ func matchOf(r []string) (Match, error) {
 		return Match{}, ErrQueueFull
 	case r[0] == "exists":
 		return Match{}, ErrJobExists
-	case r[0] == StateAssigned && len(r) == 3:
-		return Match{State: StateAssigned, GPU: r[1], URL: r[2]}, nil
+	case r[0] == StateAssigned && len(r) == 4:
+		n, _ := strconv.ParseInt(r[3], 10, 64)
+		return Match{State: StateAssigned, GPU: r[1], URL: r[2], N: n}, nil
 	case r[0] == StateWaiting:
 		return Match{State: StateWaiting}, nil
 	}
@@ -122,7 +142,7 @@ func (s *Store) Enqueue(ctx context.Context, profile, id string, turn Turn, maxQ
 // Job reads where a job stands; found is false when Redis has no such job
 // (never queued, finished, or lost with a Redis restart).
 func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err error) {
-	vals, err := s.rdb.HMGet(ctx, keyJob(id), "state", "gpu", "url").Result()
+	vals, err := s.rdb.HMGet(ctx, keyJob(id), "state", "gpu", "url", "n").Result()
 	if err != nil {
 		return Match{}, false, fmt.Errorf("cluster: redis: %w", err)
 	}
@@ -133,6 +153,8 @@ func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err er
 	m.State = st
 	m.GPU, _ = vals[1].(string)
 	m.URL, _ = vals[2].(string)
+	n, _ := vals[3].(string)
+	m.N, _ = strconv.ParseInt(n, 10, 64)
 	return m, true, nil
 }
 

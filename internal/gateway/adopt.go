@@ -88,7 +88,7 @@ func (g *Gateway) resume(p cluster.Prompt) {
 	r.Header.Set("Content-Type", "application/json")
 	m, found, err := g.cfg.Store.Job(g.ctx, p.Job)
 	if err != nil || !found || m.State != cluster.StateAssigned {
-		m = cluster.Match{}
+		m = cluster.Match{N: m.N} // the matches so far: older hints are stale
 	}
 	c := newCapture()
 	turn := g.turnOf(r, p.Body) // its client_id; a job back in line keeps its key

@@ -100,9 +100,10 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, id, prompt string, turn cluster.Turn, m cluster.Match, start time.Time) {
 	st := g.cfg.Store
 	var err error
+	seen := m.N // the job's matches so far: hints of these are stale
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
-			if m, err = g.wait(ctx, id, turn, prompt == ""); err != nil {
+			if m, err = g.wait(ctx, id, turn, prompt == "", seen); err != nil {
 				if c := context.Cause(ctx); c != nil {
 					err = c
 				}
@@ -110,12 +111,22 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				return
 			}
 		}
+		seen = max(seen, m.N)
 		waited := time.Since(start)
+		// The prompt's and the client's records go to Redis beside the
+		// dispatch, not before it: nothing on the shim's side reads them.
+		recorded := func() {}
 		if prompt != "" {
-			_ = st.PromptDispatched(context.WithoutCancel(ctx), prompt, m.GPU, m.URL)
+			gpu, url := m.GPU, m.URL
+			recorded = beside(func() {
+				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+				defer cancel()
+				_ = st.PromptDispatched(pctx, prompt, gpu, url)
+			})
 		}
 		unnote := g.noteClientJob(ctx, r, id, m.URL)
 		resp, ferr := g.dispatch(r, body, id, m.URL)
+		recorded()
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
@@ -162,6 +173,17 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 }
 
+// beside runs fn (bounded by its own contexts) in a goroutine and returns
+// the func that waits for it, which the caller must call.
+func beside(fn func()) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	return func() { <-done }
+}
+
 // requeue puts job back in its place in line after a failed dispatch to gpu.
 func (g *Gateway) requeue(ctx context.Context, id string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
 	m, found, err := g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
@@ -199,12 +221,15 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 }
 
 // wait blocks until job is matched with a GPU, waking on the matched
-// channel's hint or every Poll. If ctx ends first (the client left, the
+// channel's hint or every Poll. A hint for a match after the after'th (the
+// last this gateway acted on) is the job's current match: no other
+// gateway puts the job back in line, so no newer match can have come and
+// gone; an older one is stale and only wakes a read. If ctx ends first (the client left, the
 // queue timeout) the job leaves the line and wait returns ctx's error;
 // a job lost from Redis (a restart) is put in line again. A held request
 // (held) gives up when Redis has not answered for a lease; a queued
 // prompt waits on, as Redis keeps it.
-func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held bool) (cluster.Match, error) {
+func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held bool, after int64) (cluster.Match, error) {
 	hint, remove := g.wake.add(id)
 	defer remove()
 	t := time.NewTicker(g.cfg.Poll)
@@ -212,6 +237,13 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 	warned := false
 	var lostAt, downSince time.Time
 	for {
+		select {
+		case m := <-hint:
+			if m.N > after {
+				return m, nil
+			}
+		default:
+		}
 		jctx, jcancel := context.WithTimeout(ctx, redisBound)
 		m, found, err := g.cfg.Store.Job(jctx, id)
 		jcancel()
@@ -268,7 +300,10 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 				}
 			}
 			return cluster.Match{}, ctx.Err()
-		case <-hint:
+		case m := <-hint:
+			if m.N > after {
+				return m, nil
+			}
 		case <-t.C:
 		}
 	}

@@ -7,17 +7,20 @@ import (
 	"github.com/gpulock/gpulock/internal/cluster"
 )
 
-// wakeups routes the matched channel's hints to the jobs waiting here.
+// wakeups routes the matched channel's hints to the jobs waiting here: each
+// hint carries the match itself, so that a woken job dispatches without
+// reading its state back from Redis.
 type wakeups struct {
 	mu      sync.Mutex
-	waiting map[string]chan struct{}
+	waiting map[string]chan cluster.Match
 }
 
-func newWakeups() *wakeups { return &wakeups{waiting: map[string]chan struct{}{}} }
+func newWakeups() *wakeups { return &wakeups{waiting: map[string]chan cluster.Match{}} }
 
-// add returns the channel that a hint for job pokes, and its removal.
-func (k *wakeups) add(job string) (<-chan struct{}, func()) {
-	ch := make(chan struct{}, 1)
+// add returns the channel that a hint for job sends its match on (the
+// newest one only), and its removal.
+func (k *wakeups) add(job string) (<-chan cluster.Match, func()) {
+	ch := make(chan cluster.Match, 1)
 	k.mu.Lock()
 	k.waiting[job] = ch
 	k.mu.Unlock()
@@ -28,16 +31,24 @@ func (k *wakeups) add(job string) (<-chan struct{}, func()) {
 	}
 }
 
-func (k *wakeups) poke(job string) {
-	k.mu.Lock()
-	ch := k.waiting[job]
-	k.mu.Unlock()
-	if ch != nil {
-		select {
-		case ch <- struct{}{}:
-		default:
-		}
+// poke hands a matched channel message to its job's waiter, if it waits
+// here; an older hint not yet taken gives way to it.
+func (k *wakeups) poke(payload string) {
+	job, m, ok := cluster.ParseMatched(payload)
+	if !ok {
+		return
 	}
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	ch := k.waiting[job]
+	if ch == nil {
+		return
+	}
+	select {
+	case <-ch:
+	default:
+	}
+	ch <- m // poke is the only sender, under k.mu, and the buffer is empty
 }
 
 // listen pokes waiters from the matched channel until ctx ends. go-redis
