@@ -232,7 +232,8 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held bool, after int64) (cluster.Match, error) {
 	hint, remove := g.wake.add(id)
 	defer remove()
-	t := time.NewTicker(g.cfg.Poll)
+	every := g.cfg.Poll
+	t := time.NewTimer(every)
 	defer t.Stop()
 	warned := false
 	var lostAt, downSince time.Time
@@ -305,8 +306,20 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 				return m, nil
 			}
 		case <-t.C:
+			every = min(every*2, pollCap(g.cfg.Poll, g.cfg.Lease))
+			t.Reset(every)
 		}
 	}
+}
+
+// pollCap bounds the back-off of a waiting job's reads of its own state:
+// the matched channel's hint carries every match, so the reads only catch
+// a hint lost while the subscription was down, a job lost from Redis and
+// Redis itself down; a tenth of the lease, between poll and a second, keeps
+// those prompt without a read per waiting job every poll (10,000 waiting
+// jobs at 20 ms would be 500,000 reads a second).
+func pollCap(poll, lease time.Duration) time.Duration {
+	return max(poll, min(lease/10, time.Second))
 }
 
 // refuse answers a job that got no GPU.
