@@ -10,7 +10,10 @@ import "github.com/redis/go-redis/v9"
 // is a physical one (node/gpu); its members are the shims of each profile
 // on it (node/gpu/profile), siblings of each other. All jobs of all
 // profiles wait in one line, gpulock:line, scored by the key of their
-// place (see Turn: arrival, moved by level and by the client's rounds).
+// place (see Turn: arrival, moved by level and by the client's rounds);
+// each job is also in its profile's line, gpulock:pline:<profile>, with the
+// same key, so that a freed GPU finds the first job it can serve at the
+// heads of its profiles' lines, not by a scan past the other profile's.
 //   - A job that arrives (or goes back to its place) takes the member of
 //     its profile that has been free longest, on a GPU not reserved; with
 //     none it waits in the line.
@@ -45,6 +48,7 @@ local function assign(id, member, url, reserve_ms)
     redis.call('ZREM', P..'free:'..prof, sib)
   end
   redis.call('ZREM', P..'line', id)
+  redis.call('ZREM', P..'pline:'..string.match(member, '/([^/]*)$'), id)
   local n = redis.call('HINCRBY', P..'job:'..id, 'n', 1)
   redis.call('HSET', P..'job:'..id, 'state', 'assigned', 'gpu', member, 'url', url)
   redis.call('PUBLISH', P..'matched', id..'\n'..member..'\n'..url..'\n'..n)
@@ -69,6 +73,7 @@ local function place(profile, id, seq, reserve_ms, max_queue)
     return {'full'}
   end
   redis.call('ZADD', P..'line', seq, id)
+  redis.call('ZADD', P..'pline:'..profile, seq, id)
   redis.call('HSET', P..'job:'..id, 'state', 'waiting')
   return {'waiting'}
 end
@@ -85,11 +90,19 @@ var scriptEnqueue = redis.NewScript(luaLib + `
 local profile, id = ARGV[2], ARGV[3]
 local reserve_ms, ttl_ms, max_queue = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local client, level, fair, aging = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
-local live = 0
-for _, g in ipairs(redis.call('SMEMBERS', P..'gpus:'..profile)) do
-  if redis.call('EXISTS', P..'reg:'..g) == 1 then live = live + 1 else redis.call('SREM', P..'gpus:'..profile, g) end
-end
-if live == 0 then return {'none'} end
+-- Is one GPU of the profile live? Scan its set in small steps until one
+-- is, dropping the dead ones met on the way: O(1) a job while most are
+-- live, not a look at every GPU.
+local live, cursor = false, '0'
+repeat
+  local r = redis.call('SSCAN', P..'gpus:'..profile, cursor, 'COUNT', 16)
+  cursor = r[1]
+  for _, g in ipairs(r[2]) do
+    if redis.call('EXISTS', P..'reg:'..g) == 1 then live = true break end
+    redis.call('SREM', P..'gpus:'..profile, g)
+  end
+until live or cursor == '0'
+if not live then return {'none'} end
 local jk = P..'job:'..id
 if redis.call('EXISTS', jk) == 1 then return {'exists'} end
 local t = redis.call('TIME')
@@ -129,27 +142,31 @@ local member, profile, token, reserve_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(A
 if reg_part(member, 1) ~= token then return {'unregistered'} end
 if reserved(member) then return {'reserved'} end
 local g = phys(member)
-local from = 0
-while true do
-  local ids = redis.call('ZRANGE', P..'line', from, from + 63)
-  if #ids == 0 then break end
-  for _, id in ipairs(ids) do
-    local jk = P..'job:'..id
-    local st = redis.call('HGET', jk, 'state')
-    if st ~= 'waiting' then
-      redis.call('ZREM', P..'line', id)
-      from = from - 1
-    else
-      local want = redis.call('HGET', jk, 'profile')
-      local target = g..'/'..want
-      local url = reg_part(target, 2)
-      if url then
-        assign(id, target, url, reserve_ms)
-        return {'assigned', id}
+-- The first waiting job at the head of the line of each profile that this
+-- GPU serves (a live member of it here); the smallest key goes. Entries of
+-- jobs no longer waiting (gone with their gateway, expired) are dropped
+-- as met.
+local best, best_key, best_member, best_url = false, false, false, false
+for _, sib in ipairs(redis.call('SMEMBERS', P..'siblings:'..g)) do
+  local url = reg_part(sib, 2)
+  if url then
+    local lk = P..'pline:'..string.match(sib, '/([^/]*)$')
+    while true do
+      local head = redis.call('ZRANGE', lk, 0, 0, 'WITHSCORES')
+      if #head == 0 then break end
+      if redis.call('HGET', P..'job:'..head[1], 'state') == 'waiting' then
+        local key = tonumber(head[2])
+        if not best_key or key < best_key then best, best_key, best_member, best_url = head[1], key, sib, url end
+        break
       end
+      redis.call('ZREM', lk, head[1])
+      redis.call('ZREM', P..'line', head[1])
     end
   end
-  from = from + #ids
+end
+if best then
+  assign(best, best_member, best_url, reserve_ms)
+  return {'assigned', best}
 end
 if not redis.call('ZSCORE', P..'free:'..profile, member) then
   redis.call('ZADD', P..'free:'..profile, redis.call('INCR', P..'seq'), member)
@@ -202,7 +219,10 @@ local id = ARGV[2]
 local jk = P..'job:'..id
 local state = redis.call('HGET', jk, 'state')
 if not state or state == 'running' then return 0 end
-if state == 'waiting' then redis.call('ZREM', P..'line', id) end
+if state == 'waiting' then
+  redis.call('ZREM', P..'line', id)
+  redis.call('ZREM', P..'pline:'..redis.call('HGET', jk, 'profile'), id)
+end
 if state == 'assigned' then
   local rk = P..'reserved:'..phys(redis.call('HGET', jk, 'gpu'))
   if redis.call('GET', rk) == id then redis.call('DEL', rk) end

@@ -15,8 +15,8 @@ import (
 // Defaults of Config.
 const (
 	// DefaultPoll is how soon a waiting job's state is first read again, on
-	// top of the pub/sub wake-up; the reads then back off to a tenth of the
-	// lease (at most a second): the bound on the delay a lost message costs.
+	// top of the pub/sub wake-up; the reads then back off to half the lease
+	// (pollCap).
 	DefaultPoll = 20 * time.Millisecond
 	// DefaultRetryAfter is sent with every 503.
 	DefaultRetryAfter = 5 * time.Second

@@ -313,13 +313,14 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, held b
 }
 
 // pollCap bounds the back-off of a waiting job's reads of its own state:
-// the matched channel's hint carries every match, so the reads only catch
-// a hint lost while the subscription was down, a job lost from Redis and
-// Redis itself down; a tenth of the lease, between poll and a second, keeps
-// those prompt without a read per waiting job every poll (10,000 waiting
-// jobs at 20 ms would be 500,000 reads a second).
+// the matched channel's hint carries every match, and a resubscription
+// (Redis back, or restarted) makes every waiter read its state again
+// (wakeups.listen), so the reads only back those up and find Redis down
+// for a held request. Half the lease, at least poll, keeps that within the
+// lease without a read per waiting job every poll (10,000 waiting jobs at
+// 20 ms would be 500,000 reads a second).
 func pollCap(poll, lease time.Duration) time.Duration {
-	return max(poll, min(lease/10, time.Second))
+	return max(poll, lease/2)
 }
 
 // refuse answers a job that got no GPU.

@@ -5,6 +5,7 @@ import (
 	"sync"
 
 	"github.com/gpulock/gpulock/internal/cluster"
+	"github.com/redis/go-redis/v9"
 )
 
 // wakeups routes the matched channel's hints to the jobs waiting here: each
@@ -51,13 +52,27 @@ func (k *wakeups) poke(payload string) {
 	ch <- m // poke is the only sender, under k.mu, and the buffer is empty
 }
 
+// recheck makes every job waiting here read its state again: a hint with
+// no match.
+func (k *wakeups) recheck() {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	for _, ch := range k.waiting {
+		select {
+		case ch <- cluster.Match{}:
+		default: // a hint is there already: it wakes the job
+		}
+	}
+}
+
 // listen pokes waiters from the matched channel until ctx ends. go-redis
 // resubscribes after a disconnect by itself; hints sent meanwhile are lost,
-// which the waiters' polling covers.
+// so every resubscription makes every waiter read its state again.
 func (k *wakeups) listen(ctx context.Context, st *cluster.Store) {
 	ps := st.SubscribeMatched(ctx)
 	defer ps.Close()
-	ch := ps.Channel()
+	ch := ps.ChannelWithSubscriptions()
+	subscribed := false
 	for {
 		select {
 		case <-ctx.Done():
@@ -66,7 +81,17 @@ func (k *wakeups) listen(ctx context.Context, st *cluster.Store) {
 			if !ok {
 				return
 			}
-			k.poke(m.Payload)
+			switch m := m.(type) {
+			case *redis.Message:
+				k.poke(m.Payload)
+			case *redis.Subscription:
+				if m.Kind == "subscribe" {
+					if subscribed {
+						k.recheck()
+					}
+					subscribed = true
+				}
+			}
 		}
 	}
 }
