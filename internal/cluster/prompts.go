@@ -59,6 +59,7 @@ func (s *Store) AddPrompt(ctx context.Context, id, job, owner string, body []byt
 		p.PExpire(ctx, k, jobTTL)
 		p.ZAdd(ctx, keyCPending, redis.Z{Score: float64(n), Member: id})
 		p.ZAdd(ctx, keyCActive, redis.Z{Score: float64(n), Member: id})
+		p.SAdd(ctx, keyGatewaySet, owner) // adoption looks at its prompts once it is gone
 		return nil
 	})
 	if err != nil {
