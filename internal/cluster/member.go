@@ -51,12 +51,15 @@ type MemberConfig struct {
 // Member is one shim's GPU in the cluster: it registers the GPU with a
 // lease, offers it while its lock is free (no holder, nobody in line), takes
 // it out of the free set while busy, and confirms jobs dispatched to it.
-// It implements shim.Member.
+// While local users wait for the lock and jobs of its profile wait in the
+// cluster's line, it waits in the local line too, as ClusterClient, so
+// that the two lines take turns (localturn.go). It implements shim.Member.
 type Member struct {
 	cfg   MemberConfig
 	id    string
 	token string
 	kick  chan struct{} // Released: look at the lock now, not at the next poll
+	turn  localTurn     // the cluster's place in the local line (localturn.go)
 }
 
 // NewMember checks cfg and returns a Member; it touches nothing yet.
@@ -119,10 +122,12 @@ func (m *Member) Started(ctx context.Context, job string) (bool, error) {
 }
 
 // Run renews the registration and offers the GPU while lock is free,
-// reading lock's state every Poll, until ctx ends; then it unregisters
+// reading lock's state every Poll, until ctx ends; while local users wait
+// (lock's status, and waiting, the shim's own line; nil: none) it takes
+// the cluster's turns among them (localturn.go). Then it unregisters
 // (bounded by a second). Redis errors are logged and retried at the next
 // poll; a registration lost (Redis restarted) is made again.
-func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
+func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int) {
 	t := time.NewTicker(m.cfg.Poll)
 	defer t.Stop()
 	var (
@@ -140,6 +145,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 	for {
 		select {
 		case <-ctx.Done():
+			m.turn.stop(false)
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			if err := m.cfg.Store.Unregister(uctx, m.id, m.cfg.Profile, m.token); err != nil {
 				m.cfg.Logger.Warn("cannot unregister from the cluster; its lease runs out", "gpu", m.id, "err", err)
@@ -148,6 +154,13 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			return
 		case <-t.C:
 		case <-m.kick:
+		case h := <-m.turn.got: // nil while not waiting
+			m.turn.done()
+			if h != nil {
+				rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
+				m.took(rctx, h)
+				cancel()
+			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
 		renew := time.Now().After(renewAt)
@@ -158,8 +171,16 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 				renewAt = time.Now().Add(m.cfg.Lease / 3)
 			}
 		}
+		m.turn.stop(true) // a lock held for a match nobody claimed goes back
 		st, err := lock.Status()
 		free := err == nil && !st.Held && len(st.Waiters) == 0
+		local := len(st.Waiters)
+		if waiting != nil {
+			local += waiting()
+		}
+		if err == nil && local > 0 && !m.turn.holding() {
+			m.shareTurns(rctx, ctx, lock)
+		}
 		switch {
 		case free && (last != OfferFree || renew || time.Since(offeredAt) > reofferEvery):
 			offeredAt = time.Now()

@@ -133,12 +133,13 @@ return r
 // scriptOffer offers a free GPU (one member: node/gpu/profile): the
 // longest-waiting job that the physical GPU can serve, through this member
 // or a sibling (the other profile's shim of the same GPU), goes to it;
-// with none the member joins its profile's free set. ARGV: prefix, member,
-// profile, token, reserve ms. Returns {'unregistered'} when the member's
+// with none the member joins its profile's free set, unless join is 0 (a
+// member that holds the lock for the cluster's turn while local users
+// wait). ARGV: prefix, member, profile, token, reserve ms, join (1/0). Returns {'unregistered'} when the member's
 // registration is gone or another's, {'reserved'} while the GPU is promised
 // to a job, {'assigned', job id} or {'free'}.
 var scriptOffer = redis.NewScript(luaLib + `
-local member, profile, token, reserve_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local member, profile, token, reserve_ms, join = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6] ~= '0'
 if reg_part(member, 1) ~= token then return {'unregistered'} end
 if reserved(member) then return {'reserved'} end
 local g = phys(member)
@@ -168,7 +169,7 @@ if best then
   assign(best, best_member, best_url, reserve_ms)
   return {'assigned', best}
 end
-if not redis.call('ZSCORE', P..'free:'..profile, member) then
+if join and not redis.call('ZSCORE', P..'free:'..profile, member) then
   redis.call('ZADD', P..'free:'..profile, redis.call('INCR', P..'seq'), member)
 end
 return {'free'}

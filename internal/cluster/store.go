@@ -236,7 +236,18 @@ const (
 // OfferFree, OfferReserved (already promised to a job) or OfferUnregistered
 // (the registration is gone: register again).
 func (s *Store) Offer(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
-	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve))
+	return s.offer(ctx, gpu, profile, token, reserve, 1)
+}
+
+// OfferTurn is Offer for a GPU whose lock its member holds for the
+// cluster's turn while local users wait: with no job for it, it does not
+// join the free set (the lock goes to the local users).
+func (s *Store) OfferTurn(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
+	return s.offer(ctx, gpu, profile, token, reserve, 0)
+}
+
+func (s *Store) offer(ctx context.Context, gpu, profile, token string, reserve time.Duration, join int) (outcome, job string, err error) {
+	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve), join)
 	if err != nil {
 		return "", "", err
 	}
@@ -248,6 +259,16 @@ func (s *Store) Offer(ctx context.Context, gpu, profile, token string, reserve t
 		job = r[1]
 	}
 	return r[0], job, nil
+}
+
+// Waiting returns how many jobs of profile wait in line (an entry of a job
+// gone meanwhile may count until a GPU's offer drops it).
+func (s *Store) Waiting(ctx context.Context, profile string) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, prefix+"pline:"+profile).Result()
+	if err != nil {
+		return 0, fmt.Errorf("cluster: redis: %w", err)
+	}
+	return n, nil
 }
 
 // Busy takes gpu out of profile's free set.

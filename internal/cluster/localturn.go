@@ -1,0 +1,142 @@
+package cluster
+
+import (
+	"context"
+	"sync"
+	"time"
+
+	"github.com/gpulock/gpulock/gpulock"
+)
+
+// ClusterClient is the client name under which a member waits in its GPU
+// lock's local line for the cluster's turn: local users and the cluster's
+// line then take turns by the fair-turn rules (round robin between the
+// clients that wait), so that a busy local client does not starve the
+// cluster, nor the cluster the local users.
+const ClusterClient = "gpulock-cluster"
+
+// grantTTL is how long a lock taken for the cluster's turn waits for the
+// job matched with it before it goes back to the local users.
+const grantTTL = time.Second
+
+// grant is the GPU lock a member holds for the job matched in the
+// cluster's turn, until the shim claims it for that job.
+type grant struct {
+	job   string
+	h     *gpulock.Handle
+	until time.Time
+}
+
+// localTurn is a member's place in its lock's local line for the
+// cluster's turn, and the lock it got there.
+type localTurn struct {
+	mu      sync.Mutex
+	granted *grant
+
+	cancel context.CancelFunc   // ends the wait; nil when not waiting
+	got    chan *gpulock.Handle // the wait's outcome (nil handle: none)
+	wg     sync.WaitGroup       // the waiting goroutine
+}
+
+// Claim hands the shim the lock its member took in the cluster's turn for
+// job, or nil: then the shim takes the lock itself (TryAcquire).
+func (m *Member) Claim(job string) *gpulock.Handle {
+	lt := &m.turn
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	if lt.granted == nil || lt.granted.job != job {
+		return nil
+	}
+	h := lt.granted.h
+	lt.granted = nil
+	return h
+}
+
+// waiting reports whether the member waits in the local line.
+func (lt *localTurn) waiting() bool { return lt.cancel != nil }
+
+// wait joins lock's local line as ClusterClient; the lock comes on got.
+func (lt *localTurn) wait(ctx context.Context, lock *gpulock.Lock) {
+	wctx, cancel := context.WithCancel(ctx)
+	lt.cancel = cancel
+	lt.got = make(chan *gpulock.Handle, 1)
+	got := lt.got
+	lt.wg.Go(func() {
+		h, err := lock.AcquireTurn(wctx, gpulock.Turn{Client: ClusterClient})
+		if err != nil {
+			h = nil
+		}
+		got <- h
+	})
+}
+
+// stop leaves the local line (releasing a lock granted meanwhile) and
+// releases a lock held for a match that nobody claimed; with expired only,
+// just a lock held past grantTTL.
+func (lt *localTurn) stop(expired bool) {
+	if !expired && lt.cancel != nil {
+		lt.cancel()
+		lt.wg.Wait()
+		if h := <-lt.got; h != nil {
+			_ = h.Release()
+		}
+		lt.cancel, lt.got = nil, nil
+	}
+	lt.mu.Lock()
+	g := lt.granted
+	if g != nil && (!expired || time.Now().After(g.until)) {
+		lt.granted = nil
+	} else {
+		g = nil
+	}
+	lt.mu.Unlock()
+	if g != nil {
+		_ = g.h.Release()
+	}
+}
+
+// done ends a wait whose outcome was taken from got.
+func (lt *localTurn) done() {
+	lt.wg.Wait()
+	lt.cancel()
+	lt.cancel, lt.got = nil, nil
+}
+
+// holding reports whether a lock taken for the cluster's turn waits for
+// its job.
+func (lt *localTurn) holding() bool {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.granted != nil
+}
+
+// took handles the lock the local line gave the cluster: the first job in
+// the cluster's line that the GPU serves gets it (held for it until the
+// shim claims it), else it goes back at once. It reports whether it went
+// back.
+func (m *Member) took(ctx context.Context, h *gpulock.Handle) (released bool) {
+	lt := &m.turn
+	out, job, err := m.cfg.Store.OfferTurn(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
+	if err != nil || out != OfferAssigned {
+		_ = h.Release()
+		return true
+	}
+	lt.mu.Lock()
+	lt.granted = &grant{job: job, h: h, until: time.Now().Add(grantTTL)}
+	lt.mu.Unlock()
+	return false
+}
+
+// shareTurns, while local users wait for lock, keeps the member in the
+// local line exactly while jobs of its profile wait in the cluster's line.
+// rctx bounds the look at Redis; the wait lasts until run ends at most.
+func (m *Member) shareTurns(rctx, run context.Context, lock *gpulock.Lock) {
+	n, err := m.cfg.Store.Waiting(rctx, m.cfg.Profile)
+	switch {
+	case err != nil:
+	case n > 0 && !m.turn.waiting():
+		m.turn.wait(run, lock)
+	case n == 0 && m.turn.waiting():
+		m.turn.stop(false)
+	}
+}
