@@ -279,22 +279,28 @@ func (s *Store) Busy(ctx context.Context, gpu, profile string) error {
 	return nil
 }
 
-// LiveURLs returns the advertise URLs of the live GPUs serving profile.
+// LiveURLs returns the advertise URLs of the live GPUs serving profile, in
+// two commands whatever their number (SMEMBERS, then one MGET).
 func (s *Store) LiveURLs(ctx context.Context, profile string) ([]string, error) {
 	gpus, err := s.rdb.SMembers(ctx, keyGPUs(profile)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("cluster: redis: %w", err)
 	}
+	if len(gpus) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(gpus))
+	for i, g := range gpus {
+		keys[i] = keyReg(g)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: redis: %w", err)
+	}
 	var out []string
-	for _, g := range gpus {
-		v, err := s.rdb.Get(ctx, keyReg(g)).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cluster: redis: %w", err)
-		}
-		if _, url, ok := strings.Cut(v, "\n"); ok {
+	for _, v := range vals {
+		reg, _ := v.(string) // nil: the registration ran out
+		if _, url, ok := strings.Cut(reg, "\n"); ok {
 			out = append(out, url)
 		}
 	}
