@@ -3,7 +3,6 @@ package cluster
 import (
 	"context"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
@@ -35,7 +34,6 @@ type localTurn struct {
 	granted *grant
 
 	cancel context.CancelFunc   // ends the wait; nil when not waiting
-	queued atomic.Bool          // waiting, for observers other than Run
 	got    chan *gpulock.Handle // the wait's outcome (nil handle: none)
 	wg     sync.WaitGroup       // the waiting goroutine
 }
@@ -61,7 +59,6 @@ func (lt *localTurn) waiting() bool { return lt.cancel != nil }
 func (lt *localTurn) wait(ctx context.Context, lock *gpulock.Lock) {
 	wctx, cancel := context.WithCancel(ctx)
 	lt.cancel = cancel
-	lt.queued.Store(true)
 	lt.got = make(chan *gpulock.Handle, 1)
 	got := lt.got
 	lt.wg.Go(func() {
@@ -84,7 +81,6 @@ func (lt *localTurn) stop(expired bool) {
 			_ = h.Release()
 		}
 		lt.cancel, lt.got = nil, nil
-		lt.queued.Store(false)
 	}
 	lt.mu.Lock()
 	g := lt.granted
@@ -104,7 +100,6 @@ func (lt *localTurn) done() {
 	lt.wg.Wait()
 	lt.cancel()
 	lt.cancel, lt.got = nil, nil
-	lt.queued.Store(false)
 }
 
 // holding reports whether a lock taken for the cluster's turn waits for

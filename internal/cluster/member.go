@@ -173,11 +173,11 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int
 		}
 		m.turn.stop(true) // a lock held for a match nobody claimed goes back
 		st, err := lock.Status()
-		free := err == nil && !st.Held && len(st.Waiters) == 0
 		local := len(st.Waiters)
 		if waiting != nil {
 			local += waiting()
 		}
+		free := err == nil && !st.Held && local == 0
 		if err == nil && local > 0 && !m.turn.holding() {
 			m.shareTurns(rctx, ctx, lock)
 		}
