@@ -19,6 +19,11 @@ const ClusterClient = "gpulock-cluster"
 // job matched with it before it goes back to the local users.
 const grantTTL = time.Second
 
+// heldOfferBound bounds an offer made while the member holds the lock, so
+// that a hung Redis keeps local users waiting that long at most (an offer
+// that timed out but matched a job sends it back through the shim's 409).
+const heldOfferBound = 250 * time.Millisecond
+
 // grant is the GPU lock a member holds for the job matched in the
 // cluster's turn, until the shim claims it for that job.
 type grant struct {
@@ -30,8 +35,9 @@ type grant struct {
 // localTurn is a member's place in its lock's local line for the
 // cluster's turn, and the lock it got there.
 type localTurn struct {
-	mu      sync.Mutex
-	granted *grant
+	mu       sync.Mutex
+	granted  *grant
+	offering chan struct{} // closed once the offer made with the lock held answered
 
 	cancel context.CancelFunc   // ends the wait; nil when not waiting
 	got    chan *gpulock.Handle // the wait's outcome (nil handle: none)
@@ -39,17 +45,68 @@ type localTurn struct {
 }
 
 // Claim hands the shim the lock its member took in the cluster's turn for
-// job, or nil: then the shim takes the lock itself (TryAcquire).
+// job, or nil: then the shim takes the lock itself (TryAcquire). The match
+// reaches the gateway, and its dispatch the shim, often before the offer's
+// answer reaches the member: Claim waits for an offer under way (at most
+// grantTTL).
 func (m *Member) Claim(job string) *gpulock.Handle {
 	lt := &m.turn
 	lt.mu.Lock()
+	h, offering := lt.claimLocked(job), lt.offering
+	lt.mu.Unlock()
+	if h != nil || offering == nil {
+		return h
+	}
+	t := time.NewTimer(grantTTL)
+	defer t.Stop()
+	select {
+	case <-offering:
+	case <-t.C:
+	}
+	lt.mu.Lock()
 	defer lt.mu.Unlock()
+	return lt.claimLocked(job)
+}
+
+// claimLocked takes the lock held for job, if any.
+func (lt *localTurn) claimLocked(job string) *gpulock.Handle {
 	if lt.granted == nil || lt.granted.job != job {
 		return nil
 	}
 	h := lt.granted.h
 	lt.granted = nil
 	return h
+}
+
+// offerWith offers the GPU (joining the free set with none, if join) while
+// holding h: a job matched gets h, held for it until the shim claims it;
+// else h goes back. It reports the offer's outcome.
+func (m *Member) offerWith(ctx context.Context, h *gpulock.Handle, join bool) (out string, err error) {
+	ctx, cancel := context.WithTimeout(ctx, heldOfferBound)
+	defer cancel()
+	lt := &m.turn
+	done := make(chan struct{})
+	lt.mu.Lock()
+	lt.offering = done
+	lt.mu.Unlock()
+	var job string
+	if join {
+		out, job, err = m.cfg.Store.Offer(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
+	} else {
+		out, job, err = m.cfg.Store.OfferTurn(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
+	}
+	held := err == nil && out == OfferAssigned
+	lt.mu.Lock()
+	if held {
+		lt.granted = &grant{job: job, h: h, until: time.Now().Add(grantTTL)}
+	}
+	lt.offering = nil
+	close(done)
+	lt.mu.Unlock()
+	if !held {
+		_ = h.Release()
+	}
+	return out, err
 }
 
 // waiting reports whether the member waits in the local line.
@@ -112,19 +169,9 @@ func (lt *localTurn) holding() bool {
 
 // took handles the lock the local line gave the cluster: the first job in
 // the cluster's line that the GPU serves gets it (held for it until the
-// shim claims it), else it goes back at once. It reports whether it went
-// back.
-func (m *Member) took(ctx context.Context, h *gpulock.Handle) (released bool) {
-	lt := &m.turn
-	out, job, err := m.cfg.Store.OfferTurn(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
-	if err != nil || out != OfferAssigned {
-		_ = h.Release()
-		return true
-	}
-	lt.mu.Lock()
-	lt.granted = &grant{job: job, h: h, until: time.Now().Add(grantTTL)}
-	lt.mu.Unlock()
-	return false
+// shim claims it), else it goes back at once.
+func (m *Member) took(ctx context.Context, h *gpulock.Handle) {
+	_, _ = m.offerWith(ctx, h, false)
 }
 
 // shareTurns, while local users wait for lock, keeps the member in the
@@ -139,4 +186,18 @@ func (m *Member) shareTurns(rctx, run context.Context, lock *gpulock.Lock) {
 	case n == 0 && m.turn.waiting():
 		m.turn.stop(false)
 	}
+}
+
+// offerHeld takes lock if it is free and nobody waits for it, and offers
+// the GPU while holding it: a job matched gets the lock (Claim), so that
+// nobody takes the GPU between the match and the job's dispatch; else it
+// goes back at once. took is false when the lock was not free: then the
+// caller looks at the lock's status as usual.
+func (m *Member) offerHeld(ctx context.Context, lock *gpulock.Lock) (out string, took bool, err error) {
+	h, err := lock.TryAcquire()
+	if err != nil {
+		return "", false, nil
+	}
+	out, err = m.offerWith(ctx, h, true)
+	return out, true, err
 }

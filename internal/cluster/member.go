@@ -143,6 +143,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int
 		}
 	}
 	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			m.turn.stop(false)
@@ -154,6 +155,7 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int
 			return
 		case <-t.C:
 		case <-m.kick:
+			kicked = true
 		case h := <-m.turn.got: // nil while not waiting
 			m.turn.done()
 			if h != nil {
@@ -172,6 +174,24 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int
 			}
 		}
 		m.turn.stop(true) // a lock held for a match nobody claimed goes back
+		if kicked && !renew && last != "" && (waiting == nil || waiting() == 0) && !m.turn.waiting() && !m.turn.holding() {
+			// The shim released the lock with nobody of its own in line:
+			// take it and offer it at once (localturn.go), without a read
+			// of the lock's status first; only while Redis answers (last
+			// is "" after an error).
+			if out, took, err := m.offerHeld(rctx, lock); took {
+				offeredAt, last = time.Now(), out
+				if err != nil {
+					warn("cannot offer the free GPU to the cluster", err)
+					last = ""
+				}
+				if out == OfferUnregistered {
+					renewAt = time.Time{}
+				}
+				cancel()
+				continue
+			}
+		}
 		st, err := lock.Status()
 		local := len(st.Waiters)
 		if waiting != nil {
