@@ -91,7 +91,7 @@ func (m *Member) offerWith(ctx context.Context, h *gpulock.Handle, join bool) (o
 	lt.mu.Unlock()
 	var job string
 	if join {
-		out, job, err = m.cfg.Store.Offer(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
+		out, job, err = m.cfg.Store.OfferHeld(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
 	} else {
 		out, job, err = m.cfg.Store.OfferTurn(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
 	}

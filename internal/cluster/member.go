@@ -179,7 +179,8 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int
 			// take it and offer it at once (localturn.go), without a read
 			// of the lock's status first; only while Redis answers (last
 			// is "" after an error).
-			if out, took, err := m.offerHeld(rctx, lock); took {
+			// A sibling's job is matched below, by an offer without the lock.
+			if out, took, err := m.offerHeld(rctx, lock); took && out != OfferSibling {
 				offeredAt, last = time.Now(), out
 				if err != nil {
 					warn("cannot offer the free GPU to the cluster", err)

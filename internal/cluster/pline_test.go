@@ -44,3 +44,33 @@ func TestOfferFindsItsProfilesJobBehindTheOthers(t *testing.T) {
 	require.NoError(t, err)
 	assert.Zero(t, n, "nothing left in a1111's line")
 }
+
+// A member that holds the GPU lock matches only jobs for itself: the
+// sibling's job (the GPU's shim of the other profile, which would find the
+// lock held) is left to an offer without the lock, and keeps its place.
+func TestOfferHeldLeavesTheSiblingsJob(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	register(t, s, "n/0/a1111", "ta")
+	register(t, s, "n/0/comfyui", "tc")
+	m, err := s.Enqueue(ctx, "comfyui", "c1", Turn{Client: "c"}, 0, reserve)
+	require.NoError(t, err)
+	require.Equal(t, StateWaiting, m.State)
+	out, _, err := s.OfferHeld(ctx, "n/0/a1111", "a1111", "ta", reserve)
+	require.NoError(t, err)
+	assert.Equal(t, OfferSibling, out)
+	got, _, err := s.Job(ctx, "c1")
+	require.NoError(t, err)
+	assert.Equal(t, StateWaiting, got.State, "still in line")
+	n, err := s.FreeCount(ctx, "a1111")
+	require.NoError(t, err)
+	assert.Zero(t, n, "not in the free set either")
+
+	out, job, err := s.Offer(ctx, "n/0/a1111", "a1111", "ta", reserve)
+	require.NoError(t, err)
+	assert.Equal(t, OfferAssigned, out, "an offer without the lock gives the GPU to the sibling's job")
+	assert.Equal(t, "c1", job)
+	got, _, err = s.Job(ctx, "c1")
+	require.NoError(t, err)
+	assert.Equal(t, "n/0/comfyui", got.GPU)
+}

@@ -135,11 +135,14 @@ return r
 // or a sibling (the other profile's shim of the same GPU), goes to it;
 // with none the member joins its profile's free set, unless join is 0 (a
 // member that holds the lock for the cluster's turn while local users
-// wait). ARGV: prefix, member, profile, token, reserve ms, join (1/0). Returns {'unregistered'} when the member's
+// wait), and, if held is 1 (the member holds the GPU lock for the job it
+// matches), matching a sibling's job is left to an offer without the lock:
+// {'sibling'}. ARGV: prefix, member, profile, token, reserve ms, join (1/0),
+// held (1/0). Returns {'unregistered'} when the member's
 // registration is gone or another's, {'reserved'} while the GPU is promised
 // to a job, {'assigned', job id} or {'free'}.
 var scriptOffer = redis.NewScript(luaLib + `
-local member, profile, token, reserve_ms, join = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6] ~= '0'
+local member, profile, token, reserve_ms, join, held = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6] ~= '0', ARGV[7] == '1'
 if reg_part(member, 1) ~= token then return {'unregistered'} end
 if reserved(member) then return {'reserved'} end
 -- Already free: no job it serves waits (an arrival would have taken it),
@@ -168,6 +171,7 @@ for _, sib in ipairs(redis.call('SMEMBERS', P..'siblings:'..g)) do
     end
   end
 end
+if best and held and best_member ~= member then return {'sibling'} end
 if best then
   assign(best, best_member, best_url, reserve_ms)
   return {'assigned', best}

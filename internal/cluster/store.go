@@ -229,6 +229,9 @@ const (
 	OfferAssigned     = "assigned"
 	OfferReserved     = "reserved"
 	OfferUnregistered = "unregistered"
+	// OfferSibling (OfferHeld, OfferTurn): the first job the GPU serves is
+	// its sibling's; nothing was matched.
+	OfferSibling = "sibling"
 )
 
 // Offer offers a free gpu: it takes the first waiting job in line it can serve, or
@@ -236,18 +239,25 @@ const (
 // OfferFree, OfferReserved (already promised to a job) or OfferUnregistered
 // (the registration is gone: register again).
 func (s *Store) Offer(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
-	return s.offer(ctx, gpu, profile, token, reserve, 1)
+	return s.offer(ctx, gpu, profile, token, reserve, 1, 0)
 }
 
-// OfferTurn is Offer for a GPU whose lock its member holds for the
+// OfferHeld is Offer for a GPU whose lock its member holds, to hand it to
+// the job matched: a job of a sibling (the GPU's shim of the other
+// profile, another process) is not matched, OfferSibling says it waits.
+func (s *Store) OfferHeld(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
+	return s.offer(ctx, gpu, profile, token, reserve, 1, 1)
+}
+
+// OfferTurn is OfferHeld for a GPU whose lock its member holds for the
 // cluster's turn while local users wait: with no job for it, it does not
 // join the free set (the lock goes to the local users).
 func (s *Store) OfferTurn(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
-	return s.offer(ctx, gpu, profile, token, reserve, 0)
+	return s.offer(ctx, gpu, profile, token, reserve, 0, 1)
 }
 
-func (s *Store) offer(ctx context.Context, gpu, profile, token string, reserve time.Duration, join int) (outcome, job string, err error) {
-	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve), join)
+func (s *Store) offer(ctx context.Context, gpu, profile, token string, reserve time.Duration, join, held int) (outcome, job string, err error) {
+	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve), join, held)
 	if err != nil {
 		return "", "", err
 	}
