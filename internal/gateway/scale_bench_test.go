@@ -36,8 +36,8 @@ func startGateway(t testing.TB, r *redistest.Server, profile string) (*Gateway, 
 	return g, srv.URL
 }
 
-// postAs posts an A1111 job for client and reports a failure to t.
-func postAs(t testing.TB, url, client string, steps int) {
+// postSteps posts an A1111 job for client and reports a failure to t.
+func postSteps(t testing.TB, url, client string, steps int) {
 	req, err := http.NewRequest(http.MethodPost, url+"/sdapi/v1/txt2img", strings.NewReader(fmt.Sprintf(`{"steps":%d}`, steps)))
 	if err != nil {
 		t.Error(err)
@@ -219,7 +219,7 @@ func BenchmarkWorkConservation30(b *testing.B) {
 		for k, s := range steps {
 			client := []string{"A", "A", "A", "B", "B", "C"}[k%6] // 120, 80, 40
 			sent[k] = time.Now()
-			wg.Go(func() { postAs(b, gw, client, s) })
+			wg.Go(func() { postSteps(b, gw, client, s) })
 		}
 		wg.Wait()
 		makespan := time.Since(start)
@@ -272,7 +272,7 @@ func BenchmarkScale300(b *testing.B) {
 		var wg sync.WaitGroup
 		for k := range 600 {
 			url := []string{gw1, gw2}[k%2]
-			wg.Go(func() { postAs(b, url, fmt.Sprint("c", k%20), 100+(k*37)%101) })
+			wg.Go(func() { postSteps(b, url, fmt.Sprint("c", k%20), 100+(k*37)%101) })
 		}
 		wg.Wait()
 		jobs += 600
