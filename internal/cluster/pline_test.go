@@ -74,3 +74,23 @@ func TestOfferHeldLeavesTheSiblingsJob(t *testing.T) {
 	require.NoError(t, err)
 	assert.Equal(t, "n/0/comfyui", got.GPU)
 }
+
+// A member already in its free set still matches its sibling's job on a
+// re-offer: the sibling (registered, not yet offered) was not free when
+// the job came, so the job waits although this member is free.
+func TestReofferOfAFreeMemberTakesItsSiblingsJob(t *testing.T) {
+	s := newTestStore(t)
+	ctx := context.Background()
+	register(t, s, "n/0/comfyui", "tc")
+	out, _, err := s.Offer(ctx, "n/0/comfyui", "comfyui", "tc", reserve)
+	require.NoError(t, err)
+	require.Equal(t, OfferFree, out)
+	register(t, s, "n/0/a1111", "ta")
+	m, err := s.Enqueue(ctx, "a1111", "a1", Turn{}, 0, reserve)
+	require.NoError(t, err)
+	require.Equal(t, StateWaiting, m.State, "the a1111 member has not offered yet")
+	out, job, err := s.Offer(ctx, "n/0/comfyui", "comfyui", "tc", reserve)
+	require.NoError(t, err)
+	assert.Equal(t, OfferAssigned, out)
+	assert.Equal(t, "a1", job)
+}

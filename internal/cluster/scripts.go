@@ -145,9 +145,15 @@ var scriptOffer = redis.NewScript(luaLib + `
 local member, profile, token, reserve_ms, join, held = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6] ~= '0', ARGV[7] == '1'
 if reg_part(member, 1) ~= token then return {'unregistered'} end
 if reserved(member) then return {'reserved'} end
--- Already free: no job it serves waits (an arrival would have taken it),
--- so a re-offer of an idle GPU costs three commands, not a look at lines.
-if join and redis.call('ZSCORE', P..'free:'..profile, member) then return {'free'} end
+-- Already free and no job of this GPU's profiles waits at all: a re-offer
+-- of an idle GPU costs a few commands, not a look at the lines.
+if join and redis.call('ZSCORE', P..'free:'..profile, member) then
+  local idle = true
+  for _, sib in ipairs(redis.call('SMEMBERS', P..'siblings:'..phys(member))) do
+    if redis.call('ZCARD', P..'pline:'..string.match(sib, '/([^/]*)$')) > 0 then idle = false break end
+  end
+  if idle then return {'free'} end
+end
 local g = phys(member)
 -- The first waiting job at the head of the line of each profile that this
 -- GPU serves (a live member of it here); the smallest key goes. Entries of
