@@ -13,12 +13,6 @@
 // job goes back to its place in line (Requeue): a job that never started
 // keeps its arrival number, a job that started is never run twice.
 //
-// Pub/sub carries each match to the gateways (ParseMatched), so the waiting
-// one dispatches without reading the job back; the hash of each job is the
-// record, and waiters also read it (backing off, and again after a
-// resubscription), so a lost message costs one such read's interval.
-//
-// A shim's member (member.go, localturn.go) offers its GPU when the shim
-// frees it, holding the lock for the job it matches (Claim), and takes
-// the cluster's turns in the local line while the shim's own clients wait.
+// Pub/sub only wakes waiters up; the hash of each job is the record, and
+// waiters also poll it, so a lost message costs one poll interval.
 package cluster
