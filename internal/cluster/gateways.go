@@ -15,9 +15,59 @@ func keyGateway(id string) string { return prefix + "gw:" + id }
 
 const keyCActive = prefix + "cactive"
 
+// keyGatewaySet names every gateway that has held a lease and may still
+// own prompts, so that adoption looks at the prompts only when one of them
+// has gone, not at every prompt each third of the lease.
+const keyGatewaySet = prefix + "gwset"
+
 // RenewGateway makes or renews gateway id's lease.
 func (s *Store) RenewGateway(ctx context.Context, id string, lease time.Duration) error {
-	if err := s.rdb.Set(ctx, keyGateway(id), "1", lease).Err(); err != nil {
+	_, err := s.rdb.Pipelined(ctx, func(p redis.Pipeliner) error {
+		p.Set(ctx, keyGateway(id), "1", lease)
+		p.SAdd(ctx, keyGatewaySet, id)
+		return nil
+	})
+	if err != nil {
+		return redisErr(err)
+	}
+	return nil
+}
+
+// GoneGateways returns the gateways other than me whose lease has ended
+// and whose prompts may wait for adoption.
+func (s *Store) GoneGateways(ctx context.Context, me string) ([]string, error) {
+	ids, err := s.rdb.SMembers(ctx, keyGatewaySet).Result()
+	if err != nil {
+		return nil, redisErr(err)
+	}
+	var gone []string
+	for _, id := range ids {
+		if id == me {
+			continue
+		}
+		n, err := s.rdb.Exists(ctx, keyGateway(id)).Result()
+		if err != nil {
+			return nil, redisErr(err)
+		}
+		if n == 0 {
+			gone = append(gone, id)
+		}
+	}
+	return gone, nil
+}
+
+// ForgetGateways drops gone gateways whose prompts have all been adopted
+// (or ended) from the gateways that adoption looks at; one that renews
+// its lease again is back.
+func (s *Store) ForgetGateways(ctx context.Context, ids []string) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	members := make([]any, len(ids))
+	for i, id := range ids {
+		members[i] = id
+	}
+	if err := s.rdb.SRem(ctx, keyGatewaySet, members...).Err(); err != nil {
 		return redisErr(err)
 	}
 	return nil

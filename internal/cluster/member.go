@@ -51,7 +51,9 @@ type MemberConfig struct {
 // Member is one shim's GPU in the cluster: it registers the GPU with a
 // lease, offers it while its lock is free (no holder, nobody in line), takes
 // it out of the free set while busy, and confirms jobs dispatched to it.
-// It implements shim.Member.
+// While local users wait for the lock and jobs of its profile wait in the
+// cluster's line, it waits in the local line too, as ClusterClient, so
+// that the two lines take turns (localturn.go). It implements shim.Member.
 type Member struct {
 	cfg   MemberConfig
 	id    string
@@ -67,6 +69,7 @@ type Member struct {
 	// joined: the cluster's A1111 options are applied (memberoptions.go);
 	// Register's and Run's, which never run at once.
 	joined bool
+	turn   localTurn // the cluster's place in the local line (localturn.go)
 }
 
 // NewMember checks cfg and returns a Member; it touches nothing yet.
@@ -132,10 +135,12 @@ func (m *Member) Started(ctx context.Context, job string) (bool, error) {
 }
 
 // Run renews the registration and offers the GPU while lock is free,
-// reading lock's state every Poll, until ctx ends; then it unregisters
+// reading lock's state every Poll, until ctx ends; while local users wait
+// (lock's status, and waiting, the shim's own line; nil: none) it takes
+// the cluster's turns among them (localturn.go). Then it unregisters
 // (bounded by a second). Redis errors are logged and retried at the next
 // poll; a registration lost (Redis restarted) is made again.
-func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
+func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int) {
 	t := time.NewTicker(m.cfg.Poll)
 	defer t.Stop()
 	var (
@@ -152,9 +157,11 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 		}
 	}
 	for {
+		kicked := false
 		select {
 		case <-ctx.Done():
 			join.wait()
+			m.turn.stop(false)
 			uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Second)
 			if err := m.cfg.Store.Unregister(uctx, m.id, m.cfg.Profile, m.token); err != nil {
 				m.cfg.Logger.Warn("cannot unregister from the cluster; its lease runs out", "gpu", m.id, "err", err)
@@ -163,8 +170,16 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 			return
 		case <-t.C:
 		case <-m.kick:
+			kicked = true
 		case err := <-join.done:
 			join.finished(ctx, m, err)
+		case h := <-m.turn.got: // nil while not waiting
+			m.turn.done()
+			if h != nil {
+				rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
+				m.took(rctx, h)
+				cancel()
+			}
 		}
 		rctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
 		renew := time.Now().After(renewAt)
@@ -175,9 +190,38 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock) {
 				renewAt = time.Now().Add(m.cfg.Lease / 3)
 			}
 		}
+		m.turn.stop(true) // a lock held for a match nobody claimed goes back
+		if kicked && !renew && last != "" && !join.pending && !join.busy() && (waiting == nil || waiting() == 0) && !m.turn.waiting() && !m.turn.holding() {
+			// The shim released the lock with nobody of its own in line:
+			// take it and offer it at once (localturn.go), without a read
+			// of the lock's status first; only while Redis answers (last
+			// is "" after an error).
+			// A sibling's job is matched below, by an offer without the lock.
+			if out, took, err := m.offerHeld(rctx, lock); took && out != OfferSibling {
+				offeredAt, last = time.Now(), out
+				if err != nil {
+					warn("cannot offer the free GPU to the cluster", err)
+					last = ""
+				}
+				if out == OfferUnregistered {
+					renewAt = time.Time{}
+					join.pending = m.cfg.Profile == "a1111" // it joins again
+					m.joined = false
+				}
+				cancel()
+				continue
+			}
+		}
 		st, err := lock.Status()
 		join.start(ctx, m)
-		free := err == nil && !st.Held && len(st.Waiters) == 0 && !join.busy()
+		local := len(st.Waiters)
+		if waiting != nil {
+			local += waiting()
+		}
+		free := err == nil && !st.Held && local == 0 && !join.busy()
+		if err == nil && local > 0 && !m.turn.holding() && !join.busy() {
+			m.shareTurns(rctx, ctx, lock)
+		}
 		switch {
 		case free && (last != OfferFree || renew || time.Since(offeredAt) > reofferEvery):
 			offeredAt = time.Now()

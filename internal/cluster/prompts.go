@@ -65,6 +65,7 @@ func (s *Store) AddPrompt(ctx context.Context, id, job, owner string, body []byt
 		p.ZAdd(ctx, keyCPending, redis.Z{Score: float64(n), Member: id})
 		p.ZAdd(ctx, keyCActive, redis.Z{Score: float64(n), Member: id})
 		publishLine(ctx, p)
+		p.SAdd(ctx, keyGatewaySet, owner) // adoption looks at its prompts once it is gone
 		return nil
 	})
 	if err != nil {

@@ -10,7 +10,10 @@ import "github.com/redis/go-redis/v9"
 // is a physical one (node/gpu); its members are the shims of each profile
 // on it (node/gpu/profile), siblings of each other. All jobs of all
 // profiles wait in one line, gpulock:line, scored by the key of their
-// place (see Turn: arrival, moved by level and by the client's rounds).
+// place (see Turn: arrival, moved by level and by the client's rounds);
+// each job is also in its profile's line, gpulock:pline:<profile>, with the
+// same key, so that a freed GPU finds the first job it can serve at the
+// heads of its profiles' lines, not by a scan past the other profile's.
 //   - A job that arrives (or goes back to its place) takes the member of
 //     its profile that has been free longest, on a GPU not reserved; with
 //     none it waits in the line.
@@ -24,8 +27,9 @@ import "github.com/redis/go-redis/v9"
 //
 // A match reserves the physical GPU for the job (reserved:<node/gpu> = job
 // id, with a lease), takes its members out of the free sets, writes
-// state=assigned, gpu (the member) and url into the job's hash and
-// publishes the job id on the matched channel.
+// state=assigned, gpu (the member) and url into the job's hash, counts the
+// job's matches (n) and publishes "id\ngpu\nurl\nn" on the matched channel,
+// so that the waiting gateway dispatches without reading the job back.
 const luaLib = `
 local P = ARGV[1]
 local function phys(member) return string.match(member, '^(.*)/[^/]*$') end
@@ -38,7 +42,8 @@ local function reg_part(member, which)
 end
 local function reserved(member) return redis.call('EXISTS', P..'reserved:'..phys(member)) == 1 end
 -- assign: reserve the physical GPU, take all its members out of the free
--- sets, record the match in the job, wake its gateway.
+-- sets, record the match in the job, wake its gateway with the match.
+-- Returns the job's match count.
 local function assign(id, member, url, reserve_ms)
   local g = phys(member)
   redis.call('SET', P..'reserved:'..g, id, 'PX', reserve_ms)
@@ -47,8 +52,11 @@ local function assign(id, member, url, reserve_ms)
     redis.call('ZREM', P..'free:'..prof, sib)
   end
   redis.call('ZREM', P..'line', id)
+  redis.call('ZREM', P..'pline:'..string.match(member, '/([^/]*)$'), id)
+  local n = redis.call('HINCRBY', P..'job:'..id, 'n', 1)
   redis.call('HSET', P..'job:'..id, 'state', 'assigned', 'gpu', member, 'url', url)
-  redis.call('PUBLISH', P..'matched', id)
+  redis.call('PUBLISH', P..'matched', id..'\n'..member..'\n'..url..'\n'..n)
+  return n
 end
 local function take_free(profile, model)
   if model and model ~= '' then
@@ -88,13 +96,14 @@ local function place(profile, id, seq, reserve_ms, max_queue)
   local member, url
   if pin then member, url = pinned_free(pin) else member, url = take_free(profile, redis.call('HGET', P..'job:'..id, 'model')) end
   if member then
-    assign(id, member, url, reserve_ms)
-    return {'assigned', member, url}
+    local n = assign(id, member, url, reserve_ms)
+    return {'assigned', member, url, tostring(n)}
   end
   if max_queue > 0 and redis.call('ZCARD', P..'line') >= max_queue then
     return {'full'}
   end
   redis.call('ZADD', P..'line', seq, id)
+  redis.call('ZADD', P..'pline:'..profile, seq, id)
   redis.call('HSET', P..'job:'..id, 'state', 'waiting')
   return {'waiting'}
 end
@@ -107,16 +116,24 @@ end
 // The job's key in line follows Turn's rules; Redis's clock, made strictly
 // increasing through gpulock:now, is the arrival time. Returns {'none'}
 // when no live GPU serves the profile, {'exists'} when the id is taken,
-// {'full'}, {'waiting'} or {'assigned', gpu, url}.
+// {'full'}, {'waiting'} or {'assigned', gpu, url, n}.
 var scriptEnqueue = redis.NewScript(luaLib + `
 local profile, id = ARGV[2], ARGV[3]
 local reserve_ms, ttl_ms, max_queue = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
 local client, level, fair, aging = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
-local live = 0
-for _, g in ipairs(redis.call('SMEMBERS', P..'gpus:'..profile)) do
-  if redis.call('EXISTS', P..'reg:'..g) == 1 then live = live + 1 else redis.call('SREM', P..'gpus:'..profile, g) end
-end
-if live == 0 then return {'none'} end
+-- Is one GPU of the profile live? Scan its set in small steps until one
+-- is, dropping the dead ones met on the way: O(1) a job while most are
+-- live, not a look at every GPU.
+local live, cursor = false, '0'
+repeat
+  local r = redis.call('SSCAN', P..'gpus:'..profile, cursor, 'COUNT', 16)
+  cursor = r[1]
+  for _, g in ipairs(r[2]) do
+    if redis.call('EXISTS', P..'reg:'..g) == 1 then live = true break end
+    redis.call('SREM', P..'gpus:'..profile, g)
+  end
+until live or cursor == '0'
+if not live then return {'none'} end
 local jk = P..'job:'..id
 if redis.call('EXISTS', jk) == 1 then return {'exists'} end
 local t = redis.call('TIME')
@@ -157,39 +174,63 @@ return r
 // scriptOffer offers a free GPU (one member: node/gpu/profile): the
 // longest-waiting job that the physical GPU can serve, through this member
 // or a sibling (the other profile's shim of the same GPU), goes to it;
-// with none the member joins its profile's free set. ARGV: prefix, member,
-// profile, token, reserve ms. Returns {'unregistered'} when the member's
+// with none the member joins its profile's free set, unless join is 0 (a
+// member that holds the lock for the cluster's turn while local users
+// wait), and, if held is 1 (the member holds the GPU lock for the job it
+// matches), matching a sibling's job is left to an offer without the lock:
+// {'sibling'}. ARGV: prefix, member, profile, token, reserve ms, join (1/0),
+// held (1/0). Returns {'unregistered'} when the member's
 // registration is gone or another's, {'reserved'} while the GPU is promised
 // to a job, {'assigned', job id} or {'free'}.
 var scriptOffer = redis.NewScript(luaLib + `
-local member, profile, token, reserve_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local member, profile, token, reserve_ms, join, held = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6] ~= '0', ARGV[7] == '1'
 if reg_part(member, 1) ~= token then return {'unregistered'} end
 if reserved(member) then return {'reserved'} end
+-- Already free and no job of this GPU's profiles waits at all: a re-offer
+-- of an idle GPU costs a few commands, not a look at the lines.
+if join and redis.call('ZSCORE', P..'free:'..profile, member) then
+  local idle = true
+  for _, sib in ipairs(redis.call('SMEMBERS', P..'siblings:'..phys(member))) do
+    if redis.call('ZCARD', P..'pline:'..string.match(sib, '/([^/]*)$')) > 0 then idle = false break end
+  end
+  if idle then return {'free'} end
+end
 local g = phys(member)
-local from = 0
-while true do
-  local ids = redis.call('ZRANGE', P..'line', from, from + 63)
-  if #ids == 0 then break end
-  for _, id in ipairs(ids) do
-    local jk = P..'job:'..id
-    local st = redis.call('HGET', jk, 'state')
-    if st ~= 'waiting' then
-      redis.call('ZREM', P..'line', id)
-      from = from - 1
-    else
-      local want = redis.call('HGET', jk, 'profile')
-      local target = g..'/'..want
-      local url = reg_part(target, 2)
-      local pin = redis.call('HGET', jk, 'pin')
-      if url and (not pin or pin == target) and redis.call('EXISTS', P..'joining:'..target) == 0 then
-        assign(id, target, url, reserve_ms)
-        return {'assigned', id}
+-- The first waiting job at the head of the line of each profile that this
+-- GPU serves (a live member of it here, not joining), past jobs pinned to
+-- another member; the smallest key goes. Entries of jobs no longer
+-- waiting (gone with their gateway, expired) are dropped as met.
+local best, best_key, best_member, best_url = false, false, false, false
+for _, sib in ipairs(redis.call('SMEMBERS', P..'siblings:'..g)) do
+  local url = reg_part(sib, 2)
+  if url and redis.call('EXISTS', P..'joining:'..sib) == 0 then
+    local lk = P..'pline:'..string.match(sib, '/([^/]*)$')
+    local from = 0
+    while true do
+      local head = redis.call('ZRANGE', lk, from, from, 'WITHSCORES')
+      if #head == 0 then break end
+      local jk = P..'job:'..head[1]
+      if redis.call('HGET', jk, 'state') == 'waiting' then
+        local pin = redis.call('HGET', jk, 'pin')
+        if not pin or pin == sib then
+          local key = tonumber(head[2])
+          if not best_key or key < best_key then best, best_key, best_member, best_url = head[1], key, sib, url end
+          break
+        end
+        from = from + 1
+      else
+        redis.call('ZREM', lk, head[1])
+        redis.call('ZREM', P..'line', head[1])
       end
     end
   end
-  from = from + #ids
 end
-if not redis.call('ZSCORE', P..'free:'..profile, member) then
+if best and held and best_member ~= member then return {'sibling'} end
+if best then
+  assign(best, best_member, best_url, reserve_ms)
+  return {'assigned', best}
+end
+if join and not redis.call('ZSCORE', P..'free:'..profile, member) then
   redis.call('ZADD', P..'free:'..profile, redis.call('INCR', P..'seq'), member)
 end
 return {'free'}
@@ -220,7 +261,7 @@ return 1
 // it was matched with stays out of matches for hold ms (0: free to offer
 // again at once). ARGV: prefix, job id, gpu, reserve ms, hold ms. Returns
 // {'gone'} when the job is no longer assigned to that GPU, else what the
-// match gives: {'waiting'} or {'assigned', gpu, url}.
+// match gives: {'waiting'} or {'assigned', gpu, url, n}.
 var scriptRequeue = redis.NewScript(luaLib + `
 local id, gpu, reserve_ms, hold_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
 local jk = P..'job:'..id
@@ -246,7 +287,10 @@ local id = ARGV[2]
 local jk = P..'job:'..id
 local state = redis.call('HGET', jk, 'state')
 if not state or state == 'running' then return 0 end
-if state == 'waiting' then redis.call('ZREM', P..'line', id) end
+if state == 'waiting' then
+  redis.call('ZREM', P..'line', id)
+  redis.call('ZREM', P..'pline:'..redis.call('HGET', jk, 'profile'), id)
+end
 if state == 'assigned' then
   local rk = P..'reserved:'..phys(redis.call('HGET', jk, 'gpu'))
   if redis.call('GET', rk) == id then redis.call('DEL', rk) end

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
 
@@ -68,6 +69,24 @@ type Match struct {
 	GPU string
 	// URL is that GPU's shim (its advertise URL).
 	URL string
+	// N counts the job's matches so far (1 for its first): a matched
+	// channel hint with a higher N than the last match a gateway acted on
+	// is the job's current match (see ParseMatched).
+	N int64
+}
+
+// ParseMatched reads a matched channel message: the job's id and its match
+// (StateAssigned, GPU, URL, N). ok is false for a message of another form.
+func ParseMatched(payload string) (id string, m Match, ok bool) {
+	parts := strings.SplitN(payload, "\n", 4)
+	if len(parts) != 4 {
+		return "", Match{}, false
+	}
+	n, err := strconv.ParseInt(parts[3], 10, 64)
+	if err != nil {
+		return "", Match{}, false
+	}
+	return parts[0], Match{State: StateAssigned, GPU: parts[1], URL: parts[2], N: n}, true
 }
 
 func ms(d time.Duration) int64 { return d.Milliseconds() }
@@ -99,8 +118,9 @@ func matchOf(r []string) (Match, error) {
 		return Match{}, ErrQueueFull
 	case r[0] == "exists":
 		return Match{}, ErrJobExists
-	case r[0] == StateAssigned && len(r) == 3:
-		return Match{State: StateAssigned, GPU: r[1], URL: r[2]}, nil
+	case r[0] == StateAssigned && len(r) == 4:
+		n, _ := strconv.ParseInt(r[3], 10, 64)
+		return Match{State: StateAssigned, GPU: r[1], URL: r[2], N: n}, nil
 	case r[0] == StateWaiting:
 		return Match{State: StateWaiting}, nil
 	}
@@ -122,7 +142,7 @@ func (s *Store) Enqueue(ctx context.Context, profile, id string, turn Turn, maxQ
 // Job reads where a job stands; found is false when Redis has no such job
 // (never queued, finished, or lost with a Redis restart).
 func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err error) {
-	vals, err := s.rdb.HMGet(ctx, keyJob(id), "state", "gpu", "url").Result()
+	vals, err := s.rdb.HMGet(ctx, keyJob(id), "state", "gpu", "url", "n").Result()
 	if err != nil {
 		return Match{}, false, fmt.Errorf("cluster: redis: %w", err)
 	}
@@ -133,6 +153,8 @@ func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err er
 	m.State = st
 	m.GPU, _ = vals[1].(string)
 	m.URL, _ = vals[2].(string)
+	n, _ := vals[3].(string)
+	m.N, _ = strconv.ParseInt(n, 10, 64)
 	return m, true, nil
 }
 
@@ -207,6 +229,9 @@ const (
 	OfferAssigned     = "assigned"
 	OfferReserved     = "reserved"
 	OfferUnregistered = "unregistered"
+	// OfferSibling (OfferHeld, OfferTurn): the first job the GPU serves is
+	// its sibling's; nothing was matched.
+	OfferSibling = "sibling"
 )
 
 // Offer offers a free gpu: it takes the first waiting job in line it can serve, or
@@ -214,7 +239,25 @@ const (
 // OfferFree, OfferReserved (already promised to a job) or OfferUnregistered
 // (the registration is gone: register again).
 func (s *Store) Offer(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
-	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve))
+	return s.offer(ctx, gpu, profile, token, reserve, 1, 0)
+}
+
+// OfferHeld is Offer for a GPU whose lock its member holds, to hand it to
+// the job matched: a job of a sibling (the GPU's shim of the other
+// profile, another process) is not matched, OfferSibling says it waits.
+func (s *Store) OfferHeld(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
+	return s.offer(ctx, gpu, profile, token, reserve, 1, 1)
+}
+
+// OfferTurn is OfferHeld for a GPU whose lock its member holds for the
+// cluster's turn while local users wait: with no job for it, it does not
+// join the free set (the lock goes to the local users).
+func (s *Store) OfferTurn(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
+	return s.offer(ctx, gpu, profile, token, reserve, 0, 1)
+}
+
+func (s *Store) offer(ctx context.Context, gpu, profile, token string, reserve time.Duration, join, held int) (outcome, job string, err error) {
+	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve), join, held)
 	if err != nil {
 		return "", "", err
 	}
@@ -228,6 +271,16 @@ func (s *Store) Offer(ctx context.Context, gpu, profile, token string, reserve t
 	return r[0], job, nil
 }
 
+// Waiting returns how many jobs of profile wait in line (an entry of a job
+// gone meanwhile may count until a GPU's offer drops it).
+func (s *Store) Waiting(ctx context.Context, profile string) (int64, error) {
+	n, err := s.rdb.ZCard(ctx, prefix+"pline:"+profile).Result()
+	if err != nil {
+		return 0, fmt.Errorf("cluster: redis: %w", err)
+	}
+	return n, nil
+}
+
 // Busy takes gpu out of profile's free set.
 func (s *Store) Busy(ctx context.Context, gpu, profile string) error {
 	if err := s.rdb.ZRem(ctx, keyFree(profile), gpu).Err(); err != nil {
@@ -236,22 +289,28 @@ func (s *Store) Busy(ctx context.Context, gpu, profile string) error {
 	return nil
 }
 
-// LiveURLs returns the advertise URLs of the live GPUs serving profile.
+// LiveURLs returns the advertise URLs of the live GPUs serving profile, in
+// two commands whatever their number (SMEMBERS, then one MGET).
 func (s *Store) LiveURLs(ctx context.Context, profile string) ([]string, error) {
 	gpus, err := s.rdb.SMembers(ctx, keyGPUs(profile)).Result()
 	if err != nil {
 		return nil, fmt.Errorf("cluster: redis: %w", err)
 	}
+	if len(gpus) == 0 {
+		return nil, nil
+	}
+	keys := make([]string, len(gpus))
+	for i, g := range gpus {
+		keys[i] = keyReg(g)
+	}
+	vals, err := s.rdb.MGet(ctx, keys...).Result()
+	if err != nil {
+		return nil, fmt.Errorf("cluster: redis: %w", err)
+	}
 	var out []string
-	for _, g := range gpus {
-		v, err := s.rdb.Get(ctx, keyReg(g)).Result()
-		if errors.Is(err, redis.Nil) {
-			continue
-		}
-		if err != nil {
-			return nil, fmt.Errorf("cluster: redis: %w", err)
-		}
-		if _, url, ok := strings.Cut(v, "\n"); ok {
+	for _, v := range vals {
+		reg, _ := v.(string) // nil: the registration ran out
+		if _, url, ok := strings.Cut(reg, "\n"); ok {
 			out = append(out, url)
 		}
 	}

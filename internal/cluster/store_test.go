@@ -108,7 +108,7 @@ func TestFreedGPUTakesTheOldestJobAndArrivalTakesTheLongestFreeGPU(t *testing.T)
 	assert.Equal(t, OfferFree, out)
 	m, err = s.Enqueue(ctx, "a1111", "j4", Turn{}, 0, reserve)
 	require.NoError(t, err)
-	assert.Equal(t, Match{State: StateAssigned, GPU: "nb/0/a1111", URL: "http://127.0.0.1:1/nb/0/a1111"}, m, "b has been free longest")
+	assert.Equal(t, Match{State: StateAssigned, GPU: "nb/0/a1111", URL: "http://127.0.0.1:1/nb/0/a1111", N: 1}, m, "b has been free longest")
 }
 
 func TestOfferWithAnotherTokenIsUnregistered(t *testing.T) {

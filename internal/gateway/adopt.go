@@ -59,8 +59,23 @@ func (g *Gateway) keepLease() {
 }
 
 // adoptOrphans takes over the prompts of gateways whose lease ended: one
-// still in line waits for its GPU here, one running is followed here.
+// still in line waits for its GPU here, one running is followed here. It
+// looks at the prompts only when a gateway has gone (10,000 waiting
+// prompts would otherwise cost a script each, every third of the lease, on
+// every gateway), and forgets the gone ones once all are adopted.
 func (g *Gateway) adoptOrphans(ctx context.Context) error {
+	gone, err := g.cfg.Store.GoneGateways(ctx, g.id)
+	if err != nil || len(gone) == 0 {
+		return err
+	}
+	if err := g.adoptFrom(ctx); err != nil {
+		return err
+	}
+	return g.cfg.Store.ForgetGateways(ctx, gone)
+}
+
+// adoptFrom adopts every active prompt whose owner's lease ended.
+func (g *Gateway) adoptFrom(ctx context.Context) error {
 	ids, err := g.cfg.Store.ActivePrompts(ctx)
 	if err != nil {
 		return err
@@ -104,7 +119,7 @@ func (g *Gateway) resume(p cluster.Prompt) {
 	r.Header.Set("Content-Type", "application/json")
 	m, found, err := g.cfg.Store.Job(g.ctx, p.Job)
 	if err != nil || !found || m.State != cluster.StateAssigned {
-		m = cluster.Match{}
+		m = cluster.Match{N: m.N} // the matches so far: older hints are stale
 	}
 	c := newCapture()
 	turn := g.turnOf(r, p.Body) // its client_id; a job back in line keeps its key

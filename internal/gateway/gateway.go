@@ -14,8 +14,9 @@ import (
 
 // Defaults of Config.
 const (
-	// DefaultPoll is how often a waiting job's state is read, on top of
-	// the pub/sub wake-up: the bound on the delay a lost message costs.
+	// DefaultPoll is how soon a waiting job's state is first read again, on
+	// top of the pub/sub wake-up; the reads then back off to half the lease
+	// (pollCap).
 	DefaultPoll = 20 * time.Millisecond
 	// DefaultRetryAfter is sent with every 503.
 	DefaultRetryAfter = 5 * time.Second

@@ -143,9 +143,10 @@ func (g *Gateway) dropPromptLater(prompt, job string) {
 func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Request, body []byte, id, prompt string, turn cluster.Turn, m cluster.Match, start time.Time) {
 	st := g.cfg.Store
 	var err error
+	seen := m.N // the job's matches so far: hints of these are stale
 	for attempt := 1; ; attempt++ {
 		if m.State != cluster.StateAssigned {
-			if m, err = g.wait(ctx, id, turn, prompt); err != nil {
+			if m, err = g.wait(ctx, id, turn, prompt, seen); err != nil {
 				if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
 					err = c
 				}
@@ -153,13 +154,23 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				return
 			}
 		}
+		seen = max(seen, m.N)
 		waited := time.Since(start)
+		// The prompt's and the client's records go to Redis beside the
+		// dispatch, not before it: nothing on the shim's side reads them.
+		recorded := func() {}
 		if prompt != "" {
-			_ = st.PromptDispatched(context.WithoutCancel(ctx), prompt, m.GPU, m.URL)
+			gpu, url := m.GPU, m.URL
+			recorded = beside(func() {
+				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+				defer cancel()
+				_ = st.PromptDispatched(pctx, prompt, gpu, url)
+			})
 		}
 		unnote := g.noteClientJob(ctx, r, id, m.URL)
 		sent, stopRelay := g.beforePrompt(ctx, prompt, body, m.URL) // uploads and websocket events (comfydispatch.go)
 		resp, ferr := g.dispatch(r, sent, id, m.URL)
+		recorded()
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
 			_ = resp.Body.Close()
@@ -215,6 +226,17 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 	}
 }
 
+// beside runs fn (bounded by its own contexts) in a goroutine and returns
+// the func that waits for it, which the caller must call.
+func beside(fn func()) (wait func()) {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		fn()
+	}()
+	return func() { <-done }
+}
+
 // requeue puts job back in its place in line after a failed dispatch to gpu
 // (prompt: the prompt it carries, or "").
 func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
@@ -253,21 +275,32 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 }
 
 // wait blocks until job is matched with a GPU, waking on the matched
-// channel's hint or every Poll. If ctx ends first (the client left, the
+// channel's hint or every Poll. A hint for a match after the after'th (the
+// last this gateway acted on) is the job's current match: no other
+// gateway puts the job back in line, so no newer match can have come and
+// gone; an older one is stale and only wakes a read. If ctx ends first (the client left, the
 // queue timeout) the job leaves the line and wait returns ctx's error;
 // a job lost from Redis (a restart) is put in line again, unless the
 // prompt it carries (prompt, "" for a held request) ended or is another
 // gateway's now. A held request gives up when Redis has not answered for a
 // lease; a queued prompt waits on, as Redis keeps it.
-func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt string) (cluster.Match, error) {
+func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt string, after int64) (cluster.Match, error) {
 	held := prompt == ""
 	hint, remove := g.wake.add(id)
 	defer remove()
-	t := time.NewTicker(g.cfg.Poll)
+	every := g.cfg.Poll
+	t := time.NewTimer(every)
 	defer t.Stop()
 	warned := false
 	var lostAt, downSince time.Time
 	for {
+		select {
+		case m := <-hint:
+			if m.N > after {
+				return m, nil
+			}
+		default:
+		}
 		jctx, jcancel := context.WithTimeout(ctx, redisBound)
 		m, found, err := g.cfg.Store.Job(jctx, id)
 		jcancel()
@@ -333,10 +366,26 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt
 				}
 			}
 			return cluster.Match{}, left
-		case <-hint:
+		case m := <-hint:
+			if m.N > after {
+				return m, nil
+			}
 		case <-t.C:
+			every = min(every*2, pollCap(g.cfg.Poll, g.cfg.Lease))
+			t.Reset(every)
 		}
 	}
+}
+
+// pollCap bounds the back-off of a waiting job's reads of its own state:
+// the matched channel's hint carries every match, and a resubscription
+// (Redis back, or restarted) makes every waiter read its state again
+// (wakeups.listen), so the reads only back those up and find Redis down
+// for a held request. Half the lease, at least poll, keeps that within the
+// lease without a read per waiting job every poll (10,000 waiting jobs at
+// 20 ms would be 500,000 reads a second).
+func pollCap(poll, lease time.Duration) time.Duration {
+	return max(poll, lease/2)
 }
 
 // refuse answers a job that got no GPU.

@@ -29,10 +29,13 @@ func (g *Gateway) noteClientJob(ctx context.Context, r *http.Request, job, url s
 		return func() {}
 	}
 	client := clientOf(r)
-	sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
-	defer cancel()
-	_ = g.cfg.Store.SetClientJob(sctx, client, job, url)
+	set := beside(func() { // beside the dispatch, not before it
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
+		defer cancel()
+		_ = g.cfg.Store.SetClientJob(sctx, client, job, url)
+	})
 	return func() {
+		set()
 		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
 		defer cancel()
 		_ = g.cfg.Store.ClearClientJob(cctx, client, job)

@@ -24,14 +24,21 @@ const HeaderRequeue = "X-GPULock-Requeue"
 // carrying HeaderDispatch takes the lock only if the GPU is free at once and
 // Started confirms the job: never after waiting in the local line.
 type Member interface {
-	// Run offers the GPU to the cluster while lock is free, until ctx ends.
-	Run(ctx context.Context, lock *gpulock.Lock)
+	// Run offers the GPU to the cluster while lock is free, until ctx ends;
+	// waiting counts the shim's own requests waiting in its local line
+	// (which the lock's status shows only while nobody of this process
+	// holds it), so that the cluster's line takes turns with them.
+	Run(ctx context.Context, lock *gpulock.Lock, waiting func() int)
 	// Started reports whether the dispatched job may run now that the shim
 	// holds the lock for it.
 	Started(ctx context.Context, job string) (bool, error)
 	// Released says that the shim has just released the lock: Run offers
 	// a free GPU at once. It must not block.
 	Released()
+	// Claim returns the lock Run took for job in the cluster's turn while
+	// local users waited (the two lines take turns), or nil: then the shim
+	// takes the lock itself, only if it is free at once.
+	Claim(job string) *gpulock.Handle
 }
 
 // outcomeDispatchRefused counts dispatched requests answered 409: nothing
@@ -58,9 +65,10 @@ func dispatchOf(ctx context.Context) string {
 	return job
 }
 
-// acquireDispatched takes the lock for a dispatched job without waiting:
-// if the GPU is held or others are in line, or the cluster no longer
-// assigns the job here, it fails with errNotDispatched and holds nothing.
+// acquireDispatched takes the lock for a dispatched job without waiting
+// (or the lock the member took for it in the cluster's turn): if the GPU
+// is held or others are in line, or the cluster no longer assigns the job
+// here, it fails with errNotDispatched and holds nothing.
 func (s *Shim) acquireDispatched(ctx context.Context, route, job string) (*hold, error) {
 	s.line.mu.Lock()
 	draining := s.line.draining
@@ -68,13 +76,17 @@ func (s *Shim) acquireDispatched(ctx context.Context, route, job string) (*hold,
 	if draining {
 		return nil, errShuttingDown
 	}
-	h, err := s.lock.TryAcquire()
-	if err != nil {
-		return nil, fmt.Errorf("%w: %w", errNotDispatched, err)
+	h := s.cfg.Member.Claim(job)
+	if h == nil {
+		var err error
+		if h, err = s.lock.TryAcquire(); err != nil {
+			return nil, fmt.Errorf("%w: %w", errNotDispatched, err)
+		}
 	}
 	ok, err := s.cfg.Member.Started(ctx, job)
 	if err != nil || !ok {
 		_ = h.Release()
+		s.cfg.Member.Released() // offer the GPU again, or give the turn on
 		return nil, fmt.Errorf("%w (job %s): %v", errNotDispatched, job, err)
 	}
 	if err := s.waitDeadHolder(ctx, h); err != nil { // a dead holder's backend may still run its job

@@ -18,6 +18,7 @@ type fakeMember struct {
 	ok       map[string]bool
 	asked    []string
 	released int
+	claims   map[string]*gpulock.Handle // locks taken for jobs in the cluster's turn
 }
 
 func (m *fakeMember) Released() {
@@ -26,7 +27,15 @@ func (m *fakeMember) Released() {
 	m.mu.Unlock()
 }
 
-func (m *fakeMember) Run(ctx context.Context, _ *gpulock.Lock) { <-ctx.Done() }
+func (m *fakeMember) Run(ctx context.Context, _ *gpulock.Lock, _ func() int) { <-ctx.Done() }
+
+func (m *fakeMember) Claim(job string) *gpulock.Handle {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	h := m.claims[job]
+	delete(m.claims, job)
+	return h
+}
 
 func (m *fakeMember) Started(_ context.Context, job string) (bool, error) {
 	m.mu.Lock()
@@ -71,12 +80,42 @@ func TestDispatchedRequestRunsOnlyOnAFreeGPUAndAConfirmedJob(t *testing.T) {
 	member.mu.Lock()
 	assert.Equal(t, []string{"j2", "j1"}, member.asked, "asked only once the lock was held")
 	member.mu.Unlock()
-	waitFor(t, "the job's release told to the member", func() bool {
+	waitFor(t, "the releases told to the member: j2's refused lock and j1's job", func() bool {
+		member.mu.Lock()
+		defer member.mu.Unlock()
+		return member.released == 2
+	})
+	h, err := s.Lock().TryAcquire()
+	require.NoError(t, err, "the lock was released after the job")
+	require.NoError(t, h.Release())
+}
+
+// A job matched in the cluster's turn runs on the lock its member took for
+// it in the local line; another dispatched job still finds the GPU busy.
+func TestDispatchedRequestRunsOnTheLockItsMemberTookForIt(t *testing.T) {
+	backend, forwarded := countingBackend(t)
+	member := &fakeMember{ok: map[string]bool{"j1": true, "j2": true}}
+	s, front := startShim(t, t.TempDir(), "generic", backend.URL, func(c *Config) {
+		c.GPURoutes = []Route{mustRoute("POST /generate", holdRequest)}
+		c.Member = member
+	})
+	h, err := s.Lock().TryAcquire() // the member's turn in the local line
+	require.NoError(t, err)
+	member.mu.Lock()
+	member.claims = map[string]*gpulock.Handle{"j1": h}
+	member.mu.Unlock()
+
+	resp := postDispatched(t, front.URL+"/generate", "j2")
+	assert.Equal(t, http.StatusConflict, resp.StatusCode, "the lock is held for j1")
+	resp = postDispatched(t, front.URL+"/generate", "j1")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, int64(1), forwarded.Load(), "only j1 ran")
+	waitFor(t, "j1's release told to the member", func() bool {
 		member.mu.Lock()
 		defer member.mu.Unlock()
 		return member.released == 1
 	})
-	h, err := s.Lock().TryAcquire()
-	require.NoError(t, err, "the lock was released after the job")
+	h, err = s.Lock().TryAcquire()
+	require.NoError(t, err, "j1's job released the lock its member took")
 	require.NoError(t, h.Release())
 }

@@ -131,7 +131,7 @@ func (s *Shim) Start() {
 		s.cfg.Logger.Warn("cannot mark the GPU as served by a shim", "err", err)
 	}
 	if s.cfg.Member != nil {
-		s.wg.Go(func() { s.cfg.Member.Run(ctx, s.lock) }) // cluster mode: member.go
+		s.wg.Go(func() { s.cfg.Member.Run(ctx, s.lock, s.Waiting) }) // cluster mode: member.go
 	}
 	s.wg.Go(func() { s.page.run(ctx) })
 	switch s.cfg.Profile.Name {
