@@ -11,11 +11,25 @@ import (
 // the prompt stays, for its caller to end with PromptFinished (an
 // interrupted entry). It reports false when the prompt is not waiting.
 func (s *Store) StopPending(ctx context.Context, id string) (bool, error) {
+	ok, err := s.takeOutOfLine(ctx, id)
+	if err != nil || !ok {
+		return false, err
+	}
+	if err := s.rdb.ZRem(ctx, keyCPending, id).Err(); err != nil {
+		return true, redisErr(err)
+	}
+	return true, nil
+}
+
+// takeOutOfLine takes waiting prompt id's job out of the line, for
+// DeletePending and StopPending; false when the prompt is not waiting (or
+// its job was matched meanwhile). It marks the job deleted first, so that
+// the gateway waiting for it sees it gone and does not queue it again.
+func (s *Store) takeOutOfLine(ctx context.Context, id string) (bool, error) {
 	p, found, err := s.LookupPrompt(ctx, id)
 	if err != nil || !found || p.State != PromptWaiting {
 		return false, err
 	}
-	// Mark first, as DeletePending: its gateway must not queue it again.
 	if err := s.rdb.Set(ctx, keyCDeleted(p.Job), id, jobTTL).Err(); err != nil {
 		return false, redisErr(err)
 	}
@@ -23,9 +37,6 @@ func (s *Store) StopPending(ctx context.Context, id string) (bool, error) {
 	if err != nil || !ok {
 		_ = s.rdb.Del(ctx, keyCDeleted(p.Job)).Err()
 		return false, err
-	}
-	if err := s.rdb.ZRem(ctx, keyCPending, id).Err(); err != nil {
-		return true, redisErr(err)
 	}
 	return true, nil
 }

@@ -211,18 +211,8 @@ func (s *Store) PendingPrompts(ctx context.Context) ([]Prompt, error) {
 // cluster, as ComfyUI's POST /queue delete does: it reports false when the
 // prompt is not waiting (running, done or unknown).
 func (s *Store) DeletePending(ctx context.Context, id string) (bool, error) {
-	p, found, err := s.LookupPrompt(ctx, id)
-	if err != nil || !found || p.State != PromptWaiting {
-		return false, err
-	}
-	// Mark first: the gateway that waits for the job sees it gone and must
-	// not put it in line again.
-	if err := s.rdb.Set(ctx, keyCDeleted(p.Job), id, jobTTL).Err(); err != nil {
-		return false, redisErr(err)
-	}
-	ok, err := s.Cancel(ctx, p.Job)
+	ok, err := s.takeOutOfLine(ctx, id)
 	if err != nil || !ok {
-		_ = s.rdb.Del(ctx, keyCDeleted(p.Job)).Err()
 		return false, err
 	}
 	if _, err := s.rdb.TxPipelined(ctx, func(pl redis.Pipeliner) error {
