@@ -59,6 +59,9 @@ func (g *Gateway) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.hub.leave(in)
+	if client != "" {
+		g.wg.Go(func() { g.relayLate(client) })
+	}
 	down, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
