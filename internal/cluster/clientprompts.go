@@ -35,10 +35,12 @@ func (s *Store) ClientPromptEnded(ctx context.Context, client, prompt string) er
 	return nil
 }
 
-// ClientPrompts returns client's prompts that run on a machine now (URL
-// set: the prompt's own, or the index's while the dispatch's record is on
-// its way), in two round trips whatever the line holds; entries of
-// prompts that ended or expired are dropped.
+// ClientPrompts returns client's prompts sent to a machine that have not
+// ended, in two round trips whatever the line holds: those that run
+// (State PromptRunning; URL the prompt's own, or the index's) and those
+// whose dispatch has not recorded it yet or came to nothing (State
+// PromptWaiting, URL the index's). Entries of prompts that ended or
+// expired are dropped.
 func (s *Store) ClientPrompts(ctx context.Context, client string) ([]Prompt, error) {
 	idx, err := s.rdb.HGetAll(ctx, keyCProms(client)).Result()
 	if err != nil {
@@ -64,8 +66,8 @@ func (s *Store) ClientPrompts(ctx context.Context, client string) ([]Prompt, err
 		switch {
 		case !found || p.State == PromptDone:
 			gone = append(gone, id)
-		case p.State == PromptRunning:
-			if p.URL == "" {
+		default:
+			if p.URL == "" || p.State == PromptWaiting {
 				p.URL = idx[id]
 			}
 			out = append(out, p)

@@ -253,23 +253,56 @@ func (g *Gateway) relayAdopted(p cluster.Prompt) {
 	}
 }
 
+// relayLateWait bounds how long a socket that opens waits for its
+// client's prompts being dispatched to be recorded as running; it reads
+// them again every relayLateEvery.
+const (
+	relayLateWait  = relayDialTimeout
+	relayLateEvery = 50 * time.Millisecond
+)
+
 // relayLate starts the relay of each of client's prompts that run on a
 // machine with none (they were dispatched while no socket of the client
 // was open), when a socket of the client opened: it then gets their
 // events from now on, the machine's current executing first, as ComfyUI
 // sends a socket that reconnects. A prompt another gateway relays is left
-// to it (its frames reach this socket through Redis).
+// to it (its frames reach this socket through Redis). A prompt whose
+// dispatch is under way (indexed, not yet recorded as running) is waited
+// for, up to relayLateWait; one put back in line is relayed by its next
+// dispatch, which finds the socket open.
 func (g *Gateway) relayLate(client string) {
-	ctx, cancel := context.WithTimeout(g.ctx, redisBound)
-	prompts, err := g.cfg.Store.ClientPrompts(ctx, client)
-	cancel()
-	if err != nil {
-		g.cfg.Logger.Warn("cannot read a client's running prompts; those already running are not relayed", "client_id", client, "err", err)
-		return
-	}
-	for _, p := range prompts {
-		if rl := g.openRelay(p.ID, client, p.URL, true); rl != nil {
-			g.wg.Go(rl.run)
+	deadline := time.Now().Add(relayLateWait)
+	done := map[string]bool{}
+	for {
+		ctx, cancel := context.WithTimeout(g.ctx, redisBound)
+		prompts, err := g.cfg.Store.ClientPrompts(ctx, client)
+		cancel()
+		if err != nil {
+			g.cfg.Logger.Warn("cannot read a client's running prompts; those already running are not relayed", "client_id", client, "err", err)
+			return
+		}
+		waiting := false
+		for _, p := range prompts {
+			switch {
+			case done[p.ID]:
+			case p.State == cluster.PromptRunning:
+				done[p.ID] = true
+				if rl := g.openRelay(p.ID, client, p.URL, true); rl != nil {
+					g.wg.Go(rl.run)
+				}
+			default:
+				waiting = true
+			}
+		}
+		if !waiting || time.Now().After(deadline) {
+			return
+		}
+		t := time.NewTimer(relayLateEvery)
+		select {
+		case <-g.ctx.Done():
+			t.Stop()
+			return
+		case <-t.C:
 		}
 	}
 }

@@ -155,6 +155,9 @@ func (g *Gateway) interruptClient(ctx context.Context, client string) error {
 	}
 	var errs []error
 	for _, p := range prompts {
+		if p.State != cluster.PromptRunning {
+			continue
+		}
 		g.cfg.Logger.Info("interrupting a client's prompt", "prompt_id", p.ID, "client_id", client, "gpu", p.GPU)
 		if err := g.postMachine(ctx, p.URL, "/interrupt", mustJSON(map[string]string{"prompt_id": p.ID})); err != nil {
 			errs = append(errs, err)
