@@ -23,6 +23,10 @@ import (
 // the machines that join later.
 const MaxUploadBytes = 64 << 20
 
+// MaxKeptUploadBytes is the default bound of the total bytes of the
+// uploads kept in Redis (Config.MaxKeptUploads).
+const MaxKeptUploadBytes = 1 << 30
+
 // uploadForm is what the gateway reads of an upload's form.
 type uploadForm struct {
 	name, subfolder, typ string
@@ -190,6 +194,8 @@ func (g *Gateway) serveUpload(w http.ResponseWriter, r *http.Request, route stri
 		took := g.alignUploadNames(ctx, results, got, canon)
 		if err := g.cfg.Store.KeepUpload(context.WithoutCancel(ctx), key, canon, took); err != nil {
 			g.cfg.Logger.Warn("cannot keep an upload in Redis: machines that join later will not have it", "file", key, "err", err)
+		} else {
+			g.boundUploads(context.WithoutCancel(ctx))
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

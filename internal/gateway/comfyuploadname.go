@@ -117,3 +117,20 @@ func answerOf(body []byte) uploadAnswer {
 	_ = json.Unmarshal(body, &a)
 	return a
 }
+
+// boundUploads evicts the oldest uploads kept in Redis beyond
+// Config.MaxKeptUploads, logging each: a machine that lacks one then
+// refuses a prompt naming it until it is uploaded again.
+func (g *Gateway) boundUploads(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, redisBound)
+	defer cancel()
+	evicted, err := g.cfg.Store.BoundUploads(ctx, g.cfg.MaxKeptUploads)
+	if err != nil {
+		g.cfg.Logger.Warn("cannot bound the uploads kept in Redis", "err", err)
+		return
+	}
+	for _, e := range evicted {
+		g.cfg.Logger.Warn("evicted the oldest kept upload: the kept uploads are over --max-kept-uploads; machines that lack it need it uploaded again",
+			"file", e.Key, "bytes", e.Bytes, "max_kept_uploads", g.cfg.MaxKeptUploads)
+	}
+}

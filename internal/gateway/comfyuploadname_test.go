@@ -10,6 +10,7 @@ import (
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
+	"github.com/gpulock/gpulock/internal/cluster"
 	"github.com/gpulock/gpulock/internal/fakecomfy"
 )
 
@@ -78,4 +79,24 @@ func TestComfyUploadKeptInRedisKeepsItsNameOnAMachineThatJoinsLater(t *testing.T
 	up, ok := later.comfy.Uploaded("in.png")
 	require.True(t, ok)
 	assert.Equal(t, sha256.Sum256(content), up.SHA256, "the kept upload replaced the newcomer's own file")
+}
+
+// TestComfyKeptUploadsAreBoundedOldestFirst bounds the kept uploads to
+// about two files: after a third, the first is no longer kept (a machine
+// that joins later does not get it), the two last are.
+func TestComfyKeptUploadsAreBoundedOldestFirst(t *testing.T) {
+	e := newCluster(t, 0, []string{"comfyui"}, func(c *Config) { c.MaxKeptUploads = 25_000 })
+	gw := e.gateways["comfyui"].URL
+	e.startComfyMachine(t, "m1")
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	names := []string{"a.png", "b.png", "c.png"}
+	for i, n := range names {
+		code, body := uploadImage(t, gw, "/upload/image", n, "", bytes.Repeat([]byte{byte(i)}, 10_000))
+		require.Equal(t, http.StatusOK, code, body)
+	}
+	for i, n := range names {
+		_, _, found, err := e.store.LoadUpload(t.Context(), cluster.FileKey("input", "", n))
+		require.NoError(t, err)
+		assert.Equal(t, i > 0, found, "%s kept", n)
+	}
 }
