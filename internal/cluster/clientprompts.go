@@ -15,13 +15,18 @@ import (
 // prompt ended is dropped when read, and a prompt's end drops it too.
 
 func keyCProms(client string) string { return prefix + "cprom:" + client }
+
+// clientIndexTTL bounds a client's index after its last dispatch: longer
+// than a prompt runs, since its entries are dropped when read after their
+// prompt ended, and when the prompt ends.
+const clientIndexTTL = 24 * time.Hour
 func keyCRelay(prompt string) string { return prefix + "crelay:" + prompt }
 
 // notePrompt adds to a pipeline the record that client's prompt goes to
 // the machine at url.
 func notePrompt(ctx context.Context, p redis.Pipeliner, client, prompt, url string) {
 	p.HSet(ctx, keyCProms(client), prompt, url)
-	p.PExpire(ctx, keyCProms(client), runningTTL)
+	p.PExpire(ctx, keyCProms(client), clientIndexTTL)
 }
 
 // ClientPromptEnded drops client's prompt from the client's index.

@@ -168,8 +168,11 @@ func (rl *relay) run() {
 	}
 }
 
-// watchSettled ends the relay relaySettledGrace after the prompt ended in
-// Redis, for a machine whose last frames never come.
+// watchSettled renews the relay's claim and ends the relay
+// relaySettledGrace after the prompt ended in Redis, for a machine whose
+// last frames never come. A late relay ends at once when its prompt went
+// back in line or to another machine (its dispatch was refused after the
+// socket opened): the next dispatch relays it.
 func (rl *relay) watchSettled() {
 	t := time.NewTicker(relayCheckEvery)
 	defer t.Stop()
@@ -181,6 +184,10 @@ func (rl *relay) watchSettled() {
 		}
 		_ = rl.g.cfg.Store.RenewRelay(rl.ctx, rl.prompt, relayClaimTTL)
 		p, found, err := rl.g.cfg.Store.LookupPrompt(rl.ctx, rl.prompt)
+		if err == nil && found && rl.late && (p.State == cluster.PromptWaiting || (p.URL != "" && p.URL != rl.url)) {
+			rl.stop()
+			return
+		}
 		if err != nil || (found && p.State != cluster.PromptDone) {
 			continue
 		}
