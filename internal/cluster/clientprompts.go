@@ -20,6 +20,7 @@ func keyCProms(client string) string { return prefix + "cprom:" + client }
 // than a prompt runs, since its entries are dropped when read after their
 // prompt ended, and when the prompt ends.
 const clientIndexTTL = 24 * time.Hour
+
 func keyCRelay(prompt string) string { return prefix + "crelay:" + prompt }
 
 // notePrompt adds to a pipeline the record that client's prompt goes to
