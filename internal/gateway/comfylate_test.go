@@ -49,6 +49,10 @@ func TestComfyWebsocketOpenedLateHearsTheClientsRunningPrompts(t *testing.T) {
 			if !ids[f.promptID()] {
 				continue
 			}
+			if _, seen := last[f.promptID()]; !seen {
+				assert.True(t, f.Type == "executing" && f.Data["node"] != nil, "socket %d: %s starts with the current executing, got %s", i, f.promptID(), f.Type)
+				last[f.promptID()] = 0
+			}
 			switch {
 			case f.Type == "progress":
 				progress[f.promptID()]++
@@ -64,4 +68,12 @@ func TestComfyWebsocketOpenedLateHearsTheClientsRunningPrompts(t *testing.T) {
 			assert.Equal(t, 1, ended[id], "socket %d: %s ends once", i, id)
 		}
 	}
+}
+
+// TestWithPromptIDNamesTheRelaysPrompt checks the rewrite of ComfyUI's
+// current executing for a socket that opens late, which names no prompt.
+func TestWithPromptIDNamesTheRelaysPrompt(t *testing.T) {
+	got := withPromptID([]byte(`{"type":"executing","data":{"node":"3"}}`), "p1")
+	assert.JSONEq(t, `{"type":"executing","data":{"node":"3","prompt_id":"p1"}}`, string(got))
+	assert.Equal(t, "not json", string(withPromptID([]byte("not json"), "p1")), "left as it is")
 }
