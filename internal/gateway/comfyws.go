@@ -34,9 +34,12 @@ const (
 // each of its running prompts, then the events of its prompts wherever
 // they run, relayed through Redis by the gateway that dispatched them
 // (see relay); a prompt whose machine died ends with an execution_error
-// naming the machine. The machines' own status frames are not relayed. It
-// ends when the client leaves or the gateway closes; Redis down refuses
-// the socket with 503.
+// naming the machine. The client's prompts that run unrelayed (dispatched
+// while no socket of the client was open) are relayed from the socket's
+// opening on (relayLate). The machines' own status frames are not
+// relayed; a first feature_flags frame from the client is answered with
+// the gateway's (featureFlags). It ends when the client leaves or the
+// gateway closes; Redis down refuses the socket with 503.
 func (g *Gateway) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	client := r.URL.Query().Get("clientId")
 	if client == "" {
