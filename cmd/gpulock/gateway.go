@@ -44,6 +44,7 @@ func (a *App) gatewayCommand() *cli.Command {
 			&cli.IntFlag{Name: flagMaxQueue, Usage: "most jobs waiting in the cluster's line; more get 503 (0: no limit)", EnvVars: envVar(flagMaxQueue)},
 			&cli.DurationFlag{Name: flagQueueTimeout, Usage: "longest wait in line; then 503 with Retry-After (0: no limit)", EnvVars: envVar(flagQueueTimeout)},
 			&cli.GenericFlag{Name: flagMaxUpload, Usage: "largest ComfyUI upload (/upload/image, /upload/mask), in bytes or with a unit (64MiB); Redis keeps each for machines that join later; larger ones get 413", Value: &sizeValue{n: gateway.MaxUploadBytes}, EnvVars: envVar(flagMaxUpload)},
+			&cli.GenericFlag{Name: flagMaxKeptUploads, Usage: "most bytes of ComfyUI uploads Redis keeps in all (the oldest are evicted first, logged)", Value: &sizeValue{n: gateway.MaxKeptUploadBytes}, EnvVars: envVar(flagMaxKeptUploads)},
 			&cli.DurationFlag{Name: flagLease, Usage: "the shims' --lease: an unreachable machine is left out that long", Value: cluster.DefaultLease, EnvVars: envVar(flagLease)},
 			&cli.BoolFlag{Name: flagAllowGlobalInterrupt, Usage: "comfyui: let POST /interrupt without a prompt_id or clientId stop what runs on every machine (else 400)", EnvVars: envVar(flagAllowGlobalInterrupt)},
 			&cli.BoolFlag{Name: flagAllowFree, Usage: "comfyui: let POST /free unload the models of every machine (else 403)", EnvVars: envVar(flagAllowFree)},
@@ -73,7 +74,7 @@ func (a *App) runGateway(c *cli.Context) error {
 	g, err := gateway.New(gateway.Config{Profile: c.String(flagProfile), Store: cluster.NewStore(rdb),
 		MaxQueue: c.Int(flagMaxQueue), QueueTimeout: c.Duration(flagQueueTimeout), Lease: c.Duration(flagLease), Turns: turns, Logger: logger,
 		AllowGlobalInterrupt: c.Bool(flagAllowGlobalInterrupt), AllowFree: c.Bool(flagAllowFree),
-		MaxUpload: c.Generic(flagMaxUpload).(*sizeValue).n})
+		MaxUpload: c.Generic(flagMaxUpload).(*sizeValue).n, MaxKeptUploads: c.Generic(flagMaxKeptUploads).(*sizeValue).n})
 	if err != nil {
 		return usageError(hint, "%v", err)
 	}
@@ -112,3 +113,6 @@ func contextWithTimeout(d time.Duration) (context.Context, context.CancelFunc) {
 
 // flagMaxUpload bounds a ComfyUI upload through the gateway.
 const flagMaxUpload = "max-upload"
+
+// flagMaxKeptUploads bounds the uploads Redis keeps in all.
+const flagMaxKeptUploads = "max-kept-uploads"

@@ -127,7 +127,18 @@ func (s *Store) PromptsRemaining(ctx context.Context) (int64, error) {
 // relayed), and which of the
 // upload keys it names (see UploadKey) the machine has not received.
 func (s *Store) DispatchNeeds(ctx context.Context, client, url string, names []string) (listening bool, missing []string, err error) {
+	return s.PromptNeeds(ctx, "", client, url, names)
+}
+
+// PromptNeeds is DispatchNeeds for prompt, which it also records, in the
+// same round trip and before it reads whether the client listens, among
+// the client's prompts on their machines (see ClientPrompts): a socket of
+// the client that opens after the read finds the prompt there.
+func (s *Store) PromptNeeds(ctx context.Context, prompt, client, url string, names []string) (listening bool, missing []string, err error) {
 	pipe := s.rdb.Pipeline()
+	if prompt != "" && client != "" {
+		notePrompt(ctx, pipe, client, prompt, url)
+	}
 	lis := pipe.Exists(ctx, keyListening(client))
 	var digests *redis.SliceCmd
 	if len(names) > 0 {

@@ -172,8 +172,14 @@ func (s *Store) LookupPrompt(ctx context.Context, id string) (p Prompt, found bo
 	if err != nil {
 		return Prompt{}, false, redisErr(err)
 	}
+	p, found = promptFrom(id, v)
+	return p, found, nil
+}
+
+// promptFrom reads a prompt's hash (found is false for an empty one).
+func promptFrom(id string, v map[string]string) (p Prompt, found bool) {
 	if v["state"] == "" {
-		return Prompt{}, false, nil
+		return Prompt{}, false
 	}
 	n, _ := strconv.ParseInt(v["number"], 10, 64)
 	p = Prompt{ID: id, Job: v["job"], Number: n, State: v["state"], URL: v["url"], GPU: v["gpu"], Owner: v["owner"], Body: []byte(v["body"])}
@@ -183,7 +189,7 @@ func (s *Store) LookupPrompt(ctx context.Context, id string) (p Prompt, found bo
 	if us, err := strconv.ParseInt(v["since"], 10, 64); err == nil && us > 0 {
 		p.Since = time.UnixMicro(us)
 	}
-	return p, true, nil
+	return p, true
 }
 
 // PendingPrompts returns the prompts waiting in line, oldest first.

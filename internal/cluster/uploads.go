@@ -53,7 +53,8 @@ func UploadKey(name string) (key string, ok bool) {
 
 // KeepUpload keeps an upload under key (FileKey of the answer's type,
 // subfolder and name) for UploadTTL, replacing an older one of that key,
-// and records that the machines at urls have it.
+// and records that the machines at urls have it (see BoundUploads for
+// their total).
 func (s *Store) KeepUpload(ctx context.Context, key string, u StoredUpload, urls []string) error {
 	d := uploadDigest(u)
 	_, err := s.rdb.TxPipelined(ctx, func(p redis.Pipeliner) error {
@@ -62,6 +63,7 @@ func (s *Store) KeepUpload(ctx context.Context, key string, u StoredUpload, urls
 		p.HSet(ctx, k, "route", u.Route, "ctype", u.ContentType, "body", u.Body, "needs", u.Needs, "digest", d)
 		p.PExpire(ctx, k, UploadTTL)
 		p.HSet(ctx, keyCUploads, key, d)
+		noteKept(ctx, p, key, len(u.Body), time.Now().UnixMilli())
 		for _, url := range urls {
 			markHad(ctx, p, url, key, d)
 		}

@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"bytes"
 	"testing"
 	"time"
 
@@ -101,4 +102,40 @@ func TestFeedDeliversAJoinedClientsFramesInOrder(t *testing.T) {
 	left, err := s.PromptsRemaining(ctx)
 	require.NoError(t, err)
 	assert.Equal(t, int64(2), left)
+}
+
+// TestBoundUploadsEvictsTheOldestFirst keeps three uploads of 100 bytes and
+// bounds them to 250: the oldest goes, with its digest, and nothing else;
+// an upload that expired is forgotten without counting as evicted.
+func TestBoundUploadsEvictsTheOldestFirst(t *testing.T) {
+	s := newTestStore(t)
+	ctx := t.Context()
+	keys := []string{FileKey("input", "", "a.png"), FileKey("input", "", "b.png"), FileKey("input", "", "c.png")}
+	for i, k := range keys {
+		require.NoError(t, s.KeepUpload(ctx, k, StoredUpload{Route: "/upload/image", Body: bytes.Repeat([]byte{byte(i)}, 100)}, nil))
+		// Distinct times: the score is the keeping's millisecond.
+		require.NoError(t, s.rdb.ZIncrBy(ctx, keyCUpAge, float64(i*1000), k).Err())
+	}
+	ev, err := s.BoundUploads(ctx, 250)
+	require.NoError(t, err)
+	assert.Equal(t, []Evicted{{Key: keys[0], Bytes: 100}}, ev)
+	_, _, found, err := s.LoadUpload(ctx, keys[0])
+	require.NoError(t, err)
+	assert.False(t, found, "the oldest evicted")
+	for _, k := range keys[1:] {
+		_, _, found, err := s.LoadUpload(ctx, k)
+		require.NoError(t, err)
+		assert.True(t, found, k)
+	}
+	ev, err = s.BoundUploads(ctx, 250)
+	require.NoError(t, err)
+	assert.Empty(t, ev, "within the bound")
+
+	require.NoError(t, s.rdb.Del(ctx, keyCUpload(keys[1])).Err()) // as if expired
+	ev, err = s.BoundUploads(ctx, 100)
+	require.NoError(t, err)
+	assert.Empty(t, ev, "an expired upload is not evicted, and frees its bytes")
+	n, err := s.rdb.HLen(ctx, keyCUpSize).Result()
+	require.NoError(t, err)
+	assert.EqualValues(t, 1, n, "only the last upload is counted")
 }

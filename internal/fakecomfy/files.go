@@ -33,7 +33,9 @@ func (s *Server) Uploaded(name string) (Upload, bool) {
 
 // handleUploadImage answers POST /upload/image and /upload/mask: the
 // multipart "image" part is read as it streams in (its bytes are counted
-// and hashed, not kept) and answered {"name", "subfolder", "type"}. Bodies
+// and hashed, not kept) and answered {"name", "subfolder", "type"}, under
+// a new name when the fake holds other bytes under it and the form has no
+// overwrite=true, as ComfyUI does ("x (1).png"). Bodies
 // over MaxUploadBytes get 413; a subfolder that leaves the input folder 400.
 func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 	r.Body = http.MaxBytesReader(w, r.Body, s.cfg.MaxUploadBytes)
@@ -43,6 +45,7 @@ func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	var name, subfolder, typ = "", "", "input"
+	overwrite := false
 	var up Upload
 	for {
 		part, err := mr.NextPart()
@@ -59,12 +62,15 @@ func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 			h := sha256.New()
 			up.Size, err = io.Copy(h, part)
 			copy(up.SHA256[:], h.Sum(nil))
-		case "subfolder", "type":
+		case "subfolder", "type", "overwrite":
 			var b []byte
 			b, err = io.ReadAll(io.LimitReader(part, 1024))
-			if part.FormName() == "type" {
+			switch part.FormName() {
+			case "type":
 				typ = string(b)
-			} else {
+			case "overwrite":
+				overwrite = string(b) == "true" || string(b) == "1"
+			default:
 				subfolder = string(b)
 			}
 		default:
@@ -80,9 +86,26 @@ func (s *Server) handleUploadImage(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	s.mu.Lock()
+	name = s.freeNameLocked(subfolder, name, up, overwrite)
 	s.uploads[path.Join(subfolder, name)] = up
 	s.mu.Unlock()
 	writeJSON(w, http.StatusOK, map[string]any{"name": name, "subfolder": subfolder, "type": typ})
+}
+
+// freeNameLocked is the name ComfyUI keeps an upload under: name, unless
+// it holds other bytes under it and overwrite is not set: then the first
+// "stem (i).ext" that is free or holds the same bytes. s.mu is held.
+func (s *Server) freeNameLocked(subfolder, name string, up Upload, overwrite bool) string {
+	ext := path.Ext(name)
+	stem := strings.TrimSuffix(name, ext)
+	for i := 1; !overwrite; i++ {
+		had, ok := s.uploads[path.Join(subfolder, name)]
+		if !ok || had.SHA256 == up.SHA256 {
+			break
+		}
+		name = stem + " (" + strconv.Itoa(i) + ")" + ext
+	}
+	return name
 }
 
 // insideFolder reports whether a subfolder stays inside its folder, as

@@ -32,7 +32,7 @@ func (g *Gateway) beforePrompt(ctx context.Context, prompt string, body []byte, 
 	}
 	client, names := promptNeeds(body)
 	nctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
-	listening, missing, err := g.cfg.Store.DispatchNeeds(nctx, client, url, names)
+	listening, missing, err := g.cfg.Store.PromptNeeds(nctx, prompt, client, url, names)
 	cancel()
 	if err != nil {
 		g.cfg.Logger.Warn("cannot read what a prompt needs on its machine", "prompt_id", prompt, "err", err)
@@ -44,7 +44,7 @@ func (g *Gateway) beforePrompt(ctx context.Context, prompt string, body []byte, 
 	if !listening {
 		return body, stop
 	}
-	rl := g.openRelay(prompt, client, url)
+	rl := g.openRelay(prompt, client, url, false)
 	if rl == nil {
 		return body, stop
 	}

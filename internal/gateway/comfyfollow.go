@@ -102,6 +102,7 @@ func (g *Gateway) follow(id string, p cluster.Prompt) {
 			downSince = time.Time{}
 			if entry, ok := doc[id]; ok {
 				g.keepDone(id, p.URL, entry)
+				_ = g.cfg.Store.ClientPromptEnded(g.ctx, promptClient(p.Body), id)
 				g.finish(g.ctx, p.Job) // adopted: its dispatcher, gone, did not
 				if !p.Since.IsZero() {
 					_ = g.cfg.Store.RecordJobTime(g.ctx, g.cfg.Profile, time.Since(p.Since))

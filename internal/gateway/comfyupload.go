@@ -23,6 +23,10 @@ import (
 // the machines that join later.
 const MaxUploadBytes = 64 << 20
 
+// MaxKeptUploadBytes is the default bound of the total bytes of the
+// uploads kept in Redis (Config.MaxKeptUploads).
+const MaxKeptUploadBytes = 1 << 30
+
 // uploadForm is what the gateway reads of an upload's form.
 type uploadForm struct {
 	name, subfolder, typ string
@@ -111,8 +115,12 @@ func (g *Gateway) sendUpload(ctx context.Context, url string, u cluster.StoredUp
 // serveUpload answers POST /upload/image and /upload/mask (route): the
 // file goes to every live machine and is kept in Redis (for UploadTTL), so
 // that a machine that joins later, or missed it, gets it before a prompt
-// that names it runs there. The answer is the first machine's ({name,
-// subfolder, type}); when none took it, the first machine's refusal.
+// that names it runs there. The answer is a machine's ({name, subfolder,
+// type}): the first that kept the name asked for, else the first that
+// took it (ComfyUI renames a file it holds with other bytes, "x (1).png");
+// every machine then keeps it under that name (sent again with
+// overwrite=true where it was named otherwise), and so does Redis. When
+// none took it, the answer is the first machine's refusal.
 func (g *Gateway) serveUpload(w http.ResponseWriter, r *http.Request, route string) {
 	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, g.cfg.MaxUpload))
 	if err != nil {
@@ -149,14 +157,12 @@ func (g *Gateway) serveUpload(w http.ResponseWriter, r *http.Request, route stri
 		})
 	}
 	wg.Wait()
-	var took []string
 	var answer *uploadResult
 	for i := range results {
 		res := &results[i]
 		if res.code == http.StatusOK {
-			took = append(took, res.url)
-			if answer == nil {
-				answer = res
+			if answer == nil || (answerOf(res.body).Name == form.name && answerOf(answer.body).Name != form.name) {
+				answer = res // the first that kept the name asked for, else the first
 			}
 			continue
 		}
@@ -172,15 +178,24 @@ func (g *Gateway) serveUpload(w http.ResponseWriter, r *http.Request, route stri
 		writeError(w, http.StatusBadGateway, "upstream_unreachable", "gpulock: no machine took the upload: "+results[0].err.Error())
 		return
 	}
-	var got struct{ Name, Subfolder, Type string }
-	_ = json.Unmarshal(answer.body, &got)
+	got := answerOf(answer.body)
 	if got.Name == "" {
 		got.Name, got.Subfolder, got.Type = form.name, form.subfolder, form.typ
 	}
 	if got.Type == "" || got.Type == "input" {
 		key := cluster.FileKey("input", got.Subfolder, got.Name)
-		if err := g.cfg.Store.KeepUpload(context.WithoutCancel(ctx), key, u, took); err != nil {
+		// Kept, and sent to the machines that named it otherwise, under
+		// the name handed out.
+		canon, err := canonicalUpload(u, got.Name, got.Subfolder)
+		if err != nil {
+			g.cfg.Logger.Warn("cannot rewrite an upload under the name handed out", "file", key, "err", err)
+			canon = u
+		}
+		took := g.alignUploadNames(ctx, results, got, canon)
+		if err := g.cfg.Store.KeepUpload(context.WithoutCancel(ctx), key, canon, took); err != nil {
 			g.cfg.Logger.Warn("cannot keep an upload in Redis: machines that join later will not have it", "file", key, "err", err)
+		} else {
+			g.boundUploads(context.WithoutCancel(ctx))
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")

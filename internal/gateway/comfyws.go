@@ -34,9 +34,12 @@ const (
 // each of its running prompts, then the events of its prompts wherever
 // they run, relayed through Redis by the gateway that dispatched them
 // (see relay); a prompt whose machine died ends with an execution_error
-// naming the machine. The machines' own status frames are not relayed. It
-// ends when the client leaves or the gateway closes; Redis down refuses
-// the socket with 503.
+// naming the machine. The client's prompts that run unrelayed (dispatched
+// while no socket of the client was open) are relayed from the socket's
+// opening on (relayLate). The machines' own status frames are not
+// relayed; a first feature_flags frame from the client is answered with
+// the gateway's (featureFlags). It ends when the client leaves or the
+// gateway closes; Redis down refuses the socket with 503.
 func (g *Gateway) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 	client := r.URL.Query().Get("clientId")
 	if client == "" {
@@ -59,21 +62,31 @@ func (g *Gateway) serveWebsocket(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer g.hub.leave(in)
+	if client != "" {
+		g.wg.Go(func() { g.relayLate(client) })
+	}
 	down, err := websocket.Accept(w, r, &websocket.AcceptOptions{InsecureSkipVerify: true})
 	if err != nil {
 		return
 	}
 	left := make(chan struct{})
-	go func() { // the client's frames mean nothing to the cluster; its close ends all
+	flags := make(chan struct{}, 1)
+	go func() { // only a first feature_flags frame means anything; the client's close ends all
 		defer close(left)
+		first := true
 		for {
-			if _, _, err := down.Read(ctx); err != nil {
+			typ, b, err := down.Read(ctx)
+			if err != nil {
 				cancel()
 				return
 			}
+			if first && typ == websocket.MessageText && isFeatureFlags(b) {
+				flags <- struct{}{}
+			}
+			first = false
 		}
 	}()
-	s := &clientSocket{g: g, client: client, conn: down, ctx: ctx, last: -1}
+	s := &clientSocket{g: g, client: client, conn: down, ctx: ctx, last: -1, flags: flags}
 	s.serve(in)
 	_ = down.Close(websocket.StatusGoingAway, "")
 	cancel()
@@ -87,7 +100,8 @@ type clientSocket struct {
 	client string
 	conn   *websocket.Conn
 	ctx    context.Context
-	last   int64 // queue_remaining last sent, -1 before the first
+	last   int64           // queue_remaining last sent, -1 before the first
+	flags  <-chan struct{} // the client sent its feature_flags
 }
 
 // serve sends the connect frames, then relays frames and status changes
@@ -110,6 +124,8 @@ func (s *clientSocket) serve(in *hubSocket) {
 			err = s.write(f.Binary, f.Data)
 		case <-in.line:
 			err = s.sendStatus(s.g.hub.remaining.Load(), false)
+		case <-s.flags:
+			err = s.write(false, s.g.featureFlags())
 		case <-in.kicked:
 			return // too slow: ComfyUI drops such a socket too
 		case <-tick.C:

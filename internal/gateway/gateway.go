@@ -47,6 +47,9 @@ type Config struct {
 	// MaxUpload bounds a ComfyUI upload, which Redis keeps (default
 	// MaxUploadBytes).
 	MaxUpload int64
+	// MaxKeptUploads bounds the total bytes of the uploads Redis keeps
+	// (default MaxKeptUploadBytes); the oldest are evicted first.
+	MaxKeptUploads int64
 	// Turns says how the line shares the GPUs between clients, as the
 	// shim's --fair, --priority, --priority-header and --trust-proxy do:
 	// a job's client is its ComfyUI client_id, else X-GPULock-Client, else
@@ -113,6 +116,9 @@ func New(cfg Config) (*Gateway, error) {
 	}
 	if cfg.MaxUpload <= 0 {
 		cfg.MaxUpload = MaxUploadBytes
+	}
+	if cfg.MaxKeptUploads <= 0 {
+		cfg.MaxKeptUploads = MaxKeptUploadBytes
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()

@@ -145,23 +145,21 @@ func (g *Gateway) reinterrupt(id, url string) {
 	}
 }
 
-// interruptClient stops the running prompts of client.
+// interruptClient stops the running prompts of client, read from the
+// client's index (cluster.Store.ClientPrompts): its cost is the client's
+// prompts, not the line's.
 func (g *Gateway) interruptClient(ctx context.Context, client string) error {
-	ids, err := g.cfg.Store.ActivePrompts(ctx)
+	prompts, err := g.cfg.Store.ClientPrompts(ctx, client)
 	if err != nil {
 		return &redisError{err}
 	}
 	var errs []error
-	for _, id := range ids {
-		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
-		if err != nil {
-			return &redisError{err}
-		}
-		if !found || p.State != cluster.PromptRunning || promptClient(p.Body) != client {
+	for _, p := range prompts {
+		if p.State != cluster.PromptRunning {
 			continue
 		}
-		g.cfg.Logger.Info("interrupting a client's prompt", "prompt_id", id, "client_id", client, "gpu", p.GPU)
-		if err := g.postMachine(ctx, p.URL, "/interrupt", mustJSON(map[string]string{"prompt_id": id})); err != nil {
+		g.cfg.Logger.Info("interrupting a client's prompt", "prompt_id", p.ID, "client_id", client, "gpu", p.GPU)
+		if err := g.postMachine(ctx, p.URL, "/interrupt", mustJSON(map[string]string{"prompt_id": p.ID})); err != nil {
 			errs = append(errs, err)
 		}
 	}
