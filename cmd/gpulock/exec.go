@@ -340,51 +340,47 @@ func isAre(n int) string {
 
 // runChild runs the command holding h and returns its exit status.
 func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-chan os.Signal) error {
-	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   o.args,
-		Env:    childEnv(os.Environ(), h.GPU(), o.cudaEnv, a.notice(o)),
-		Stdin:  a.stdin,
-		Stdout: a.stdout,
-		Stderr: a.stderr,
-	}
+	env := childEnv(os.Environ(), h.GPU(), o.cudaEnv, a.notice(o))
+	var extra []*os.File
 	if !o.close {
-		cmd.ExtraFiles = []*os.File{h.File()} // fd 3: the child shares the lock
+		extra = []*os.File{h.File()} // fd 3: the child shares the lock
 	}
 	ttyFD := fdOf(a.stdin)
 	foreground := ttyFD >= 0 && inForeground(ttyFD)
 
+	// The parent-death signal belongs to the thread that forks: this
+	// goroutine keeps its thread until the child has exited. Starting the
+	// child here, not from a goroutine of its own, spares a thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
 	// The child joins the group guard's process group (see guard.go).
 	guard := startGroupGuard()
-	started, exited := startChild(cmd, foreground, guard.pgid())
-	err := <-started
+	child, err := spawnChild(path, o.args, env, a.stdin, a.stdout, a.stderr, extra, childProcAttr(foreground, guard.pgid()))
 	if err != nil && guard != nil {
 		// The guard may have died before the child could join its
 		// group: run the child in a group of its own instead.
 		guard.release()
 		guard = nil
-		cmd = cloneCmd(cmd)
-		started, exited = startChild(cmd, foreground, 0)
-		err = <-started
+		child, err = spawnChild(path, o.args, env, a.stdin, a.stdout, a.stderr, extra, childProcAttr(foreground, 0))
 	}
 	if err != nil {
 		_ = h.Release()
 		return startError(o.args[0], err)
 	}
-	pid := cmd.Process.Pid
-	h.SetChildPID(pid)
-	pgid := pid
+	h.SetChildPID(child.pid)
+	pgid := child.pid
 	if guard != nil {
 		pgid = guard.pgid()
 	}
 
-	var waitErr error
+	var end childExit
 	for done := false; !done; {
 		select {
 		case s := <-sigs:
 			guard.waitReady()                           // until the guard ignores signals, this one would kill it
 			_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
-		case waitErr = <-exited:
+		case end = <-child.exited:
 			done = true
 		}
 	}
@@ -397,27 +393,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 	} else {
 		_ = h.Disown() // processes that inherited the lock keep it
 	}
-	return exitStatus(waitErr)
-}
-
-// startChild starts cmd in process group pgid (0: a new one of its own)
-// and reports on started whether it started, then on exited how it ended.
-// The parent-death signal belongs to the thread that forks: the child is
-// started from a thread that lives until the child has exited.
-func startChild(cmd *exec.Cmd, foreground bool, pgid int) (started, exited <-chan error) {
-	cmd.SysProcAttr = childProcAttr(foreground, pgid)
-	s := make(chan error, 1)
-	e := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := cmd.Start(); err != nil {
-			s <- err
-			return
-		}
-		s <- nil
-		e <- cmd.Wait()
-	}()
-	return s, e
+	return exitStatusOf(end)
 }
 
 // cloneCmd is a fresh copy of a command that failed to start, to try again.

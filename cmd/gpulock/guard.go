@@ -2,10 +2,11 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The group guard makes a command's whole process group go with a
@@ -57,11 +58,14 @@ var guardIgnored = []os.Signal{
 	syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
 }
 
-// groupGuard is exec's end of a running guard.
+// groupGuard is exec's end of a running guard. Its pipes are plain
+// descriptors, not *os.File: they need no poller, and starting the guard
+// with syscall.StartProcess skips os/exec's one-off pidfd probe (a fork of
+// its own) and its /dev/null opens (see docs/BENCHMARKS.md, round 4).
 type groupGuard struct {
-	w     *os.File // exec's end of the release pipe
-	ready *os.File // exec's end of the ready pipe; nil once read
-	cmd   *exec.Cmd
+	w     int // exec's end of the release pipe
+	ready int // exec's end of the ready pipe; -1 once read
+	pid   int
 }
 
 // startGroupGuard starts a guard in a new process group. It returns nil
@@ -72,28 +76,38 @@ func startGroupGuard() *groupGuard {
 	if err != nil {
 		return nil
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
+	var release, ready [2]int
+	if err := cloexecPipe(&release); err != nil {
 		return nil
 	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		_, _ = r.Close(), w.Close()
+	if err := cloexecPipe(&ready); err != nil {
+		closeFDs(release[0], release[1])
 		return nil
 	}
-	cmd := &exec.Cmd{
-		Path:        self,
-		Args:        []string{self, guardArg},
-		ExtraFiles:  []*os.File{r, readyW}, // fd 3, fd 4
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	err = cmd.Start()
-	_, _ = r.Close(), readyW.Close()
+	null, err := syscall.Open(os.DevNull, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		_, _ = w.Close(), readyR.Close()
+		closeFDs(release[0], release[1], ready[0], ready[1])
 		return nil
 	}
-	return &groupGuard{w: w, ready: readyR, cmd: cmd}
+	pid, _, err := syscall.StartProcess(self, []string{self, guardArg}, &syscall.ProcAttr{
+		Env: os.Environ(),
+		// stdio on /dev/null; fd 3 the release pipe, fd 4 the ready pipe
+		Files: []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(release[0]), uintptr(ready[1])},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	})
+	closeFDs(null, release[0], ready[1])
+	if err != nil {
+		closeFDs(release[1], ready[0])
+		return nil
+	}
+	return &groupGuard{w: release[1], ready: ready[0], pid: pid}
+}
+
+// closeFDs closes descriptors that this file opened.
+func closeFDs(fds ...int) {
+	for _, fd := range fds {
+		_ = syscall.Close(fd)
+	}
 }
 
 // pgid is the guard's process group, which the command is to join; 0 for
@@ -102,20 +116,34 @@ func (g *groupGuard) pgid() int {
 	if g == nil {
 		return 0
 	}
-	return g.cmd.Process.Pid
+	return g.pid
 }
 
 // waitReady waits, once and for at most guardReadyTimeout, until the guard
 // ignores the group's signals.
 func (g *groupGuard) waitReady() {
-	if g == nil || g.ready == nil {
+	if g == nil || g.ready < 0 {
 		return
 	}
-	_ = g.ready.SetReadDeadline(time.Now().Add(guardReadyTimeout))
-	var b [1]byte
-	_, _ = g.ready.Read(b[:]) // the byte, or end of file if the guard died
-	_ = g.ready.Close()
-	g.ready = nil
+	fds := []unix.PollFd{{Fd: int32(g.ready), Events: unix.POLLIN}}
+	deadline := time.Now().Add(guardReadyTimeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n > 0 {
+			var b [1]byte
+			_, _ = syscall.Read(g.ready, b[:]) // the byte, or end of file if the guard died
+		}
+		break
+	}
+	closeFDs(g.ready)
+	g.ready = -1
 }
 
 // release tells the guard that exec ends normally. It does not wait for
@@ -126,12 +154,12 @@ func (g *groupGuard) release() {
 	if g == nil {
 		return
 	}
-	_, _ = g.w.Write([]byte{guardRelease})
-	_ = g.w.Close()
-	if g.ready != nil {
-		_ = g.ready.Close()
+	_, _ = syscall.Write(g.w, []byte{guardRelease})
+	closeFDs(g.w)
+	if g.ready >= 0 {
+		closeFDs(g.ready)
+		g.ready = -1
 	}
-	_ = g.cmd.Process.Release()
 }
 
 // runGuard is the guard process: main calls it when os.Args[1] is
