@@ -14,9 +14,10 @@ import (
 // children do not keep the inherited lock for ever.
 //
 // The command's parent-death signal (Linux) kills only the command itself.
-// So, before it starts the command, exec starts a guard: the gpulock binary
-// again, as the hidden first argument guardArg, in a new process group of
-// its own, with stdio on /dev/null, holding no lock. The command then
+// So, before it starts the command, exec starts a guard: /bin/sh running
+// guardScript (or, where /bin/sh cannot start, the gpulock binary again, as
+// the hidden first argument guardArg), in a new process group of its own,
+// with stdio on /dev/null, holding no lock. The command then
 // joins the guard's group: the group to kill exists, and the guard knows
 // it, before the command runs, so there is no moment in which the command
 // (or a child it starts) runs unguarded. A guard told the group only after
@@ -30,14 +31,14 @@ import (
 // the group: SIGTERM, then SIGKILL after guardGrace.
 //
 // The guard is in the command's group, so it gets the group's signals
-// (the terminal's, and those exec passes on): it ignores them. Until its
-// Go runtime has started (about a millisecond), it could still die of one;
+// (the terminal's, and those exec passes on): it ignores them. Until it
+// has started (half a millisecond for the shell), it could still die of one;
 // so exec waits for the guard's word on a second pipe (guardReady) before
 // it passes a signal on, and only then. A Ctrl-C typed within that
-// millisecond can still kill the guard; the command then runs guarded by
-// its parent-death signal only, as without a guard. Starting the guard
-// does not wait for its Go runtime, so it adds only a fork and an exec to
-// exec's start-up (see docs/BENCHMARKS.md).
+// moment can still kill the guard; the command then runs guarded by its
+// parent-death signal only, as without a guard. Starting the guard does
+// not wait for it, so it adds only a fork and an exec to exec's start-up,
+// and the shell's half a millisecond of CPU (see docs/BENCHMARKS.md).
 const (
 	guardArg     = "__gpulock-group-guard"
 	guardRelease = 'x'
@@ -48,7 +49,26 @@ const (
 	guardPoll = 20 * time.Millisecond
 	// guardReadyTimeout bounds exec's wait for the guard's word.
 	guardReadyTimeout = 2 * time.Second
+	// guardKillArg, after guardArg, runs only the killing half of the
+	// guard (see guardScript).
+	guardKillArg = "kill"
+	// guardShell runs guardScript.
+	guardShell = "/bin/sh"
 )
+
+// guardScript is the guard's waiting half, run by guardShell with $1 the
+// gpulock binary: a shell starts in a tenth of the time and memory of a
+// Go program, and this half runs on every exec. It ignores the group's
+// signals (guardIgnored), says so on fd 4, and waits on fd 3: the byte
+// guardRelease ends it, end of file (exec died) makes it exec gpulock's
+// killing half, which keeps the ignored signals ignored.
+const guardScript = `trap '' INT TERM HUP QUIT USR1 USR2 PIPE TSTP TTIN TTOU
+printf ` + string(guardReady) + ` >&4
+exec 4>&-
+b=
+IFS= read -r b <&3
+[ "$b" = ` + string(guardRelease) + ` ] && exit 0
+exec "$1" ` + guardArg + ` ` + guardKillArg
 
 // guardIgnored are the signals the guard ignores: all that a terminal or
 // exec may send to the group and that would end or stop it.
@@ -89,12 +109,16 @@ func startGroupGuard() *groupGuard {
 		closeFDs(release[0], release[1], ready[0], ready[1])
 		return nil
 	}
-	pid, _, err := syscall.StartProcess(self, []string{self, guardArg}, &syscall.ProcAttr{
-		Env: os.Environ(),
-		// stdio on /dev/null; fd 3 the release pipe, fd 4 the ready pipe
+	// stdio on /dev/null; fd 3 the release pipe, fd 4 the ready pipe
+	attr := &syscall.ProcAttr{
+		Env:   os.Environ(),
 		Files: []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(release[0]), uintptr(ready[1])},
 		Sys:   &syscall.SysProcAttr{Setpgid: true},
-	})
+	}
+	pid, _, err := syscall.StartProcess(guardShell, []string{guardArg, "-c", guardScript, guardArg, self}, attr)
+	if err != nil {
+		pid, _, err = syscall.StartProcess(self, []string{self, guardArg}, attr)
+	}
 	closeFDs(null, release[0], ready[1])
 	if err != nil {
 		closeFDs(release[1], ready[0])
@@ -163,9 +187,19 @@ func (g *groupGuard) release() {
 }
 
 // runGuard is the guard process: main calls it when os.Args[1] is
-// guardArg. It returns the guard's exit code.
+// guardArg. With no more arguments it is the whole guard (when /bin/sh
+// could not be started); with guardKillArg it is the shell guard's second
+// half, which kills the group. It returns the guard's exit code.
 func runGuard(args []string) int {
-	if len(args) != 0 {
+	switch {
+	case len(args) == 1 && args[0] == guardKillArg:
+		// The shell ignored the signals, and ignored signals stay
+		// ignored across exec, save those the Go runtime handles itself
+		// until this line.
+		signal.Ignore(guardIgnored...)
+		killGroup(syscall.Getpgrp(), guardGrace)
+		return exitOK
+	case len(args) != 0:
 		return exitUsage
 	}
 	// The guard must outlive exec and see the grace through.
