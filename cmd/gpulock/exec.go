@@ -374,16 +374,26 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 		pgid = guard.pgid()
 	}
 
-	var end childExit
-	for done := false; !done; {
-		select {
-		case s := <-sigs:
-			guard.waitReady()                           // until the guard ignores signals, this one would kill it
-			_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
-		case end = <-child.exited:
-			done = true
+	// Signals are passed on by a goroutine while this one waits for the
+	// child in wait4(2): a locked goroutine that parked instead would
+	// hand its thread over twice.
+	exited := make(chan struct{})
+	forwarderDone := make(chan struct{})
+	go func() {
+		defer close(forwarderDone)
+		for {
+			select {
+			case s := <-sigs:
+				guard.waitReady()                           // until the guard ignores signals, this one would kill it
+				_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
+			case <-exited:
+				return
+			}
 		}
-	}
+	}()
+	end := child.wait()
+	close(exited)
+	<-forwarderDone
 	guard.release()
 	if foreground {
 		takeForeground(ttyFD)

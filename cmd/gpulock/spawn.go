@@ -23,11 +23,11 @@ type childExit struct {
 	err    error // waiting itself failed
 }
 
-// spawned is a started command: its pid, and a channel that gets its end
-// once, from a goroutine that ends with it.
+// spawned is a started command: its pid, and wait, which blocks until
+// it has exited and returns how (call it once).
 type spawned struct {
-	pid    int
-	exited <-chan childExit
+	pid  int
+	wait func() childExit
 }
 
 // spawnChild starts path with args and env, with stdin, stdout and stderr
@@ -52,18 +52,18 @@ func spawnChild(path string, args, env []string, stdin io.Reader, stdout, stderr
 	if err != nil {
 		return spawned{}, &os.PathError{Op: "fork/exec", Path: path, Err: err}
 	}
-	exited := make(chan childExit, 1)
-	go func() { // ends when the command has: wait4 returns then
+	wait := func() childExit {
+		// A blocking wait4(2) on the caller's thread: no goroutine
+		// parks, so the locked thread hands nothing over meanwhile.
 		var ws syscall.WaitStatus
 		for {
 			_, err := syscall.Wait4(pid, &ws, 0, nil)
 			if !errors.Is(err, syscall.EINTR) {
-				exited <- childExit{status: ws, err: err}
-				return
+				return childExit{status: ws, err: err}
 			}
 		}
-	}()
-	return spawned{pid: pid, exited: exited}, nil
+	}
+	return spawned{pid: pid, wait: wait}, nil
 }
 
 // spawnCmd is spawnChild through os/exec, for streams that are not files.
@@ -76,18 +76,16 @@ func spawnCmd(path string, args, env []string, stdin io.Reader, stdout, stderr i
 	if err := cmd.Start(); err != nil {
 		return spawned{}, err
 	}
-	exited := make(chan childExit, 1)
-	go func() { // ends when the command has and its streams are copied
+	wait := func() childExit { // also until the streams are copied
 		err := cmd.Wait()
 		var ee *exec.ExitError
 		if err == nil || errors.As(err, &ee) {
 			ws, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-			exited <- childExit{status: ws}
-			return
+			return childExit{status: ws}
 		}
-		exited <- childExit{err: err}
-	}()
-	return spawned{pid: cmd.Process.Pid, exited: exited}, nil
+		return childExit{err: err}
+	}
+	return spawned{pid: cmd.Process.Pid, wait: wait}, nil
 }
 
 // exitStatusOf turns the command's end into gpulock's exit code: its own
