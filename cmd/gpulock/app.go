@@ -17,6 +17,9 @@ type App struct {
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// exitAfterRun says that the process exits when Run returns (main
+	// sets it), so that exec need not undo its signal registrations.
+	exitAfterRun bool
 }
 
 // NewApp returns the gpulock command line reading stdin and writing stdout

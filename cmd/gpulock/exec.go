@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -195,6 +194,8 @@ func (a *App) runExec(c *cli.Context) error {
 // execute finds the command, waits for the lock, runs the command holding
 // it and returns the command's exit status as an *exitError.
 func (a *App) execute(ctx context.Context, o execOptions) error {
+	fw := startForwarding() // see forwarding.go
+	defer fw.stop(a.exitAfterRun)
 	path, err := lookPath(o.args[0])
 	if err != nil {
 		return err
@@ -212,18 +213,14 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 
 	warnIfServed(locks, a.notice(o))
 
-	sigs := make(chan os.Signal, len(forwardedSignals))
-	signal.Notify(sigs, forwardedSignals...)
-	defer signal.Stop(sigs)
-
-	h, err := a.acquire(ctx, o, locks, sigs)
+	h, err := a.acquire(ctx, o, locks, fw)
 	if err != nil {
 		return err
 	}
-	if err := a.waitDeadHolder(ctx, o, h, sigs); err != nil {
+	if err := a.waitDeadHolder(ctx, o, h, fw); err != nil {
 		return err
 	}
-	return a.runChild(o, path, h, sigs)
+	return a.runChild(o, path, h, fw)
 }
 
 // lookPath finds the command before we wait in line for it.
@@ -271,7 +268,7 @@ func (s signalCause) Error() string { return "interrupted by " + signalName(s.si
 
 // acquire takes one lock of locks: TryAcquire only with --nonblock, else
 // waiting in line, until the --timeout or a signal ends the wait.
-func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock, sigs <-chan os.Signal) (*gpulock.Handle, error) {
+func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock, fw *forwarding) (*gpulock.Handle, error) {
 	for _, l := range locks {
 		h, err := l.TryAcquire()
 		if err == nil {
@@ -290,6 +287,7 @@ func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock,
 		return nil, exitf(o.conflictCode, "%s busy: %s", strings.TrimPrefix(noun, "any of ")+isAre(len(locks)), describeLocks(locks, describeBusy))
 	}
 
+	sigs := fw.signals()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if o.timeout > 0 {
@@ -339,7 +337,7 @@ func isAre(n int) string {
 }
 
 // runChild runs the command holding h and returns its exit status.
-func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-chan os.Signal) error {
+func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwarding) error {
 	env := childEnv(os.Environ(), h.GPU(), o.cudaEnv, a.notice(o))
 	var extra []*os.File
 	if !o.close {
@@ -356,6 +354,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 
 	// The child joins the group guard's process group (see guard.go).
 	guard := startGroupGuard()
+	sigs := fw.signals() // from the child's start on, signals are passed on
 	child, err := spawnChild(path, o.args, env, a.stdin, a.stdout, a.stderr, extra, childProcAttr(foreground, guard.pgid()))
 	if err != nil && guard != nil {
 		// The guard may have died before the child could join its
