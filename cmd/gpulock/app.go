@@ -13,27 +13,40 @@ import (
 // App is the gpulock command line: a urfave/cli app whose Run returns the
 // exit code instead of exiting.
 type App struct {
-	cli    *cli.App
 	stdin  io.Reader
 	stdout io.Writer
 	stderr io.Writer
+	// exitAfterRun says that the process exits when Run returns (main
+	// sets it), so that exec need not undo its signal registrations.
+	exitAfterRun bool
 }
 
 // NewApp returns the gpulock command line reading stdin and writing stdout
 // and stderr. Commands run by `gpulock exec` get the same three streams.
 func NewApp(stdin io.Reader, stdout, stderr io.Writer) *App {
-	a := &App{stdin: stdin, stdout: stdout, stderr: stderr}
+	return &App{stdin: stdin, stdout: stdout, stderr: stderr}
+}
+
+// build makes the urfave/cli app for args. When args name `exec` first,
+// it has only that command: exec's start-up is what a wrapper of many
+// short commands pays each time, and the other commands' flags are
+// dozens of values to build and look through (docs/BENCHMARKS.md, round 4).
+func (a *App) build(args []string) *cli.App {
+	cmds := a.commands()
+	if len(args) > 1 && args[1] == "exec" {
+		cmds = []*cli.Command{a.execCommand()}
+	}
 	app := &cli.App{
 		Name:            "gpulock",
 		Usage:           "share GPUs fairly between programs, one holder per GPU",
 		UsageText:       "gpulock [--lock-dir DIR] COMMAND [flags] [args...]",
 		HideVersion:     true,
 		HideHelpCommand: true,
-		Reader:          stdin,
-		Writer:          stdout,
-		ErrWriter:       stderr,
+		Reader:          a.stdin,
+		Writer:          a.stdout,
+		ErrWriter:       a.stderr,
 		Flags:           []cli.Flag{lockDirFlag()},
-		Commands:        a.commands(),
+		Commands:        cmds,
 		// Commands return *exitError; Run turns it into the exit code.
 		// Without this urfave/cli would call os.Exit itself.
 		ExitErrHandler: func(*cli.Context, error) {},
@@ -46,13 +59,12 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *App {
 		}
 		cmd.Flags = append(cmd.Flags, lockDirFlag())
 	}
-	a.cli = app
-	return a
+	return app
 }
 
 // commands lists gpulock's commands, one file each. To add a command,
 // write (a *App) fooCommand() *cli.Command in foo.go and add it here.
-// Each command gets --lock-dir added by NewApp (read it with lockDir) and
+// Each command gets --lock-dir added by build (read it with lockDir) and
 // onUsageError unless it sets its own; its Action returns nil, or an
 // *exitError for any other exit code (see exitcodes.go).
 //
@@ -84,7 +96,7 @@ func (a *App) RunContext(ctx context.Context, args []string) (code int) {
 			code = exitSoftware
 		}
 	}()
-	err := a.cli.RunContext(ctx, args)
+	err := a.build(args).RunContext(ctx, args)
 	if err == nil {
 		return exitOK
 	}

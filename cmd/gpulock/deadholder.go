@@ -17,10 +17,11 @@ import (
 // wait: the lock is released (the next holder waits in turn) and exec
 // exits 128+N. With --nonblock it does not wait: a busy backend makes
 // exec release the lock and exit with the conflict code.
-func (a *App) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.Handle, sigs <-chan os.Signal) error {
+func (a *App) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.Handle, fw *forwarding) error {
 	if left, ok := h.Leftover(); !ok || left.Backend == nil {
 		return nil // the usual case: no goroutine, no logger
 	}
+	sigs := fw.signals()
 	level := slog.LevelInfo
 	if o.quiet {
 		level = slog.LevelWarn

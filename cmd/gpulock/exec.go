@@ -7,7 +7,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"os/signal"
 	"path/filepath"
 	"runtime"
 	"strconv"
@@ -195,6 +194,8 @@ func (a *App) runExec(c *cli.Context) error {
 // execute finds the command, waits for the lock, runs the command holding
 // it and returns the command's exit status as an *exitError.
 func (a *App) execute(ctx context.Context, o execOptions) error {
+	fw := startForwarding() // see forwarding.go
+	defer fw.stop(a.exitAfterRun)
 	path, err := lookPath(o.args[0])
 	if err != nil {
 		return err
@@ -212,18 +213,14 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 
 	warnIfServed(locks, a.notice(o))
 
-	sigs := make(chan os.Signal, len(forwardedSignals))
-	signal.Notify(sigs, forwardedSignals...)
-	defer signal.Stop(sigs)
-
-	h, err := a.acquire(ctx, o, locks, sigs)
+	h, err := a.acquire(ctx, o, locks, fw)
 	if err != nil {
 		return err
 	}
-	if err := a.waitDeadHolder(ctx, o, h, sigs); err != nil {
+	if err := a.waitDeadHolder(ctx, o, h, fw); err != nil {
 		return err
 	}
-	return a.runChild(o, path, h, sigs)
+	return a.runChild(o, path, h, fw)
 }
 
 // lookPath finds the command before we wait in line for it.
@@ -271,7 +268,7 @@ func (s signalCause) Error() string { return "interrupted by " + signalName(s.si
 
 // acquire takes one lock of locks: TryAcquire only with --nonblock, else
 // waiting in line, until the --timeout or a signal ends the wait.
-func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock, sigs <-chan os.Signal) (*gpulock.Handle, error) {
+func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock, fw *forwarding) (*gpulock.Handle, error) {
 	for _, l := range locks {
 		h, err := l.TryAcquire()
 		if err == nil {
@@ -290,6 +287,7 @@ func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock,
 		return nil, exitf(o.conflictCode, "%s busy: %s", strings.TrimPrefix(noun, "any of ")+isAre(len(locks)), describeLocks(locks, describeBusy))
 	}
 
+	sigs := fw.signals()
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
 	if o.timeout > 0 {
@@ -339,55 +337,62 @@ func isAre(n int) string {
 }
 
 // runChild runs the command holding h and returns its exit status.
-func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-chan os.Signal) error {
-	cmd := &exec.Cmd{
-		Path:   path,
-		Args:   o.args,
-		Env:    childEnv(os.Environ(), h.GPU(), o.cudaEnv, a.notice(o)),
-		Stdin:  a.stdin,
-		Stdout: a.stdout,
-		Stderr: a.stderr,
-	}
+func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwarding) error {
+	env := childEnv(os.Environ(), h.GPU(), o.cudaEnv, a.notice(o))
+	var extra []*os.File
 	if !o.close {
-		cmd.ExtraFiles = []*os.File{h.File()} // fd 3: the child shares the lock
+		extra = []*os.File{h.File()} // fd 3: the child shares the lock
 	}
 	ttyFD := fdOf(a.stdin)
 	foreground := ttyFD >= 0 && inForeground(ttyFD)
 
+	// The parent-death signal belongs to the thread that forks: this
+	// goroutine keeps its thread until the child has exited. Starting the
+	// child here, not from a goroutine of its own, spares a thread.
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
 	// The child joins the group guard's process group (see guard.go).
 	guard := startGroupGuard()
-	started, exited := startChild(cmd, foreground, guard.pgid())
-	err := <-started
+	sigs := fw.signals() // from the child's start on, signals are passed on
+	child, err := spawnChild(path, o.args, env, a.stdin, a.stdout, a.stderr, extra, childProcAttr(foreground, guard.pgid()))
 	if err != nil && guard != nil {
 		// The guard may have died before the child could join its
 		// group: run the child in a group of its own instead.
 		guard.release()
 		guard = nil
-		cmd = cloneCmd(cmd)
-		started, exited = startChild(cmd, foreground, 0)
-		err = <-started
+		child, err = spawnChild(path, o.args, env, a.stdin, a.stdout, a.stderr, extra, childProcAttr(foreground, 0))
 	}
 	if err != nil {
 		_ = h.Release()
 		return startError(o.args[0], err)
 	}
-	pid := cmd.Process.Pid
-	h.SetChildPID(pid)
-	pgid := pid
+	h.SetChildPID(child.pid)
+	pgid := child.pid
 	if guard != nil {
 		pgid = guard.pgid()
 	}
 
-	var waitErr error
-	for done := false; !done; {
-		select {
-		case s := <-sigs:
-			guard.waitReady()                           // until the guard ignores signals, this one would kill it
-			_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
-		case waitErr = <-exited:
-			done = true
+	// Signals are passed on by a goroutine while this one waits for the
+	// child in wait4(2): a locked goroutine that parked instead would
+	// hand its thread over twice.
+	exited := make(chan struct{})
+	forwarderDone := make(chan struct{})
+	go func() {
+		defer close(forwarderDone)
+		for {
+			select {
+			case s := <-sigs:
+				guard.waitReady()                           // until the guard ignores signals, this one would kill it
+				_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
+			case <-exited:
+				return
+			}
 		}
-	}
+	}()
+	end := child.wait()
+	close(exited)
+	<-forwarderDone
 	guard.release()
 	if foreground {
 		takeForeground(ttyFD)
@@ -397,27 +402,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, sigs <-cha
 	} else {
 		_ = h.Disown() // processes that inherited the lock keep it
 	}
-	return exitStatus(waitErr)
-}
-
-// startChild starts cmd in process group pgid (0: a new one of its own)
-// and reports on started whether it started, then on exited how it ended.
-// The parent-death signal belongs to the thread that forks: the child is
-// started from a thread that lives until the child has exited.
-func startChild(cmd *exec.Cmd, foreground bool, pgid int) (started, exited <-chan error) {
-	cmd.SysProcAttr = childProcAttr(foreground, pgid)
-	s := make(chan error, 1)
-	e := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread() // never unlocked: the thread ends with this goroutine
-		if err := cmd.Start(); err != nil {
-			s <- err
-			return
-		}
-		s <- nil
-		e <- cmd.Wait()
-	}()
-	return s, e
+	return exitStatusOf(end)
 }
 
 // cloneCmd is a fresh copy of a command that failed to start, to try again.

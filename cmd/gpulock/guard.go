@@ -2,10 +2,11 @@ package main
 
 import (
 	"os"
-	"os/exec"
 	"os/signal"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // The group guard makes a command's whole process group go with a
@@ -13,9 +14,10 @@ import (
 // children do not keep the inherited lock for ever.
 //
 // The command's parent-death signal (Linux) kills only the command itself.
-// So, before it starts the command, exec starts a guard: the gpulock binary
-// again, as the hidden first argument guardArg, in a new process group of
-// its own, with stdio on /dev/null, holding no lock. The command then
+// So, before it starts the command, exec starts a guard: /bin/sh running
+// guardScript (or, where /bin/sh cannot start, the gpulock binary again, as
+// the hidden first argument guardArg), in a new process group of its own,
+// with stdio on /dev/null, holding no lock. The command then
 // joins the guard's group: the group to kill exists, and the guard knows
 // it, before the command runs, so there is no moment in which the command
 // (or a child it starts) runs unguarded. A guard told the group only after
@@ -29,14 +31,14 @@ import (
 // the group: SIGTERM, then SIGKILL after guardGrace.
 //
 // The guard is in the command's group, so it gets the group's signals
-// (the terminal's, and those exec passes on): it ignores them. Until its
-// Go runtime has started (about a millisecond), it could still die of one;
+// (the terminal's, and those exec passes on): it ignores them. Until it
+// has started (half a millisecond for the shell), it could still die of one;
 // so exec waits for the guard's word on a second pipe (guardReady) before
 // it passes a signal on, and only then. A Ctrl-C typed within that
-// millisecond can still kill the guard; the command then runs guarded by
-// its parent-death signal only, as without a guard. Starting the guard
-// does not wait for its Go runtime, so it adds only a fork and an exec to
-// exec's start-up (see docs/BENCHMARKS.md).
+// moment can still kill the guard; the command then runs guarded by its
+// parent-death signal only, as without a guard. Starting the guard does
+// not wait for it, so it adds only a fork and an exec to exec's start-up,
+// and the shell's half a millisecond of CPU (see docs/BENCHMARKS.md).
 const (
 	guardArg     = "__gpulock-group-guard"
 	guardRelease = 'x'
@@ -47,7 +49,26 @@ const (
 	guardPoll = 20 * time.Millisecond
 	// guardReadyTimeout bounds exec's wait for the guard's word.
 	guardReadyTimeout = 2 * time.Second
+	// guardKillArg, after guardArg, runs only the killing half of the
+	// guard (see guardScript).
+	guardKillArg = "kill"
+	// guardShell runs guardScript.
+	guardShell = "/bin/sh"
 )
+
+// guardScript is the guard's waiting half, run by guardShell with $1 the
+// gpulock binary: a shell starts in a tenth of the time and memory of a
+// Go program, and this half runs on every exec. It ignores the group's
+// signals (guardIgnored), says so on fd 4, and waits on fd 3: the byte
+// guardRelease ends it, end of file (exec died) makes it exec gpulock's
+// killing half, which keeps the ignored signals ignored.
+const guardScript = `trap '' INT TERM HUP QUIT USR1 USR2 PIPE TSTP TTIN TTOU
+printf ` + string(guardReady) + ` >&4
+exec 4>&-
+b=
+IFS= read -r b <&3
+[ "$b" = ` + string(guardRelease) + ` ] && exit 0
+exec "$1" ` + guardArg + ` ` + guardKillArg
 
 // guardIgnored are the signals the guard ignores: all that a terminal or
 // exec may send to the group and that would end or stop it.
@@ -57,11 +78,14 @@ var guardIgnored = []os.Signal{
 	syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
 }
 
-// groupGuard is exec's end of a running guard.
+// groupGuard is exec's end of a running guard. Its pipes are plain
+// descriptors, not *os.File: they need no poller, and starting the guard
+// with syscall.StartProcess skips os/exec's one-off pidfd probe (a fork of
+// its own) and its /dev/null opens (see docs/BENCHMARKS.md, round 4).
 type groupGuard struct {
-	w     *os.File // exec's end of the release pipe
-	ready *os.File // exec's end of the ready pipe; nil once read
-	cmd   *exec.Cmd
+	w     int // exec's end of the release pipe
+	ready int // exec's end of the ready pipe; -1 once read
+	pid   int
 }
 
 // startGroupGuard starts a guard in a new process group. It returns nil
@@ -72,28 +96,42 @@ func startGroupGuard() *groupGuard {
 	if err != nil {
 		return nil
 	}
-	r, w, err := os.Pipe()
-	if err != nil {
+	var release, ready [2]int
+	if err := cloexecPipe(&release); err != nil {
 		return nil
 	}
-	readyR, readyW, err := os.Pipe()
-	if err != nil {
-		_, _ = r.Close(), w.Close()
+	if err := cloexecPipe(&ready); err != nil {
+		closeFDs(release[0], release[1])
 		return nil
 	}
-	cmd := &exec.Cmd{
-		Path:        self,
-		Args:        []string{self, guardArg},
-		ExtraFiles:  []*os.File{r, readyW}, // fd 3, fd 4
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	err = cmd.Start()
-	_, _ = r.Close(), readyW.Close()
+	null, err := syscall.Open(os.DevNull, syscall.O_RDWR|syscall.O_CLOEXEC, 0)
 	if err != nil {
-		_, _ = w.Close(), readyR.Close()
+		closeFDs(release[0], release[1], ready[0], ready[1])
 		return nil
 	}
-	return &groupGuard{w: w, ready: readyR, cmd: cmd}
+	// stdio on /dev/null; fd 3 the release pipe, fd 4 the ready pipe
+	attr := &syscall.ProcAttr{
+		Env:   os.Environ(),
+		Files: []uintptr{uintptr(null), uintptr(null), uintptr(null), uintptr(release[0]), uintptr(ready[1])},
+		Sys:   &syscall.SysProcAttr{Setpgid: true},
+	}
+	pid, _, err := syscall.StartProcess(guardShell, []string{guardArg, "-c", guardScript, guardArg, self}, attr)
+	if err != nil {
+		pid, _, err = syscall.StartProcess(self, []string{self, guardArg}, attr)
+	}
+	closeFDs(null, release[0], ready[1])
+	if err != nil {
+		closeFDs(release[1], ready[0])
+		return nil
+	}
+	return &groupGuard{w: release[1], ready: ready[0], pid: pid}
+}
+
+// closeFDs closes descriptors that this file opened.
+func closeFDs(fds ...int) {
+	for _, fd := range fds {
+		_ = syscall.Close(fd)
+	}
 }
 
 // pgid is the guard's process group, which the command is to join; 0 for
@@ -102,20 +140,34 @@ func (g *groupGuard) pgid() int {
 	if g == nil {
 		return 0
 	}
-	return g.cmd.Process.Pid
+	return g.pid
 }
 
 // waitReady waits, once and for at most guardReadyTimeout, until the guard
 // ignores the group's signals.
 func (g *groupGuard) waitReady() {
-	if g == nil || g.ready == nil {
+	if g == nil || g.ready < 0 {
 		return
 	}
-	_ = g.ready.SetReadDeadline(time.Now().Add(guardReadyTimeout))
-	var b [1]byte
-	_, _ = g.ready.Read(b[:]) // the byte, or end of file if the guard died
-	_ = g.ready.Close()
-	g.ready = nil
+	fds := []unix.PollFd{{Fd: int32(g.ready), Events: unix.POLLIN}}
+	deadline := time.Now().Add(guardReadyTimeout)
+	for {
+		left := time.Until(deadline)
+		if left <= 0 {
+			break
+		}
+		n, err := unix.Poll(fds, int(left.Milliseconds())+1)
+		if err == syscall.EINTR {
+			continue
+		}
+		if n > 0 {
+			var b [1]byte
+			_, _ = syscall.Read(g.ready, b[:]) // the byte, or end of file if the guard died
+		}
+		break
+	}
+	closeFDs(g.ready)
+	g.ready = -1
 }
 
 // release tells the guard that exec ends normally. It does not wait for
@@ -126,18 +178,28 @@ func (g *groupGuard) release() {
 	if g == nil {
 		return
 	}
-	_, _ = g.w.Write([]byte{guardRelease})
-	_ = g.w.Close()
-	if g.ready != nil {
-		_ = g.ready.Close()
+	_, _ = syscall.Write(g.w, []byte{guardRelease})
+	closeFDs(g.w)
+	if g.ready >= 0 {
+		closeFDs(g.ready)
+		g.ready = -1
 	}
-	_ = g.cmd.Process.Release()
 }
 
 // runGuard is the guard process: main calls it when os.Args[1] is
-// guardArg. It returns the guard's exit code.
+// guardArg. With no more arguments it is the whole guard (when /bin/sh
+// could not be started); with guardKillArg it is the shell guard's second
+// half, which kills the group. It returns the guard's exit code.
 func runGuard(args []string) int {
-	if len(args) != 0 {
+	switch {
+	case len(args) == 1 && args[0] == guardKillArg:
+		// The shell ignored the signals, and ignored signals stay
+		// ignored across exec, save those the Go runtime handles itself
+		// until this line.
+		signal.Ignore(guardIgnored...)
+		killGroup(syscall.Getpgrp(), guardGrace)
+		return exitOK
+	case len(args) != 0:
 		return exitUsage
 	}
 	// The guard must outlive exec and see the grace through.

@@ -8,5 +8,7 @@ func main() {
 	if len(os.Args) > 1 && os.Args[1] == guardArg {
 		os.Exit(runGuard(os.Args[2:])) // see guard.go
 	}
-	os.Exit(NewApp(os.Stdin, os.Stdout, os.Stderr).Run(os.Args))
+	app := NewApp(os.Stdin, os.Stdout, os.Stderr)
+	app.exitAfterRun = true
+	os.Exit(app.Run(os.Args))
 }

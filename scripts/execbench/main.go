@@ -8,6 +8,12 @@
 //
 // It also prints the median CPU time and minor page faults of each side
 // (getrusage(2)), which the machine's load moves less than wall time.
+//
+// To compare builds in the same run, give -gpulock a comma-separated list:
+// each round then runs every build once, then flock(1), and each build's
+// ratios are taken against that round's flock(1).
+//
+//	go run ./scripts/execbench -gpulock /tmp/old,/tmp/new -pairs 200
 package main
 
 import (
@@ -18,12 +24,13 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strings"
 	"syscall"
 	"time"
 )
 
 func main() {
-	gpulockPath := flag.String("gpulock", "gpulock", "the gpulock binary to measure")
+	gpulockPath := flag.String("gpulock", "gpulock", "the gpulock binary to measure, or several, comma-separated, measured in the same rounds")
 	pairs := flag.Int("pairs", 40, "interleaved pairs to measure")
 	warm := flag.Int("warm", 5, "warm-up pairs, not counted")
 	flag.Parse()
@@ -33,13 +40,17 @@ func main() {
 	}
 }
 
-func run(gpulockPath string, pairs, warm int) error {
+func run(gpulockPaths string, pairs, warm int) error {
 	if pairs < 1 || warm < 0 {
 		return fmt.Errorf("execbench: -pairs must be at least 1 and -warm at least 0")
 	}
-	g, err := exec.LookPath(gpulockPath)
-	if err != nil {
-		return fmt.Errorf("execbench: the gpulock binary: %w (build it: go build -o /tmp/gpulock ./cmd/gpulock)", err)
+	var builds []string
+	for _, p := range strings.Split(gpulockPaths, ",") {
+		g, err := exec.LookPath(p)
+		if err != nil {
+			return fmt.Errorf("execbench: the gpulock binary: %w (build it: go build -o /tmp/gpulock ./cmd/gpulock)", err)
+		}
+		builds = append(builds, g)
 	}
 	flock, err := exec.LookPath("flock")
 	if err != nil {
@@ -55,15 +66,18 @@ func run(gpulockPath string, pairs, warm int) error {
 	}
 	defer os.RemoveAll(dir)
 
-	a := []string{g, "exec", "--lock-dir", dir, "--quiet", "--gpu", "0", "--", truePath}
 	b := []string{flock, filepath.Join(dir, "gpu0.lock"), truePath}
-	var ta, tb, ca, cb []time.Duration
-	var fa, fb []int64
-	var ratios []float64
+	sides := make([]side, len(builds))
+	for i, g := range builds {
+		sides[i].args = []string{g, "exec", "--lock-dir", dir, "--quiet", "--gpu", "0", "--", truePath}
+	}
+	var ref side
 	for i := range warm + pairs {
-		da, err := timeRun(a)
-		if err != nil {
-			return err
+		runs := make([]usage, len(sides))
+		for j := range sides {
+			if runs[j], err = timeRun(sides[j].args); err != nil {
+				return err
+			}
 		}
 		db, err := timeRun(b)
 		if err != nil {
@@ -72,19 +86,39 @@ func run(gpulockPath string, pairs, warm int) error {
 		if i < warm {
 			continue
 		}
-		ta, tb = append(ta, da.wall), append(tb, db.wall)
-		ca, cb = append(ca, da.cpu), append(cb, db.cpu)
-		fa, fb = append(fa, da.faults), append(fb, db.faults)
-		ratios = append(ratios, float64(da.wall)/float64(db.wall))
+		ref.add(db, 1)
+		for j := range sides {
+			sides[j].add(runs[j], float64(runs[j].wall)/float64(db.wall))
+		}
 	}
 	fmt.Printf("%d pairs after %d warm-ups\n", pairs, warm)
-	fmt.Printf("gpulock exec: median %s  (p25 %s, p75 %s)\n", pct(ta, 50), pct(ta, 25), pct(ta, 75))
-	fmt.Printf("flock(1):     median %s  (p25 %s, p75 %s)\n", pct(tb, 50), pct(tb, 25), pct(tb, 75))
-	fmt.Printf("ratio:        median %.2fx (p25 %.2fx, p75 %.2fx, min %.2fx, max %.2fx)  target <= 2.50x\n",
-		pct(ratios, 50), pct(ratios, 25), pct(ratios, 75), pct(ratios, 0), pct(ratios, 100))
-	fmt.Printf("cpu (user+sys, median): gpulock exec %s, flock(1) %s; minor page faults (median): %d, %d\n",
-		pct(ca, 50), pct(cb, 50), pct(fa, 50), pct(fb, 50))
+	fmt.Printf("flock(1):     median %s  (p25 %s, p75 %s)\n", pct(ref.wall, 50), pct(ref.wall, 25), pct(ref.wall, 75))
+	for j, s := range sides {
+		if len(sides) > 1 {
+			fmt.Printf("== %s\n", builds[j])
+		}
+		fmt.Printf("gpulock exec: median %s  (p25 %s, p75 %s)\n", pct(s.wall, 50), pct(s.wall, 25), pct(s.wall, 75))
+		fmt.Printf("ratio:        median %.2fx (p25 %.2fx, p75 %.2fx, min %.2fx, max %.2fx)  target <= 2.50x\n",
+			pct(s.ratios, 50), pct(s.ratios, 25), pct(s.ratios, 75), pct(s.ratios, 0), pct(s.ratios, 100))
+		fmt.Printf("cpu (user+sys, median): gpulock exec %s, flock(1) %s; minor page faults (median): %d, %d\n",
+			pct(s.cpu, 50), pct(ref.cpu, 50), pct(s.faults, 50), pct(ref.faults, 50))
+	}
 	return nil
+}
+
+// side collects one command's runs.
+type side struct {
+	args      []string
+	wall, cpu []time.Duration
+	faults    []int64
+	ratios    []float64
+}
+
+func (s *side) add(u usage, ratio float64) {
+	s.wall = append(s.wall, u.wall)
+	s.cpu = append(s.cpu, u.cpu)
+	s.faults = append(s.faults, u.faults)
+	s.ratios = append(s.ratios, ratio)
 }
 
 // usage is what one run cost: wall time, and, from getrusage(2), CPU time
