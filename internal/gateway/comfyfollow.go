@@ -52,7 +52,12 @@ func (g *Gateway) settlePrompt(id string, c *capture) {
 	case c.code == 0:
 		return
 	case c.code < 300:
-		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
+		p, found, err := g.lookupDispatched(id)
+		if found && p.URL == "" {
+			// Its dispatch record did not reach Redis yet: the machine is
+			// the one the dispatch went to.
+			p.URL, p.GPU = c.h.Get(headerMachineURL), c.h.Get(HeaderGPU)
+		}
 		if err != nil || !found || p.URL == "" {
 			g.cfg.Logger.Warn("cannot follow a dispatched prompt", "prompt_id", id, "err", err)
 			return
@@ -72,6 +77,29 @@ func (g *Gateway) settlePrompt(id string, c *capture) {
 		}
 		gpu := c.h.Get(HeaderGPU)
 		_ = g.settleFailed(ctx, id, "", "gpulock: the prompt was not run (status "+http.StatusText(c.code)+" on "+orNone(gpu)+"): "+msg)
+	}
+}
+
+// headerMachineURL carries, on a prompt's capture only (never to a
+// client), the shim URL its dispatch went to.
+const headerMachineURL = "X-Gpulock-Internal-Machine-Url"
+
+// lookupDispatched reads a dispatched prompt's record to follow it. While
+// Redis does not answer it tries again (the prompt runs on its machine all
+// the same, and its end must reach /history), until the gateway closes.
+func (g *Gateway) lookupDispatched(id string) (cluster.Prompt, bool, error) {
+	for {
+		ctx, cancel := context.WithTimeout(g.ctx, redisBound)
+		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
+		cancel()
+		if err == nil || g.ctx.Err() != nil {
+			return p, found, err
+		}
+		select {
+		case <-g.ctx.Done():
+			return p, found, err
+		case <-time.After(followEvery):
+		}
 	}
 }
 

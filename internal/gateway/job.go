@@ -164,8 +164,12 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			recorded = beside(func() {
 				pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
 				defer cancel()
-				_ = st.PromptDispatched(pctx, prompt, gpu, url)
+				if st.PromptDispatched(pctx, prompt, gpu, url) != nil {
+					// Redis did not answer: /queue must still learn where it runs.
+					g.retryLater(func(c context.Context) error { return st.PromptDispatched(c, prompt, gpu, url) })
+				}
 			})
+			w.Header().Set(headerMachineURL, url) // w is the prompt's capture: for settlePrompt
 		}
 		unnote := g.noteClientJob(ctx, r, id, m.URL)
 		sent, stopRelay := g.beforePrompt(ctx, prompt, body, m.URL) // uploads and websocket events (comfydispatch.go)
@@ -241,7 +245,19 @@ func beside(fn func()) (wait func()) {
 // (prompt: the prompt it carries, or "").
 func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
 	m, found, err := g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
+	for err != nil && prompt != "" && ctx.Err() == nil {
+		// Redis does not answer: a prompt is kept (in Redis, with
+		// appendonly) and must not end for that; try until it answers.
+		select {
+		case <-ctx.Done():
+		case <-time.After(followEvery):
+			m, found, err = g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
+		}
+	}
 	if err != nil {
+		if prompt == "" {
+			g.forgetLater(id, false) // Redis may have it back in line: take it out when it answers
+		}
 		return m, err
 	}
 	if !found {
