@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
 	"sync"
 	"time"
 
@@ -115,6 +116,7 @@ func NewMember(cfg MemberConfig) (*Member, error) {
 func (m *Member) Released() {
 	select {
 	case m.kick <- struct{}{}:
+		runtime.Gosched() // let Run offer the GPU now, before the caller's bookkeeping
 	default:
 	}
 }
