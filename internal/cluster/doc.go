@@ -12,7 +12,10 @@
 // free (HAProxy's lost wake-up cannot happen). A matched GPU is reserved
 // for its job (with a lease) until its shim takes the job (Started) or the
 // job goes back to its place in line (Requeue): a job that never started
-// keeps its arrival number, a job that started is never run twice.
+// keeps its arrival number, a job that started is never run twice. A GPU
+// offered by a member that holds its lock (OfferHeld) starts the job it
+// matches in the same script: its shim runs it without asking Started
+// (localturn.go).
 //
 // Pub/sub only wakes waiters up; the hash of each job is the record, and
 // waiters also poll it, so a lost message costs one poll interval.

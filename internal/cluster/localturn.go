@@ -27,16 +27,25 @@ const heldOfferBound = 250 * time.Millisecond
 // grant is the GPU lock a member holds for the job matched in the
 // cluster's turn, until the shim claims it for that job.
 type grant struct {
-	job   string
-	h     *gpulock.Handle
-	until time.Time
+	job     string
+	h       *gpulock.Handle
+	until   time.Time
+	started bool // the offer started the job (OfferHeld): no Started needed
 }
 
 // localTurn is a member's place in its lock's local line for the
 // cluster's turn, and the lock it got there.
 type localTurn struct {
-	mu       sync.Mutex
-	granted  *grant
+	mu      sync.Mutex
+	granted *grant
+	// handed are the jobs started by a held offer and handed to the shim
+	// whose pre mark is still in Redis (Member.Started refuses them);
+	// unpre takes them to Run's unmarking.
+	handed map[string]bool
+	unpre  chan string
+	// unstart puts a job the held offer started back to assigned when its
+	// lock goes back unclaimed (Member.unstartJob).
+	unstart  func(job string)
 	offering chan struct{} // closed once the offer made with the lock held answered
 
 	cancel context.CancelFunc   // ends the wait; nil when not waiting
@@ -44,18 +53,21 @@ type localTurn struct {
 	wg     sync.WaitGroup       // the waiting goroutine
 }
 
-// Claim hands the shim the lock its member took in the cluster's turn for
-// job, or nil: then the shim takes the lock itself (TryAcquire). The match
-// reaches the gateway, and its dispatch the shim, often before the offer's
-// answer reaches the member: Claim waits for an offer under way (at most
+// Claim hands the shim the lock its member took in the cluster's turn (or
+// at a release) for job, or nil: then the shim takes the lock itself
+// (TryAcquire). started says that the offer started the job in Redis with
+// its match: the shim runs it without asking Started. The match reaches
+// the gateway, and its dispatch the shim, often before the offer's answer
+// reaches the member: Claim waits for an offer under way (at most
 // grantTTL).
-func (m *Member) Claim(job string) *gpulock.Handle {
+func (m *Member) Claim(job string) (h *gpulock.Handle, started bool) {
 	lt := &m.turn
 	lt.mu.Lock()
-	h, offering := lt.claimLocked(job), lt.offering
+	h, started = lt.claimLocked(job)
+	offering := lt.offering
 	lt.mu.Unlock()
 	if h != nil || offering == nil {
-		return h
+		return h, started
 	}
 	t := time.NewTimer(grantTTL)
 	defer t.Stop()
@@ -68,14 +80,66 @@ func (m *Member) Claim(job string) *gpulock.Handle {
 	return lt.claimLocked(job)
 }
 
-// claimLocked takes the lock held for job, if any.
-func (lt *localTurn) claimLocked(job string) *gpulock.Handle {
+// claimLocked takes the lock held for job, if any; a job the offer started
+// is handed: Member.Started refuses it from now on.
+func (lt *localTurn) claimLocked(job string) (*gpulock.Handle, bool) {
 	if lt.granted == nil || lt.granted.job != job {
-		return nil
+		return nil, false
 	}
-	h := lt.granted.h
+	g := lt.granted
 	lt.granted = nil
-	return h
+	if g.started {
+		if lt.handed == nil {
+			lt.handed = map[string]bool{}
+		}
+		lt.handed[job] = true
+		select {
+		case lt.unpre <- job: // Run takes the mark off (unmark)
+		default: // not running, or behind: the job stays refused here
+		}
+	}
+	return g.h, g.started
+}
+
+// unstartJob puts job, started by this member's held offer and never
+// handed to the shim, back to assigned to this GPU, as a match without the
+// start: its dispatch, if it comes, goes through Started, or the gateway
+// puts it back in line. Bounded by heldOfferBound; on an error the job
+// stays started here (Started with the token still runs it, once).
+func (m *Member) unstartJob(job string) {
+	ctx, cancel := context.WithTimeout(context.Background(), heldOfferBound)
+	defer cancel()
+	if err := m.cfg.Store.Unstart(ctx, job, m.id, m.token, m.cfg.Reserve); err != nil {
+		m.cfg.Logger.Warn("cannot put an unclaimed job back to assigned in the cluster", "gpu", m.id, "job", job, "err", err)
+	}
+}
+
+// wasHanded reports whether job, started by a held offer, went to the shim.
+func (lt *localTurn) wasHanded(job string) bool {
+	lt.mu.Lock()
+	defer lt.mu.Unlock()
+	return lt.handed[job]
+}
+
+// unmark takes the pre marks of the jobs handed to the shim off in Redis
+// (so that no Started of them succeeds anywhere), until ctx ends; each
+// job is forgotten here once its mark is off.
+func (m *Member) unmark(ctx context.Context, jobs <-chan string) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case job := <-jobs:
+			uctx, cancel := context.WithTimeout(ctx, m.cfg.Lease/3)
+			err := m.cfg.Store.Unpre(uctx, job, m.token)
+			cancel()
+			if err == nil {
+				m.turn.mu.Lock()
+				delete(m.turn.handed, job)
+				m.turn.mu.Unlock()
+			}
+		}
+	}
 }
 
 // offerWith offers the GPU (joining the free set with none, if join) while
@@ -89,16 +153,19 @@ func (m *Member) offerWith(ctx context.Context, h *gpulock.Handle, join bool) (o
 	lt.mu.Lock()
 	lt.offering = done
 	lt.mu.Unlock()
-	var job string
+	var (
+		job     string
+		started bool
+	)
 	if join {
-		out, job, err = m.cfg.Store.OfferHeld(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
+		out, job, started, err = m.cfg.Store.OfferHeld(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
 	} else {
-		out, job, err = m.cfg.Store.OfferTurn(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
+		out, job, started, err = m.cfg.Store.OfferTurn(ctx, m.id, m.cfg.Profile, m.token, m.cfg.Reserve)
 	}
 	held := err == nil && out == OfferAssigned
 	lt.mu.Lock()
 	if held {
-		lt.granted = &grant{job: job, h: h, until: time.Now().Add(grantTTL)}
+		lt.granted = &grant{job: job, h: h, until: time.Now().Add(grantTTL), started: started}
 	}
 	lt.offering = nil
 	close(done)
@@ -148,6 +215,9 @@ func (lt *localTurn) stop(expired bool) {
 	}
 	lt.mu.Unlock()
 	if g != nil {
+		if g.started && lt.unstart != nil {
+			lt.unstart(g.job) // before the lock goes: a late dispatch finds it assigned
+		}
 		_ = g.h.Release()
 	}
 }

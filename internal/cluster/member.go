@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/url"
+	"runtime"
+	"sync"
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
@@ -101,8 +103,11 @@ func NewMember(cfg MemberConfig) (*Member, error) {
 	}
 	var b [12]byte
 	_, _ = rand.Read(b[:])
-	return &Member{cfg: cfg, id: GPUID(cfg.Node, cfg.GPU, cfg.Profile), token: hex.EncodeToString(b[:]),
-		kick: make(chan struct{}, 1)}, nil
+	mb := &Member{cfg: cfg, id: GPUID(cfg.Node, cfg.GPU, cfg.Profile), token: hex.EncodeToString(b[:]),
+		kick: make(chan struct{}, 1)}
+	mb.turn.unpre = make(chan string, 64)
+	mb.turn.unstart = mb.unstartJob
+	return mb, nil
 }
 
 // Released tells Run that the shim has just released the lock, so that a
@@ -111,6 +116,7 @@ func NewMember(cfg MemberConfig) (*Member, error) {
 func (m *Member) Released() {
 	select {
 	case m.kick <- struct{}{}:
+		runtime.Gosched() // let Run offer the GPU now, before the caller's bookkeeping
 	default:
 	}
 }
@@ -130,8 +136,16 @@ func (m *Member) Register(ctx context.Context) error {
 // Started reports whether job, dispatched to this GPU, may run now that the
 // shim holds the GPU lock for it; false means it was cancelled or put back
 // in line meanwhile, and must not run here.
+//
+// A job that a held offer of this member started (Claim's started) counts
+// as assigned here until Claim handed it to the shim: a dispatch that
+// missed the lock held for it (the offer's answer came late) still runs
+// it, once.
 func (m *Member) Started(ctx context.Context, job string) (bool, error) {
-	return m.cfg.Store.Started(ctx, job, m.id)
+	if m.turn.wasHanded(job) {
+		return false, nil
+	}
+	return m.cfg.Store.StartedBy(ctx, job, m.id, m.token)
 }
 
 // Run renews the registration and offers the GPU while lock is free,
@@ -150,6 +164,11 @@ func (m *Member) Run(ctx context.Context, lock *gpulock.Lock, waiting func() int
 		offeredAt time.Time
 	)
 	join := joinOptions{pending: m.cfg.Profile == "a1111"} // memberoptions.go
+	uctx, ustop := context.WithCancel(ctx)
+	var unmarking sync.WaitGroup
+	unmarking.Go(func() { m.unmark(uctx, m.turn.unpre) })
+	defer unmarking.Wait()
+	defer ustop()
 	warn := func(msg string, err error) {
 		if time.Since(warnedAt) > m.cfg.Lease {
 			warnedAt = time.Now()

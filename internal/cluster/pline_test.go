@@ -56,7 +56,7 @@ func TestOfferHeldLeavesTheSiblingsJob(t *testing.T) {
 	m, err := s.Enqueue(ctx, "comfyui", "c1", Turn{Client: "c"}, 0, reserve)
 	require.NoError(t, err)
 	require.Equal(t, StateWaiting, m.State)
-	out, _, err := s.OfferHeld(ctx, "n/0/a1111", "a1111", "ta", reserve)
+	out, _, _, err := s.OfferHeld(ctx, "n/0/a1111", "a1111", "ta", reserve)
 	require.NoError(t, err)
 	assert.Equal(t, OfferSibling, out)
 	got, _, err := s.Job(ctx, "c1")

@@ -58,6 +58,20 @@ local function assign(id, member, url, reserve_ms)
   redis.call('PUBLISH', P..'matched', id..'\n'..member..'\n'..url..'\n'..n)
   return n
 end
+-- start: mark job id running on gpu (a member), record its model as the
+-- GPU's last (models.go), the start (Redis's clock, in microseconds) in
+-- the job and the job in running:<node/gpu>, for View; the GPU's
+-- reservation for the job ends.
+local function start(id, gpu)
+  local jk = P..'job:'..id
+  local t = redis.call('TIME')
+  redis.call('HSET', jk, 'state', 'running', 'started', t[1]..string.format('%06d', tonumber(t[2])))
+  redis.call('SET', P..'running:'..phys(gpu), id, 'PX', 86400000)
+  local model = redis.call('HGET', jk, 'model')
+  if model then redis.call('HSET', P..'models', gpu, model) end
+  if redis.call('GET', P..'reserved:'..phys(gpu)) == id then redis.call('DEL', P..'reserved:'..phys(gpu)) end
+  redis.call('ZREM', P..'free:'..redis.call('HGET', jk, 'profile'), gpu)
+end
 local function take_free(profile, model)
   if model and model ~= '' then
     -- model-aware: a free GPU whose last job loaded the job's model first
@@ -181,7 +195,8 @@ return r
 // {'sibling'}. ARGV: prefix, member, profile, token, reserve ms, join (1/0),
 // held (1/0). Returns {'unregistered'} when the member's
 // registration is gone or another's, {'reserved'} while the GPU is promised
-// to a job, {'assigned', job id} or {'free'}.
+// to a job, {'assigned', job id}, {'assigned', job id, 'started'} (held:
+// the job is marked running, pre = token, see scriptStarted) or {'free'}.
 var scriptOffer = redis.NewScript(luaLib + `
 local member, profile, token, reserve_ms, join, held = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5]), ARGV[6] ~= '0', ARGV[7] == '1'
 if reg_part(member, 1) ~= token then return {'unregistered'} end
@@ -228,6 +243,14 @@ end
 if best and held and best_member ~= member then return {'sibling'} end
 if best then
   assign(best, best_member, best_url, reserve_ms)
+  if held then
+    -- The member holds the lock for the job: the match is its start too
+    -- (no Started round trip when the dispatch comes), marked pre = the
+    -- member's token until the member has handed it to its shim.
+    start(best, member)
+    redis.call('HSET', P..'job:'..best, 'pre', token)
+    return {'assigned', best, 'started'}
+  end
   return {'assigned', best}
 end
 if join and not redis.call('ZSCORE', P..'free:'..profile, member) then
@@ -237,23 +260,26 @@ return {'free'}
 `)
 
 // scriptStarted marks a job running on the GPU it was matched with, when
-// that GPU's shim has taken the lock for it, and records the job's model
-// as the GPU's last (models.go). ARGV: prefix, job id, gpu.
-// Returns 1, or 0 when the job is not (or no longer) assigned to that GPU:
-// then the shim must not run it. It records the start (Redis's clock, in
-// microseconds) in the job and the job in running:<node/gpu>, for View.
+// that GPU's shim has taken the lock for it (see start). ARGV: prefix, job
+// id, gpu, token (or ""). Returns 1, or 0 when the job is not (or no
+// longer) assigned to that GPU: then the shim must not run it. A job the
+// held offer of the member with token started (pre = token) counts as
+// assigned to it once: the member asks only for a job it has not handed
+// to its shim itself (Member.Started), and the pre mark goes.
 var scriptStarted = redis.NewScript(luaLib + `
-local id, gpu = ARGV[2], ARGV[3]
+local id, gpu, token = ARGV[2], ARGV[3], ARGV[4]
 local jk = P..'job:'..id
-if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
-local t = redis.call('TIME')
-redis.call('HSET', jk, 'state', 'running', 'started', t[1]..string.format('%06d', tonumber(t[2])))
-redis.call('SET', P..'running:'..phys(gpu), id, 'PX', 86400000)
-local model = redis.call('HGET', jk, 'model')
-if model then redis.call('HSET', P..'models', gpu, model) end
-if redis.call('GET', P..'reserved:'..phys(gpu)) == id then redis.call('DEL', P..'reserved:'..phys(gpu)) end
-redis.call('ZREM', P..'free:'..redis.call('HGET', jk, 'profile'), gpu)
-return 1
+if redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
+local state = redis.call('HGET', jk, 'state')
+if state == 'assigned' then
+  start(id, gpu)
+  return 1
+end
+if state == 'running' and token and token ~= '' and redis.call('HGET', jk, 'pre') == token then
+  redis.call('HDEL', jk, 'pre')
+  return 1
+end
+return 0
 `)
 
 // scriptRequeue puts a job that was matched but never started back in its
@@ -321,5 +347,31 @@ redis.call('DEL', P..'reg:'..gpu)
 redis.call('SREM', P..'siblings:'..phys(gpu), gpu)
 redis.call('ZREM', P..'free:'..profile, gpu)
 redis.call('SREM', P..'gpus:'..profile, gpu)
+return 1
+`)
+
+// scriptUnpre takes the pre mark (see scriptOffer) off a job once its
+// member has handed it to its shim: from then on no Started of it
+// succeeds. ARGV: prefix, job id, token. Returns 1, or 0 when the mark is
+// not token's (gone already, or the job is).
+var scriptUnpre = redis.NewScript(luaLib + `
+local jk = P..'job:'..ARGV[2]
+if redis.call('HGET', jk, 'pre') ~= ARGV[3] then return 0 end
+redis.call('HDEL', jk, 'pre')
+return 1
+`)
+
+// scriptUnstart puts a job that a member's held offer started (pre =
+// token), and whose lock went back unclaimed, back to assigned to that
+// member, reserved for it as a match is. ARGV: prefix, job id, gpu, token,
+// reserve ms. Returns 1, or 0 when the job is not so.
+var scriptUnstart = redis.NewScript(luaLib + `
+local id, gpu, token, reserve_ms = ARGV[2], ARGV[3], ARGV[4], tonumber(ARGV[5])
+local jk = P..'job:'..id
+if redis.call('HGET', jk, 'state') ~= 'running' or redis.call('HGET', jk, 'gpu') ~= gpu or redis.call('HGET', jk, 'pre') ~= token then return 0 end
+redis.call('HSET', jk, 'state', 'assigned')
+redis.call('HDEL', jk, 'pre', 'started')
+if redis.call('GET', P..'running:'..phys(gpu)) == id then redis.call('DEL', P..'running:'..phys(gpu)) end
+redis.call('SET', P..'reserved:'..phys(gpu), id, 'PX', reserve_ms)
 return 1
 `)

@@ -73,6 +73,11 @@ type Match struct {
 	// channel hint with a higher N than the last match a gateway acted on
 	// is the job's current match (see ParseMatched).
 	N int64
+	// Pre is true for a job in StateRunning that the GPU's member started
+	// with its match (it held the lock, see OfferHeld): its dispatch is
+	// still awaited, so its gateway dispatches it as an assigned one (the
+	// shim lets it run once).
+	Pre bool
 }
 
 // ParseMatched reads a matched channel message: the job's id and its match
@@ -142,7 +147,7 @@ func (s *Store) Enqueue(ctx context.Context, profile, id string, turn Turn, maxQ
 // Job reads where a job stands; found is false when Redis has no such job
 // (never queued, finished, or lost with a Redis restart).
 func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err error) {
-	vals, err := s.rdb.HMGet(ctx, keyJob(id), "state", "gpu", "url", "n").Result()
+	vals, err := s.rdb.HMGet(ctx, keyJob(id), "state", "gpu", "url", "n", "pre").Result()
 	if err != nil {
 		return Match{}, false, fmt.Errorf("cluster: redis: %w", err)
 	}
@@ -155,6 +160,8 @@ func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err er
 	m.URL, _ = vals[2].(string)
 	n, _ := vals[3].(string)
 	m.N, _ = strconv.ParseInt(n, 10, 64)
+	pre, _ := vals[4].(string)
+	m.Pre = st == StateRunning && pre != ""
 	return m, true, nil
 }
 
@@ -196,11 +203,32 @@ func (s *Store) Done(ctx context.Context, id string) error {
 // Started marks job running on gpu. It reports false when the job is not
 // assigned to gpu (it was cancelled, requeued or lost): then it must not run.
 func (s *Store) Started(ctx context.Context, id, gpu string) (bool, error) {
-	v, err := s.run(ctx, scriptStarted, id, gpu)
+	return s.StartedBy(ctx, id, gpu, "")
+}
+
+// StartedBy is Started for the member with token: a job that its held
+// offer started (OfferHeld) and that it has not handed to its shim counts
+// as assigned to it, once.
+func (s *Store) StartedBy(ctx context.Context, id, gpu, token string) (bool, error) {
+	v, err := s.run(ctx, scriptStarted, id, gpu, token)
 	if err != nil {
 		return false, err
 	}
 	return v == int64(1), nil
+}
+
+// Unstart puts a job that token's held offer started, and whose lock went
+// back unclaimed, back to assigned to gpu (reserved for it for reserve).
+func (s *Store) Unstart(ctx context.Context, id, gpu, token string, reserve time.Duration) error {
+	_, err := s.run(ctx, scriptUnstart, id, gpu, token, ms(reserve))
+	return err
+}
+
+// Unpre takes the mark of a job started by token's held offer off, once
+// its member handed it to its shim (see StartedBy).
+func (s *Store) Unpre(ctx context.Context, id, token string) error {
+	_, err := s.run(ctx, scriptUnpre, id, token)
+	return err
 }
 
 // Register registers gpu (serving profile at url) with a lease, or renews
@@ -239,36 +267,39 @@ const (
 // OfferFree, OfferReserved (already promised to a job) or OfferUnregistered
 // (the registration is gone: register again).
 func (s *Store) Offer(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
-	return s.offer(ctx, gpu, profile, token, reserve, 1, 0)
+	outcome, job, _, err = s.offer(ctx, gpu, profile, token, reserve, 1, 0)
+	return outcome, job, err
 }
 
 // OfferHeld is Offer for a GPU whose lock its member holds, to hand it to
 // the job matched: a job of a sibling (the GPU's shim of the other
 // profile, another process) is not matched, OfferSibling says it waits.
-func (s *Store) OfferHeld(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
+// A job matched is started with it (Started's record, in the same script):
+// started is true, and the shim runs it without asking Started.
+func (s *Store) OfferHeld(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, started bool, err error) {
 	return s.offer(ctx, gpu, profile, token, reserve, 1, 1)
 }
 
 // OfferTurn is OfferHeld for a GPU whose lock its member holds for the
 // cluster's turn while local users wait: with no job for it, it does not
 // join the free set (the lock goes to the local users).
-func (s *Store) OfferTurn(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, err error) {
+func (s *Store) OfferTurn(ctx context.Context, gpu, profile, token string, reserve time.Duration) (outcome, job string, started bool, err error) {
 	return s.offer(ctx, gpu, profile, token, reserve, 0, 1)
 }
 
-func (s *Store) offer(ctx context.Context, gpu, profile, token string, reserve time.Duration, join, held int) (outcome, job string, err error) {
+func (s *Store) offer(ctx context.Context, gpu, profile, token string, reserve time.Duration, join, held int) (outcome, job string, started bool, err error) {
 	v, err := s.run(ctx, scriptOffer, gpu, profile, token, ms(reserve), join, held)
 	if err != nil {
-		return "", "", err
+		return "", "", false, err
 	}
 	r := strs(v)
 	if len(r) == 0 {
-		return "", "", errors.New("cluster: empty reply from the offer script")
+		return "", "", false, errors.New("cluster: empty reply from the offer script")
 	}
 	if len(r) > 1 {
 		job = r[1]
 	}
-	return r[0], job, nil
+	return r[0], job, len(r) > 2 && r[2] == "started", nil
 }
 
 // Waiting returns how many jobs of profile wait in line (an entry of a job

@@ -95,7 +95,7 @@ func (g *Gateway) adoptFrom(ctx context.Context) error {
 		g.cfg.Logger.Info("adopted a prompt of a gateway that is gone", "prompt_id", id, "state", p.State)
 		switch p.State {
 		case cluster.PromptRunning:
-			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && m.State == cluster.StateAssigned {
+			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && (m.State == cluster.StateAssigned || m.Pre) {
 				// Its gateway died while dispatching, before the shim took
 				// it: dispatch it again (the shim runs a job only once).
 				g.wg.Go(func() { g.resume(p) })
@@ -118,7 +118,7 @@ func (g *Gateway) resume(p cluster.Prompt) {
 	}
 	r.Header.Set("Content-Type", "application/json")
 	m, found, err := g.cfg.Store.Job(g.ctx, p.Job)
-	if err != nil || !found || m.State != cluster.StateAssigned {
+	if err != nil || !found || (m.State != cluster.StateAssigned && !m.Pre) {
 		m = cluster.Match{N: m.N} // the matches so far: older hints are stale
 	}
 	c := newCapture()

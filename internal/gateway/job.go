@@ -356,7 +356,9 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt
 			if err == nil && m.State == cluster.StateAssigned {
 				return m, nil
 			}
-		case err == nil && m.State == cluster.StateAssigned:
+		case err == nil && (m.State == cluster.StateAssigned || m.Pre):
+			// Pre: started by its GPU's member with the match; the
+			// dispatch is awaited (the hint was lost).
 			return m, nil
 		case err == nil && m.State == cluster.StateRunning:
 			return cluster.Match{}, errRunElsewhere
@@ -377,7 +379,10 @@ func (g *Gateway) wait(ctx context.Context, id string, turn cluster.Turn, prompt
 			}
 			if err == nil && !ok {
 				// Matched as we gave up: take the match.
-				if m, found, err := g.cfg.Store.Job(cctx, id); err == nil && found && m.State == cluster.StateAssigned && context.Cause(ctx) == errQueueTimeout {
+				// A job its GPU started with the match (Pre) holds that GPU
+				// for its dispatch whatever the cause: send it.
+				if m, found, err := g.cfg.Store.Job(cctx, id); err == nil && found &&
+					(m.State == cluster.StateAssigned && context.Cause(ctx) == errQueueTimeout || m.Pre) {
 					return m, nil
 				}
 			}

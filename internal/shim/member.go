@@ -35,10 +35,12 @@ type Member interface {
 	// Released says that the shim has just released the lock: Run offers
 	// a free GPU at once. It must not block.
 	Released()
-	// Claim returns the lock Run took for job in the cluster's turn while
-	// local users waited (the two lines take turns), or nil: then the shim
-	// takes the lock itself, only if it is free at once.
-	Claim(job string) *gpulock.Handle
+	// Claim returns the lock Run took for job (in the cluster's turn while
+	// local users waited, or at a release), or nil: then the shim takes the
+	// lock itself, only if it is free at once. started says that the job
+	// was started in the cluster with its match: the shim runs it without
+	// asking Started.
+	Claim(job string) (h *gpulock.Handle, started bool)
 }
 
 // outcomeDispatchRefused counts dispatched requests answered 409: nothing
@@ -76,18 +78,20 @@ func (s *Shim) acquireDispatched(ctx context.Context, route, job string) (*hold,
 	if draining {
 		return nil, errShuttingDown
 	}
-	h := s.cfg.Member.Claim(job)
+	h, started := s.cfg.Member.Claim(job)
 	if h == nil {
 		var err error
 		if h, err = s.lock.TryAcquire(); err != nil {
 			return nil, fmt.Errorf("%w: %w", errNotDispatched, err)
 		}
 	}
-	ok, err := s.cfg.Member.Started(ctx, job)
-	if err != nil || !ok {
-		_ = h.Release()
-		s.cfg.Member.Released() // offer the GPU again, or give the turn on
-		return nil, fmt.Errorf("%w (job %s): %v", errNotDispatched, job, err)
+	if !started { // else the offer that matched the job started it
+		ok, err := s.cfg.Member.Started(ctx, job)
+		if err != nil || !ok {
+			_ = h.Release()
+			s.cfg.Member.Released() // offer the GPU again, or give the turn on
+			return nil, fmt.Errorf("%w (job %s): %v", errNotDispatched, job, err)
+		}
 	}
 	if err := s.waitDeadHolder(ctx, h); err != nil { // a dead holder's backend may still run its job
 		return nil, err

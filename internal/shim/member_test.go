@@ -19,6 +19,7 @@ type fakeMember struct {
 	asked    []string
 	released int
 	claims   map[string]*gpulock.Handle // locks taken for jobs in the cluster's turn
+	pre      map[string]bool            // of those, the jobs the offer started
 }
 
 func (m *fakeMember) Released() {
@@ -29,12 +30,12 @@ func (m *fakeMember) Released() {
 
 func (m *fakeMember) Run(ctx context.Context, _ *gpulock.Lock, _ func() int) { <-ctx.Done() }
 
-func (m *fakeMember) Claim(job string) *gpulock.Handle {
+func (m *fakeMember) Claim(job string) (*gpulock.Handle, bool) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	h := m.claims[job]
 	delete(m.claims, job)
-	return h
+	return h, h != nil && m.pre[job]
 }
 
 func (m *fakeMember) Started(_ context.Context, job string) (bool, error) {
@@ -118,4 +119,31 @@ func TestDispatchedRequestRunsOnTheLockItsMemberTookForIt(t *testing.T) {
 	h, err = s.Lock().TryAcquire()
 	require.NoError(t, err, "j1's job released the lock its member took")
 	require.NoError(t, h.Release())
+}
+
+// A job its member's offer started with the match (Claim's started) runs
+// on the lock taken for it without asking Started again.
+func TestDispatchedRequestStartedWithItsMatchSkipsStarted(t *testing.T) {
+	backend, forwarded := countingBackend(t)
+	member := &fakeMember{ok: map[string]bool{}} // Started would refuse it
+	s, front := startShim(t, t.TempDir(), "generic", backend.URL, func(c *Config) {
+		c.GPURoutes = []Route{mustRoute("POST /generate", holdRequest)}
+		c.Member = member
+	})
+	h, err := s.Lock().TryAcquire() // the member's held offer
+	require.NoError(t, err)
+	member.mu.Lock()
+	member.claims = map[string]*gpulock.Handle{"j1": h}
+	member.pre = map[string]bool{"j1": true}
+	member.mu.Unlock()
+
+	resp := postDispatched(t, front.URL+"/generate", "j1")
+	assert.Equal(t, http.StatusOK, resp.StatusCode)
+	assert.Equal(t, int64(1), forwarded.Load())
+	member.mu.Lock()
+	assert.Empty(t, member.asked, "no Started round trip")
+	member.mu.Unlock()
+	resp = postDispatched(t, front.URL+"/generate", "j1")
+	assert.Equal(t, http.StatusConflict, resp.StatusCode, "the claim went with the first dispatch: Started refuses the second")
+	assert.Equal(t, int64(1), forwarded.Load(), "ran once")
 }
