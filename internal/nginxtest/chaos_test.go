@@ -191,7 +191,13 @@ func (r *gwRig) checkComfySettled(t *testing.T, c *gwClient, jobs []*gwJob) {
 		Running [][]json.RawMessage `json:"queue_running"`
 		Pending [][]json.RawMessage `json:"queue_pending"`
 	}
-	c.getJSON(t, "comfyui", "/queue", &q)
+	// A prompt's history is written before its gateway takes it off the
+	// running list: /queue empties just after the last entry appears.
+	assert.Eventually(t, func() bool {
+		q.Running, q.Pending = nil, nil
+		c.getJSON(t, "comfyui", "/queue", &q)
+		return len(q.Running) == 0 && len(q.Pending) == 0
+	}, eventTimeout, pollEvery)
 	for _, j := range jobs {
 		if j.profile == "comfyui" && j.code == http.StatusOK {
 			assert.Contains(t, hist, j.id, "GET /history lists accepted prompt %s", j.id)
