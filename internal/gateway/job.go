@@ -203,6 +203,14 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			defer unnote()
 			defer resp.Body.Close()
 			g.finish(ctx, id)
+			if msg, ok := backendGone(resp); ok {
+				// The machine's backend died under the job (its shim
+				// outlived it for a moment): the machine failed.
+				g.metrics.dispatched(waited, resp.StatusCode)
+				writeError(w, http.StatusBadGateway, "machine_failed",
+					fmt.Sprintf("gpulock: the machine %s failed while running the job (%s); it was not run again, retry if you want", m.GPU, msg))
+				return
+			}
 			for k, v := range resp.Header {
 				w.Header()[k] = v
 			}
