@@ -87,20 +87,14 @@ const headerMachineURL = "X-Gpulock-Internal-Machine-Url"
 // lookupDispatched reads a dispatched prompt's record to follow it. While
 // Redis does not answer it tries again (the prompt runs on its machine all
 // the same, and its end must reach /history), until the gateway closes.
-func (g *Gateway) lookupDispatched(id string) (cluster.Prompt, bool, error) {
-	for {
+func (g *Gateway) lookupDispatched(id string) (p cluster.Prompt, found bool, err error) {
+	err = untilAnswered(g.ctx, func() error {
 		ctx, cancel := context.WithTimeout(g.ctx, redisBound)
-		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
-		cancel()
-		if err == nil || g.ctx.Err() != nil {
-			return p, found, err
-		}
-		select {
-		case <-g.ctx.Done():
-			return p, found, err
-		case <-time.After(followEvery):
-		}
-	}
+		defer cancel()
+		p, found, err = g.cfg.Store.LookupPrompt(ctx, id)
+		return err
+	})
+	return p, found, err
 }
 
 func orNone(gpu string) string {
@@ -202,13 +196,7 @@ func (g *Gateway) settleDone(ctx context.Context, id, url string, entry json.Raw
 // followEvery while Redis does not answer (the prompt ended while it was
 // down), until the gateway closes.
 func (g *Gateway) keepDone(id, url string, entry json.RawMessage) {
-	for g.settleDone(g.ctx, id, url, entry) != nil {
-		select {
-		case <-g.ctx.Done():
-			return
-		case <-time.After(followEvery):
-		}
-	}
+	_ = untilAnswered(g.ctx, func() error { return g.settleDone(g.ctx, id, url, entry) })
 }
 
 // settleFailed keeps a failed prompt's entry, as ComfyUI writes one for a

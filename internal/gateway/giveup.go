@@ -61,3 +61,20 @@ func (g *Gateway) retryLater(f func(context.Context) error) {
 		}
 	})
 }
+
+// untilAnswered runs f, a Redis call, and again every followEvery while
+// it fails, until it succeeds or ctx ends; it returns f's last error. For
+// work that must not end because Redis is down for a while.
+func untilAnswered(ctx context.Context, f func() error) error {
+	for {
+		err := f()
+		if err == nil || ctx.Err() != nil {
+			return err
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(followEvery):
+		}
+	}
+}

@@ -252,15 +252,19 @@ func beside(fn func()) (wait func()) {
 // requeue puts job back in its place in line after a failed dispatch to gpu
 // (prompt: the prompt it carries, or "").
 func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
-	m, found, err := g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
-	for err != nil && prompt != "" && ctx.Err() == nil {
-		// Redis does not answer: a prompt is kept (in Redis, with
-		// appendonly) and must not end for that; try until it answers.
-		select {
-		case <-ctx.Done():
-		case <-time.After(followEvery):
-			m, found, err = g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
-		}
+	var m cluster.Match
+	var found bool
+	requeue := func() (err error) {
+		m, found, err = g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
+		return err
+	}
+	var err error
+	if prompt == "" {
+		err = requeue()
+	} else {
+		// A prompt is kept (in Redis, with appendonly) and must not end
+		// because Redis does not answer: try until it does.
+		err = untilAnswered(ctx, requeue)
 	}
 	if err != nil {
 		if prompt == "" {
