@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gpulock/gpulock/internal/fakecomfy"
 	"github.com/gpulock/gpulock/internal/loadgen"
@@ -26,6 +27,8 @@ type deathRig struct {
 	backend, port map[string]int
 	shim          map[string]*proc
 	started       int
+	// every shim started, in order, for the logs of a failed test
+	all []*proc
 }
 
 func newDeathRig(t testing.TB) *deathRig {
@@ -48,8 +51,8 @@ func newDeathRig(t testing.TB) *deathRig {
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
-			for kind, p := range r.shim {
-				t.Logf("%s shim logged:\n%s", kind, p.logText())
+			for _, p := range r.all {
+				t.Logf("%s logged:\n%s", filepath.Base(p.log), p.logText())
 			}
 		}
 	})
@@ -65,6 +68,7 @@ func (r *deathRig) startShim(t testing.TB, kind string) {
 		"--profile", kind, "--lock-dir", r.locks)
 	waitListening(t, r.port[kind], p)
 	r.shim[kind] = p
+	r.all = append(r.all, p)
 }
 
 // running reports whether a job of service runs on the GPU now.
@@ -120,6 +124,7 @@ func TestShimSIGKILLMidJobCausesNoOverlap(t *testing.T) {
 		r.submit(ctx, &wg, victim, 80)
 		waitForCond(t, victim+"'s job to run", func() bool { return r.running(victim) })
 		r.shim[victim].kill()
+		t.Logf("%s: killed the %s shim mid-job", time.Now().UTC().Format("15:04:05.000000"), victim)
 		require.True(t, r.running(victim), "the dead shim's backend goes on with its job")
 
 		r.submit(ctx, &wg, other, 4)
