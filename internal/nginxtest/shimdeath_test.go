@@ -144,3 +144,38 @@ func TestShimSIGKILLMidJobCausesNoOverlap(t *testing.T) {
 	}
 	t.Logf("%d shim kills mid-job, %d jobs, %d overlaps", kills, st.Jobs, st.Overlaps)
 }
+
+// TestShimRestartedBeforeTheNextJobCausesNoOverlap forces the order that
+// overlapped under load: the killed shim is restarted (its start-up check
+// takes the lock and lets it go) before the other service's job comes. The
+// dead shim's holder line survives the check, so the other job still waits
+// for the dead shim's backend.
+func TestShimRestartedBeforeTheNextJobCausesNoOverlap(t *testing.T) {
+	r := newDeathRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*eventTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // ends the clients before waiting for them
+
+	for i, victim := range []string{"comfyui", "a1111"} {
+		other := map[string]string{"comfyui": "a1111", "a1111": "comfyui"}[victim]
+		before, err := r.gpu.Stats()
+		require.NoError(t, err)
+		r.submit(ctx, &wg, victim, 80) // 400 ms
+		waitForCond(t, victim+"'s job to run", func() bool { return r.running(victim) })
+		r.shim[victim].kill()
+		r.startShim(t, victim) // serving: its start-up check is done
+		require.True(t, r.running(victim), "kill %d: the dead shim's job outlasts the restart", i)
+
+		r.submit(ctx, &wg, other, 4)
+		waitForCond(t, other+"'s job to run after the dead shim's", func() bool {
+			st, err := r.gpu.Stats()
+			return err == nil && st.Jobs >= before.Jobs+2 && len(st.Running) == 0
+		})
+	}
+	st, err := r.gpu.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Overlaps, "jobs that overlapped: %+v", st.OverlapRecords)
+	assert.GreaterOrEqual(t, st.Jobs, int64(4))
+}
