@@ -51,8 +51,9 @@
 //
 // The holder writes a one-line JSON description of itself ([Holder]: pid,
 // host, service name and, by default, only the program's base name) into the
-// lock file and blanks it on release; tickets carry the waiters'
-// descriptions ([Waiter]). [Lock.Status] and [ListStatus] read both without
+// lock file and blanks it on release, unless it still passes on a dead
+// holder's description that names a backend ([Handle.KeepLeftover]);
+// tickets carry the waiters' descriptions ([Waiter]). [Lock.Status] and [ListStatus] read both without
 // taking the lock, and never report a dead process as live. Anyone who can
 // write the file can write a description, so they also report the kernel's
 // view ([Owner], on Linux): the pid that /proc/locks says holds each flock,

@@ -25,7 +25,7 @@ type Handle struct {
 	interval time.Duration
 	leftover *Holder // what the previous holder left in the file
 	leftLine []byte  // leftover as it was written
-	keepLeft bool    // show leftLine instead of line (KeepLeftover)
+	keepLeft bool    // show and pass on leftLine instead of line (KeepLeftover)
 	size     int64   // the lock file's size, as far as this handle knows
 }
 
@@ -35,6 +35,12 @@ func newHandle(q *queue, l *Lock, f *os.File, fi fs.FileInfo) *Handle {
 	q.hmap = mapHead(q.hmap, q.path, fi)
 	h := &Handle{lock: l, q: q, f: f, m: q.hmap, size: fi.Size(), desc: l.description(), interval: l.cfg.refresh}
 	h.leftover, h.leftLine = readLeftover(h.readStart(q.head[:])) // before our own description replaces it
+	// A dead holder's line that names a backend stays until this holder has
+	// seen that backend idle (KeepLeftover(false)): a holder that releases,
+	// or dies, first (a start-up check, an offer nobody took, a wait given
+	// up) passes it on rather than blanking the only record of a job that
+	// may still run on the GPU.
+	h.keepLeft = h.leftover != nil && h.leftover.Backend != nil
 	h.line = l.descriptionLine(h.desc.Since)
 	h.writeDescription()
 	if h.interval > 0 {

@@ -32,7 +32,10 @@ func WithBackend(profile, upstream string) Option {
 // handle took the lock, and whether there was one. A holder that releases
 // clears its description, so one left behind means the previous holder
 // ended without releasing: it died holding the lock (SIGKILL, a crash), or
-// it passed the lock to a child (gpulock exec) that has since ended.
+// it passed the lock to a child (gpulock exec) that has since ended. A
+// holder that ends without having seen a dead holder's backend idle passes
+// that dead holder's description on (see KeepLeftover): the next holder
+// finds the dead one's, not its own.
 // Nothing about it is checked: any user who may write the lock file may
 // have written it.
 func (h *Handle) Leftover() (Holder, bool) {
@@ -46,9 +49,15 @@ func (h *Handle) Leftover() (Holder, bool) {
 // the lock, the description the previous holder left (see Leftover) in
 // place of this holder's own. While it is kept, this holder passes it on:
 // if this process dies, or releases, the next holder finds it in turn.
-// A holder that waits for a dead holder's backend to be idle keeps it
-// during the wait, so that the wait is not lost with it. Without a
-// leftover it does nothing.
+//
+// A leftover that names a backend (see Backend) is kept from the start:
+// the backend may still run the dead holder's job, and only a holder that
+// has seen it idle may forget it, by calling KeepLeftover(false), after
+// which the lock file shows its own description and a release clears it.
+// So a holder that never looks (a check that takes the lock and lets it go,
+// a program unaware of backends) cannot erase the record, and the next
+// holder waits for that backend in its place. Any other leftover is not
+// kept unless asked. Without a leftover it does nothing.
 func (h *Handle) KeepLeftover(keep bool) {
 	h.mu.Lock()
 	defer h.mu.Unlock()

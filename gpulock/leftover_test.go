@@ -3,6 +3,7 @@
 package gpulock
 
 import (
+	"bytes"
 	"context"
 	"testing"
 
@@ -99,5 +100,50 @@ func TestKeepLeftoverPassesItOn(t *testing.T) {
 	require.NoError(t, err)
 	_, ok := h.Leftover()
 	assert.False(t, ok, "a plain release clears it")
+	require.NoError(t, h.Release())
+}
+
+// TestLeftoverWithABackendOutlivesHoldersThatDoNotLook: a dead holder's
+// line that names a backend is passed on by every holder that does not
+// say it saw that backend idle, whether it releases (a start-up check that
+// takes the lock and lets it go) or dies; only KeepLeftover(false) lets a
+// release clear it. Meanwhile the file shows the dead holder.
+func TestLeftoverWithABackendOutlivesHoldersThatDoNotLook(t *testing.T) {
+	dir := t.TempDir()
+	ctx, cancel := context.WithTimeout(context.Background(), eventTimeout)
+	defer cancel()
+	dead, err := New(0, WithDir(dir), WithService("comfyui"), WithBackend("comfyui", "http://127.0.0.1:8188"))
+	require.NoError(t, err)
+	h, err := dead.Acquire(ctx)
+	require.NoError(t, err)
+	deadPID := h.desc.PID
+	require.NoError(t, h.Disown()) // ends without clearing, as a death does
+
+	l := newTestLock(t, dir, 0)
+	for i, end := range []func(*Handle) error{(*Handle).Release, (*Handle).Disown, (*Handle).Release} {
+		h, err := l.TryAcquire()
+		require.NoError(t, err)
+		left, ok := h.Leftover()
+		require.True(t, ok, "holder %d finds the dead holder's line", i)
+		require.NotNil(t, left.Backend, "holder %d", i)
+		assert.Equal(t, "comfyui", left.Service, "holder %d finds the dead holder's, not the last holder's", i)
+		assert.Equal(t, deadPID, left.PID, "holder %d", i)
+		line, _, _ := bytes.Cut(readHead(h.f), []byte{'\n'})
+		assert.Contains(t, string(line), `"service":"comfyui"`, "holder %d shows the dead holder while it holds", i)
+		require.NoError(t, end(h))
+	}
+
+	h, err = l.TryAcquire()
+	require.NoError(t, err)
+	_, ok := h.Leftover()
+	require.True(t, ok)
+	h.KeepLeftover(false) // the backend was seen idle
+	line, _, _ := bytes.Cut(readHead(h.f), []byte{'\n'})
+	assert.Contains(t, string(line), `"service":"test"`, "its own line once it let the leftover go")
+	require.NoError(t, h.Release())
+	h, err = l.TryAcquire()
+	require.NoError(t, err)
+	_, ok = h.Leftover()
+	assert.False(t, ok, "cleared once a holder saw the backend idle")
 	require.NoError(t, h.Release())
 }

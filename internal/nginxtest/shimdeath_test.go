@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/gpulock/gpulock/internal/fakecomfy"
 	"github.com/gpulock/gpulock/internal/loadgen"
@@ -26,6 +27,8 @@ type deathRig struct {
 	backend, port map[string]int
 	shim          map[string]*proc
 	started       int
+	// every shim started, in order, for the logs of a failed test
+	all []*proc
 }
 
 func newDeathRig(t testing.TB) *deathRig {
@@ -48,8 +51,8 @@ func newDeathRig(t testing.TB) *deathRig {
 	require.NoError(t, err)
 	t.Cleanup(func() {
 		if t.Failed() {
-			for kind, p := range r.shim {
-				t.Logf("%s shim logged:\n%s", kind, p.logText())
+			for _, p := range r.all {
+				t.Logf("%s logged:\n%s", filepath.Base(p.log), p.logText())
 			}
 		}
 	})
@@ -65,6 +68,7 @@ func (r *deathRig) startShim(t testing.TB, kind string) {
 		"--profile", kind, "--lock-dir", r.locks)
 	waitListening(t, r.port[kind], p)
 	r.shim[kind] = p
+	r.all = append(r.all, p)
 }
 
 // running reports whether a job of service runs on the GPU now.
@@ -120,6 +124,7 @@ func TestShimSIGKILLMidJobCausesNoOverlap(t *testing.T) {
 		r.submit(ctx, &wg, victim, 80)
 		waitForCond(t, victim+"'s job to run", func() bool { return r.running(victim) })
 		r.shim[victim].kill()
+		t.Logf("%s: killed the %s shim mid-job", time.Now().UTC().Format("15:04:05.000000"), victim)
 		require.True(t, r.running(victim), "the dead shim's backend goes on with its job")
 
 		r.submit(ctx, &wg, other, 4)
@@ -138,4 +143,39 @@ func TestShimSIGKILLMidJobCausesNoOverlap(t *testing.T) {
 		assert.NotContains(t, p.logText(), "panic", kind)
 	}
 	t.Logf("%d shim kills mid-job, %d jobs, %d overlaps", kills, st.Jobs, st.Overlaps)
+}
+
+// TestShimRestartedBeforeTheNextJobCausesNoOverlap forces the order that
+// overlapped under load: the killed shim is restarted (its start-up check
+// takes the lock and lets it go) before the other service's job comes. The
+// dead shim's holder line survives the check, so the other job still waits
+// for the dead shim's backend.
+func TestShimRestartedBeforeTheNextJobCausesNoOverlap(t *testing.T) {
+	r := newDeathRig(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*eventTimeout)
+	defer cancel()
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	defer cancel() // ends the clients before waiting for them
+
+	for i, victim := range []string{"comfyui", "a1111"} {
+		other := map[string]string{"comfyui": "a1111", "a1111": "comfyui"}[victim]
+		before, err := r.gpu.Stats()
+		require.NoError(t, err)
+		r.submit(ctx, &wg, victim, 80) // 400 ms
+		waitForCond(t, victim+"'s job to run", func() bool { return r.running(victim) })
+		r.shim[victim].kill()
+		r.startShim(t, victim) // serving: its start-up check is done
+		require.True(t, r.running(victim), "kill %d: the dead shim's job outlasts the restart", i)
+
+		r.submit(ctx, &wg, other, 4)
+		waitForCond(t, other+"'s job to run after the dead shim's", func() bool {
+			st, err := r.gpu.Stats()
+			return err == nil && st.Jobs >= before.Jobs+2 && len(st.Running) == 0
+		})
+	}
+	st, err := r.gpu.Stats()
+	require.NoError(t, err)
+	assert.Zero(t, st.Overlaps, "jobs that overlapped: %+v", st.OverlapRecords)
+	assert.GreaterOrEqual(t, st.Jobs, int64(4))
 }

@@ -25,7 +25,15 @@ import (
 // lock, until that backend reports idle: ComfyUI's /queue empty, A1111's
 // job_count 0. During the wait it keeps the dead holder's description in
 // the lock file (gpulock.Handle.KeepLeftover), so that the wait survives its
-// own death or an abandoned wait.
+// own death or an abandoned wait. gpulock keeps it from the moment the lock
+// is taken, until the holder saw that backend idle: a holder that never
+// waits (a start-up check, a cluster offer nobody took) passes it on
+// instead of blanking it.
+//
+// Idle counts only when two answers in a row, deadHolderPoll apart, say so:
+// a job that the dead holder had just forwarded may not show yet (a
+// request that A1111 has read but not begun, a prompt ComfyUI still
+// validates).
 //
 // The description is untrusted input (anyone who may write the lock file
 // may write it): only a known profile and an http(s) URL on a loopback
@@ -39,6 +47,9 @@ const (
 	DefaultDeadHolderTimeout = DefaultIdleTimeout
 	// deadHolderPoll is how often the backend is asked.
 	deadHolderPoll = 100 * time.Millisecond
+	// deadHolderIdleAnswers is how many idle answers in a row, each
+	// deadHolderPoll after the last, make the backend idle.
+	deadHolderIdleAnswers = 2
 	// deadHolderAsk bounds each request to the backend.
 	deadHolderAsk = 2 * time.Second
 	// maxDeadHolderAnswer bounds what is read of an answer.
@@ -57,8 +68,9 @@ type DeadHolderOptions struct {
 	// Allow lists upstreams besides loopback ones that may be asked (a
 	// shim's own upstream): scheme and host must match.
 	Allow []*url.URL
-	// Once asks the backend once and does not wait: a busy one gives
-	// ErrDeadHolderBusy (for gpulock exec --nonblock).
+	// Once does not wait for a busy backend: a busy answer gives
+	// ErrDeadHolderBusy (for gpulock exec --nonblock). An idle one is still
+	// asked again to be sure, deadHolderPoll later.
 	Once bool
 }
 
@@ -69,11 +81,12 @@ var ErrDeadHolderBusy = errors.New("shim: the backend of a holder that died hold
 
 // WaitDeadHolder is called right after h took the lock. If the previous
 // holder ended without releasing and named a backend, it waits until that
-// backend reports idle (or stops listening), bounded by the timeout, and
-// returns how long it waited. At the timeout it logs a warning and returns
-// nil: the caller goes ahead. If ctx ends first, it returns an error
-// wrapping ctx.Err(), and h still shows the dead holder's description: the
-// caller releases h, and the next holder waits in turn.
+// backend reports idle (or stops listening) in two answers in a row,
+// bounded by the timeout, and returns how long it waited; h then shows its
+// own description. At the timeout it logs a warning and returns nil: the
+// caller goes ahead. If ctx ends first, it returns an error wrapping
+// ctx.Err(), and h still shows the dead holder's description: the caller
+// releases h, and the next holder waits in turn.
 func WaitDeadHolder(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions) (time.Duration, error) {
 	left, ok := h.Leftover()
 	if !ok || left.Backend == nil {
@@ -89,20 +102,28 @@ func WaitDeadHolder(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions)
 	b, err := checkDeadBackend(*left.Backend, o.Allow)
 	if err != nil {
 		o.Logger.Warn("the previous holder of the GPU ended without releasing it and named a backend that is not asked", append(attrs, "err", err)...)
+		h.KeepLeftover(false) // nobody could ask it: not passed on
 		return 0, nil
 	}
 	attrs = append(attrs, "profile", b.profile, "upstream", b.base.Redacted())
 
-	h.KeepLeftover(true) // if we die or give up now, the next holder waits in turn
+	h.KeepLeftover(true) // kept already (gpulock does): if we die or give up now, the next holder waits in turn
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
 	defer cancel()
-	t := time.NewTicker(deadHolderPoll)
+	t := time.NewTimer(deadHolderPoll)
 	defer t.Stop()
 	logged := false
+	idle := 0 // idle answers in a row
 	for {
 		busy, err := b.busy(tctx)
+		t.Reset(deadHolderPoll) // the next answer comes a full poll after this one
 		if errors.Is(err, errBackendDown) || (err == nil && !busy) {
+			idle++
+		} else {
+			idle = 0 // busy, or no clear answer: fail closed
+		}
+		if idle >= deadHolderIdleAnswers {
 			waited := time.Since(start)
 			if logged {
 				o.Logger.Info("the dead holder's backend is idle; going ahead", append(attrs, "waited", waited.Round(time.Millisecond))...)
@@ -110,10 +131,10 @@ func WaitDeadHolder(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions)
 			h.KeepLeftover(false)
 			return waited, nil
 		}
-		if o.Once {
+		if o.Once && idle == 0 {
 			return 0, fmt.Errorf("%w (%s at %s)", ErrDeadHolderBusy, b.profile, b.base.Redacted())
 		}
-		if !logged {
+		if !logged && idle == 0 {
 			o.Logger.Warn("the previous holder of the GPU died holding it while its backend may still run its job; waiting for the backend to be idle",
 				append(attrs, "timeout", o.Timeout)...)
 			logged = true

@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"net/url"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -265,4 +266,119 @@ func FuzzCheckDeadBackend(f *testing.F) {
 		ip := net.ParseIP(host)
 		require.True(t, strings.EqualFold(host, "localhost") || (ip != nil && ip.IsLoopback()), "accepted %q", upstream)
 	})
+}
+
+// TestWaitDeadHolderAfterHoldersThatDidNotLook forces the interleaving that
+// overlapped jobs: a shim dies while its backend is busy, a restarted
+// shim's start-up check takes the lock and releases it, another holder dies
+// without looking; the next shim still finds the dead shim's backend and
+// waits for it.
+func TestWaitDeadHolderAfterHoldersThatDidNotLook(t *testing.T) {
+	b := &busyBackend{}
+	b.busy.Store(true)
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	dir := t.TempDir()
+	leaveDeadHolder(t, dir, "a1111", srv.URL)
+	check, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("restarted"))
+	require.NoError(t, err)
+	h, err := check.TryAcquire()
+	require.NoError(t, err)
+	require.NoError(t, h.Release()) // the restarted shim's start-up check
+	h, err = check.TryAcquire()
+	require.NoError(t, err)
+	require.NoError(t, h.Disown()) // a holder that dies before it looks
+
+	_, h = takeLock(t, dir)
+	done := make(chan error, 1)
+	go func() {
+		_, err := WaitDeadHolder(context.Background(), h, DeadHolderOptions{Timeout: eventTimeout, Logger: quietLog})
+		done <- err
+	}()
+	waitFor(t, "the dead shim's backend to be asked twice", func() bool { return b.asked.Load() >= 2 })
+	select {
+	case err := <-done:
+		t.Fatalf("went ahead while the dead shim's backend was busy: %v", err)
+	default:
+	}
+	b.busy.Store(false)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(eventTimeout):
+		t.Fatal("still waiting after the backend became idle")
+	}
+}
+
+// flickerBackend is a ComfyUI whose /queue answers from script first (true:
+// busy), then busy while busy is set: a job the dead holder had just
+// forwarded that shows only after a first idle answer.
+type flickerBackend struct {
+	mu     sync.Mutex
+	script []bool
+	busy   atomic.Bool
+	asked  atomic.Int64
+}
+
+func (f *flickerBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	f.asked.Add(1)
+	f.mu.Lock()
+	busy := f.busy.Load()
+	if len(f.script) > 0 {
+		busy, f.script = f.script[0], f.script[1:]
+	}
+	f.mu.Unlock()
+	w.Header().Set("Content-Type", "application/json")
+	if busy {
+		_, _ = io.WriteString(w, `{"queue_running": [], "queue_pending": [[0, "p1", {}, {}, []]]}`)
+		return
+	}
+	_, _ = io.WriteString(w, `{"queue_running": [], "queue_pending": []}`)
+}
+
+// TestWaitDeadHolderWantsTwoIdleAnswers: one idle answer followed by a busy
+// one (the dead holder's last prompt had not shown yet) is no reason to go
+// ahead, with or without Once; two in a row are.
+func TestWaitDeadHolderWantsTwoIdleAnswers(t *testing.T) {
+	f := &flickerBackend{script: []bool{false, true}}
+	f.busy.Store(true)
+	srv := httptest.NewServer(f)
+	defer srv.Close()
+	dir := t.TempDir()
+	leaveDeadHolder(t, dir, "comfyui", srv.URL)
+	l, h := takeLock(t, dir)
+	_, err := WaitDeadHolder(context.Background(), h, DeadHolderOptions{Once: true, Logger: quietLog})
+	require.ErrorIs(t, err, ErrDeadHolderBusy, "an idle answer, then a busy one")
+	assert.Equal(t, int64(2), f.asked.Load())
+	st, err := l.Status()
+	require.NoError(t, err)
+	require.NotNil(t, st.Holder)
+	assert.Equal(t, "dead-comfyui", st.Holder.Service, "still kept")
+
+	f.mu.Lock()
+	f.script = []bool{false, true, false, true}
+	f.mu.Unlock()
+	done := make(chan error, 1)
+	go func() {
+		_, err := WaitDeadHolder(context.Background(), h, DeadHolderOptions{Timeout: eventTimeout, Logger: quietLog})
+		done <- err
+	}()
+	waitFor(t, "the script to be answered and the backend asked once more", func() bool { return f.asked.Load() >= 2+5 })
+	select {
+	case err := <-done:
+		t.Fatalf("went ahead on idle answers that were not in a row: %v", err)
+	default:
+	}
+	f.busy.Store(false)
+	select {
+	case err := <-done:
+		require.NoError(t, err)
+	case <-time.After(eventTimeout):
+		t.Fatal("still waiting after the backend became idle")
+	}
+	assert.GreaterOrEqual(t, f.asked.Load(), int64(2+5+2), "two idle answers in a row at the end")
+	st, err = l.Status()
+	require.NoError(t, err)
+	require.NotNil(t, st.Holder)
+	assert.Equal(t, "next", st.Holder.Service)
 }
