@@ -1,16 +1,16 @@
 //go:build !linux && !darwin
 
-package main
+package execcmd
 
 import "os"
 
-func isTerminal(int) bool { return false }
+func IsTerminal(int) bool { return false }
 
 func inForeground(int) bool { return false }
 
 func takeForeground(int) {}
 
-func fdOf(v any) int {
+func FDOf(v any) int {
 	if f, ok := v.(*os.File); ok && f != nil {
 		return int(f.Fd())
 	}
