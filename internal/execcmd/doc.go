@@ -5,5 +5,5 @@
 // not import net, net/http, crypto/tls, os/user or anything else that pulls
 // in cgo: with cgo on, those make a binary dynamically linked, whose
 // start-up every exec pays (docs/BENCHMARKS.md, round 5). A test checks
-// this (deps_test.go).
+// this (cmd/gpulock-exec, TestNoNetNoCgo).
 package execcmd

@@ -475,6 +475,8 @@ func childEnv(env []string, gpu int, cudaEnv bool, note func(string)) []string {
 	return out
 }
 
+// LookupEnv is the value of key in env (the last one set), and whether it
+// is set.
 func LookupEnv(env []string, key string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
@@ -505,7 +507,6 @@ func (a *Runner) notice(o execOptions) func(string) {
 	}
 }
 
-// CommandLine renders args for others to read, quoting where needed.
 // shownCommand is the command text others see in the lock directory: the
 // command's base name, or its whole line with --show-command.
 func (o execOptions) shownCommand() string {
@@ -515,6 +516,7 @@ func (o execOptions) shownCommand() string {
 	return filepath.Base(o.args[0])
 }
 
+// CommandLine renders args for others to read, quoting where needed.
 func CommandLine(args []string) string {
 	q := make([]string, len(args))
 	for i, s := range args {
