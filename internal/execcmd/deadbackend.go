@@ -19,7 +19,10 @@ import (
 // same rules, bounds and log lines: only a known profile and an http URL on
 // a loopback address are asked (plain HTTP/1.0 over a loopback socket, see
 // loopget.go); an https one cannot be asked without crypto/tls, so exec
-// logs a warning and goes ahead, as for any backend it may not ask.
+// logs a warning and goes ahead, as for any backend it may not ask. Idle
+// counts only when two answers in a row, deadHolderPoll apart, say so: a
+// job the dead holder had just forwarded may not show yet. Keep it in step
+// with the shim's.
 func WaitDeadBackend(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions) error {
 	left, ok := h.Leftover()
 	if !ok || left.Backend == nil {
@@ -30,6 +33,7 @@ func WaitDeadBackend(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions
 	b, err := checkLoopBackend(*left.Backend)
 	if err != nil {
 		logger.Warn("the previous holder of the GPU ended without releasing it and named a backend that is not asked", append(attrs, "err", err)...)
+		h.KeepLeftover(false) // nobody could ask it: not passed on
 		return nil
 	}
 	attrs = append(attrs, "profile", b.profile, "upstream", b.base.Redacted())
@@ -38,12 +42,19 @@ func WaitDeadBackend(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions
 	start := time.Now()
 	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadHolderTimeout)
 	defer cancel()
-	t := time.NewTicker(deadHolderPoll)
+	t := time.NewTimer(deadHolderPoll)
 	defer t.Stop()
 	logged := false
+	idle := 0 // idle answers in a row
 	for {
 		busy, err := b.busy(tctx)
+		t.Reset(deadHolderPoll) // the next answer comes a full poll after this one
 		if errors.Is(err, errBackendDown) || (err == nil && !busy) {
+			idle++
+		} else {
+			idle = 0 // busy, or no clear answer: fail closed
+		}
+		if idle >= deadHolderIdleAnswers {
 			waited := time.Since(start)
 			if logged {
 				logger.Info("the dead holder's backend is idle; going ahead", append(attrs, "waited", waited.Round(time.Millisecond))...)
@@ -51,10 +62,10 @@ func WaitDeadBackend(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions
 			h.KeepLeftover(false)
 			return nil
 		}
-		if o.Once {
+		if o.Once && idle == 0 {
 			return fmt.Errorf("%w (%s at %s)", ErrDeadHolderBusy, b.profile, b.base.Redacted())
 		}
-		if !logged {
+		if !logged && idle == 0 {
 			logger.Warn("the previous holder of the GPU died holding it while its backend may still run its job; waiting for the backend to be idle",
 				append(attrs, "timeout", deadHolderTimeout)...)
 			logged = true
@@ -81,6 +92,9 @@ const (
 	deadHolderTimeout = 2 * time.Minute
 	// deadHolderPoll is how often the backend is asked.
 	deadHolderPoll = 100 * time.Millisecond
+	// deadHolderIdleAnswers is how many idle answers in a row, each
+	// deadHolderPoll after the last, make the backend idle.
+	deadHolderIdleAnswers = 2
 	// deadHolderAsk bounds each request.
 	deadHolderAsk = 2 * time.Second
 	// maxDeadHolderAnswer bounds what is read of an answer's body.

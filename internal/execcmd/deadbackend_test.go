@@ -28,6 +28,7 @@ type fakeBackend struct {
 	asked   atomic.Int64
 	chunked bool
 	notify  chan struct{} // if set, gets a value per question (not blocking)
+	pattern string        // if set, answer n is busy where pattern[n-1] is 'b' (the last repeats)
 }
 
 func (b *fakeBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -39,6 +40,9 @@ func (b *fakeBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	busy := b.busyFor < 0 || n <= b.busyFor
+	if b.pattern != "" {
+		busy = b.pattern[min(int(n), len(b.pattern))-1] == 'b'
+	}
 	var body string
 	switch {
 	case r.URL.Path == "/queue":
@@ -104,11 +108,31 @@ func TestWaitDeadBackendWaitsUntilIdle(t *testing.T) {
 		h := deadHolderHandle(t, c.profile, srv.URL)
 		var log bytes.Buffer
 		require.NoError(t, WaitDeadBackend(context.Background(), h, DeadHolderOptions{Logger: logTo(&log)}))
-		assert.Equal(t, int64(4), b.asked.Load(), "%s: asked until idle", c.profile)
+		assert.Equal(t, int64(5), b.asked.Load(), "%s: asked until idle twice in a row", c.profile)
 		assert.Contains(t, log.String(), "waiting for the backend to be idle")
 		assert.Contains(t, log.String(), "idle; going ahead")
 		srv.Close()
 	}
+}
+
+// TestWaitDeadBackendIdleTwiceInARow: one idle answer between busy ones is
+// not idle (a job just forwarded may not show yet); --nonblock asks an idle
+// backend again before it goes ahead.
+func TestWaitDeadBackendIdleTwiceInARow(t *testing.T) {
+	b := &fakeBackend{pattern: "ibii"}
+	srv := httptest.NewServer(b)
+	defer srv.Close()
+	h := deadHolderHandle(t, "a1111", srv.URL)
+	require.NoError(t, WaitDeadBackend(context.Background(), h, DeadHolderOptions{Logger: logTo(&bytes.Buffer{})}))
+	assert.Equal(t, int64(4), b.asked.Load())
+
+	once := &fakeBackend{pattern: "ib"}
+	srv2 := httptest.NewServer(once)
+	defer srv2.Close()
+	h2 := deadHolderHandle(t, "comfyui", srv2.URL)
+	err := WaitDeadBackend(context.Background(), h2, DeadHolderOptions{Logger: logTo(&bytes.Buffer{}), Once: true})
+	require.ErrorIs(t, err, ErrDeadHolderBusy)
+	assert.Equal(t, int64(2), once.asked.Load())
 }
 
 func TestWaitDeadBackendOnceAndCancel(t *testing.T) {
