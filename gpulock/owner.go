@@ -2,8 +2,6 @@ package gpulock
 
 import (
 	"io/fs"
-	"os/user"
-	"strconv"
 )
 
 // Owner is the kernel's word on who holds a lock file or a ticket. The
@@ -117,10 +115,7 @@ func (r *ownerReader) userName(uid int) string {
 	if name, ok := r.users[uid]; ok {
 		return name
 	}
-	name := ""
-	if u, err := user.LookupId(strconv.Itoa(uid)); err == nil {
-		name = u.Username
-	}
+	name := lookupUserName(uid) // username.go
 	r.users[uid] = name
 	return name
 }

@@ -3,62 +3,20 @@ package main
 import (
 	"context"
 	"errors"
-	"log/slog"
-	"os"
-	"syscall"
+	"fmt"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/execcmd"
 	"github.com/gpulock/gpulock/internal/shim"
 )
 
-// waitDeadHolder makes exec, once it holds the lock, first wait for the
-// backend of a shim that died holding it (see shim.WaitDeadHolder): the
-// backend may still run the dead shim's job. A forwarded signal ends the
-// wait: the lock is released (the next holder waits in turn) and exec
-// exits 128+N. With --nonblock it does not wait: a busy backend makes
-// exec release the lock and exit with the conflict code.
-func (a *App) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.Handle, fw *forwarding) error {
-	if left, ok := h.Leftover(); !ok || left.Backend == nil {
-		return nil // the usual case: no goroutine, no logger
-	}
-	sigs := fw.signals()
-	level := slog.LevelInfo
-	if o.quiet {
-		level = slog.LevelWarn
-	}
-	logger := slog.New(slog.NewTextHandler(a.stderr, &slog.HandlerOptions{Level: level, ReplaceAttr: dropTime}))
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	done := make(chan error, 1)
-	go func() {
-		_, err := shim.WaitDeadHolder(ctx, h, shim.DeadHolderOptions{Logger: logger, Once: o.nonblock})
-		done <- err
-	}()
-	var sig os.Signal
-	var err error
-	select {
-	case err = <-done:
-	case sig = <-sigs:
-		cancel()
-		err = <-done
-	}
-	if err == nil {
-		return nil
-	}
-	_ = h.Release()
+// waitDeadHolder is exec's wait for the backend of a shim that died
+// holding the lock (execcmd.DeadHolderWait): shim.WaitDeadHolder, which the
+// shims use too.
+func waitDeadHolder(ctx context.Context, h *gpulock.Handle, o execcmd.DeadHolderOptions) error {
+	_, err := shim.WaitDeadHolder(ctx, h, shim.DeadHolderOptions{Logger: o.Logger, Once: o.Once})
 	if errors.Is(err, shim.ErrDeadHolderBusy) {
-		return exitf(o.conflictCode, "GPU %d busy: the backend of a shim that died holding it still runs a job", h.GPU())
+		return fmt.Errorf("%w: %w", execcmd.ErrDeadHolderBusy, err)
 	}
-	if s, ok := sig.(syscall.Signal); ok {
-		return exitf(exitSignalBase+int(s), "%s while waiting for the backend of a shim that died holding GPU %d", signalName(s), h.GPU())
-	}
-	return exitf(exitSoftware, "waiting for the backend of a shim that died holding GPU %d: %v", h.GPU(), err)
-}
-
-// dropTime leaves the time out of exec's log lines, as of its other notices.
-func dropTime(groups []string, a slog.Attr) slog.Attr {
-	if len(groups) == 0 && a.Key == slog.TimeKey {
-		return slog.Attr{}
-	}
-	return a
+	return err
 }

@@ -67,7 +67,7 @@ func (a *App) runDemo(c *cli.Context) error {
 		defer close(watchEnded)
 		select {
 		case s := <-sigs:
-			cancel(signalCause{s.(syscall.Signal)})
+			cancel(signalCause{Sig: s.(syscall.Signal)})
 		case <-watchDone:
 		}
 	}()
@@ -90,7 +90,7 @@ func (a *App) runDemo(c *cli.Context) error {
 	if err != nil {
 		var sc signalCause
 		if errors.As(context.Cause(ctx), &sc) {
-			return exitf(exitSignalBase+int(sc.sig), "demo %s", sc)
+			return exitf(exitSignalBase+int(sc.Sig), "demo %s", sc)
 		}
 		return exitf(exitSoftware, "demo failed: %v", err)
 	}

@@ -37,7 +37,7 @@ func (a *App) fakeCommand() *cli.Command {
 			&cli.StringFlag{Name: flagListen, Usage: "address to serve on, host:port (required)"},
 			&cli.StringFlag{Name: flagSimDir, Usage: "directory of the simulated GPUs' state, shared by every fake on the machine (required)"},
 			&cli.IntFlag{Name: flagGPU, Usage: "the simulated GPU", Value: 0},
-			&cli.GenericFlag{Name: flagStep, Usage: "time of one sampling step", Value: &durationValue{d: 20 * time.Millisecond}},
+			&cli.GenericFlag{Name: flagStep, Usage: "time of one sampling step", Value: newDurationValue(20 * time.Millisecond)},
 			&cli.Float64Flag{Name: flagModelGiB, Usage: "VRAM of the backend's model in GiB (0: the fake's default)"},
 			&cli.Float64Flag{Name: flagVRAMGiB, Usage: "the simulated card's VRAM in GiB", Value: 24},
 			&cli.Float64Flag{Name: flagWorkingGiB, Usage: "VRAM a running job needs beside the models, in GiB", Value: 4},

@@ -38,7 +38,7 @@ import (
 //     backend's process group; after --backend-stop-timeout it is killed;
 //   - the backend dies with the shim: the parent-death signal (on a locked
 //     OS thread) kills the backend itself if the shim is SIGKILLed, the
-//     group guard (see guard.go) its whole process group.
+//     group guard (see internal/execcmd/guard.go) its whole process group.
 
 // Flags and defaults of the shim's backend child.
 const (
@@ -86,12 +86,12 @@ func (a *App) startBackend(args []string, gpu int) (*backendChild, error) {
 		Stdout: a.stdout,
 		Stderr: a.stderr,
 	}
-	// The backend joins the group guard's process group (see guard.go),
+	// The backend joins the group guard's process group (see internal/execcmd/guard.go),
 	// or, if the guard cannot start or died, a group of its own.
 	guard := startGroupGuard()
-	b, err := startBackendIn(cmd, guard.pgid())
+	b, err := startBackendIn(cmd, guard.PGID())
 	if err != nil && guard != nil {
-		guard.release()
+		guard.Release()
 		guard = nil
 		cmd = cloneCmd(cmd)
 		b, err = startBackendIn(cmd, 0)
@@ -99,7 +99,7 @@ func (a *App) startBackend(args []string, gpu int) (*backendChild, error) {
 	if err != nil {
 		return nil, startError(args[0], err)
 	}
-	b.guard, b.pgid = guard, guard.pgid()
+	b.guard, b.pgid = guard, guard.PGID()
 	if guard == nil {
 		b.pgid = b.pid
 	}
@@ -152,7 +152,7 @@ func (b *backendChild) stop(sig syscall.Signal, grace time.Duration) error {
 	select {
 	case <-b.exited:
 	default:
-		b.guard.waitReady() // until the guard ignores signals, this one would kill it
+		b.guard.WaitReady() // until the guard ignores signals, this one would kill it
 		_ = syscall.Kill(-b.pgid, sig)
 		t := time.NewTimer(grace)
 		select {
@@ -166,7 +166,7 @@ func (b *backendChild) stop(sig syscall.Signal, grace time.Duration) error {
 	// What the backend left in its group goes with it (the guard's rule).
 	// The guard is told first that the shim ends normally, so that it
 	// leaves the group and killGroup does not wait for it.
-	b.guard.release()
+	b.guard.Release()
 	killGroup(b.pgid, guardGrace)
 	return b.err
 }

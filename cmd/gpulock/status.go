@@ -179,7 +179,7 @@ func (a *App) printStatusJSON(list []gpulock.Status, _ string) error {
 	}
 	b, err := json.Marshal(list)
 	if err != nil {
-		return &exitError{code: exitSoftware, msg: err.Error(), err: err}
+		return newExitError(exitSoftware, err.Error(), err)
 	}
 	_, _ = a.stdout.Write(append(b, '\n'))
 	return nil
@@ -238,7 +238,7 @@ func (a *App) printStatusText(list []gpulock.Status, dir string) error {
 
 func flush(w *tabwriter.Writer) error {
 	if err := w.Flush(); err != nil {
-		return &exitError{code: exitIOErr, msg: err.Error(), err: err}
+		return newExitError(exitIOErr, err.Error(), err)
 	}
 	return nil
 }

@@ -70,7 +70,7 @@ func (a *App) runStatusRedis(c *cli.Context) error {
 		if c.Bool(flagJSON) {
 			b, err := json.Marshal(st)
 			if err != nil {
-				return &exitError{code: exitSoftware, msg: err.Error(), err: err}
+				return newExitError(exitSoftware, err.Error(), err)
 			}
 			_, _ = a.stdout.Write(append(b, '\n'))
 			return nil

@@ -14,6 +14,12 @@
 // ratios are taken against that round's flock(1).
 //
 //	go run ./scripts/execbench -gpulock /tmp/old,/tmp/new -pairs 200
+//
+// A build whose file name starts with gpulock-exec is the small binary,
+// run without the `exec` argument:
+//
+//	go build -o /tmp/gpulock-exec ./cmd/gpulock-exec
+//	go run ./scripts/execbench -gpulock /tmp/gpulock-exec,/tmp/gpulock
 package main
 
 import (
@@ -69,7 +75,7 @@ func run(gpulockPaths string, pairs, warm int) error {
 	b := []string{flock, filepath.Join(dir, "gpu0.lock"), truePath}
 	sides := make([]side, len(builds))
 	for i, g := range builds {
-		sides[i].args = []string{g, "exec", "--lock-dir", dir, "--quiet", "--gpu", "0", "--", truePath}
+		sides[i].args = append(execArgs(g), "--lock-dir", dir, "--quiet", "--gpu", "0", "--", truePath)
 	}
 	var ref side
 	for i := range warm + pairs {
@@ -104,6 +110,15 @@ func run(gpulockPaths string, pairs, warm int) error {
 			pct(s.cpu, 50), pct(ref.cpu, 50), pct(s.faults, 50), pct(ref.faults, 50))
 	}
 	return nil
+}
+
+// execArgs starts the command line of build g: `g exec`, or `g` alone for
+// the small gpulock-exec binary (a name that starts with gpulock-exec).
+func execArgs(g string) []string {
+	if strings.HasPrefix(filepath.Base(g), "gpulock-exec") {
+		return []string{g}
+	}
+	return []string{g, "exec"}
 }
 
 // side collects one command's runs.

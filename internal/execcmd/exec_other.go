@@ -1,14 +1,14 @@
 //go:build !linux
 
-package main
+package execcmd
 
 import "syscall"
 
-// childProcAttr puts the child in process group pgid (0: a new one of its
+// ChildProcAttr puts the child in process group pgid (0: a new one of its
 // own), in the terminal's foreground when gpulock had it. Without Linux's
 // parent-death signal, only the group guard kills a child whose gpulock
 // was killed with SIGKILL.
-func childProcAttr(foreground bool, pgid int) *syscall.SysProcAttr {
+func ChildProcAttr(foreground bool, pgid int) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
 		Setpgid:    true,
 		Pgid:       pgid, // 0: a new group, the child's own

@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"strconv"
@@ -6,11 +6,11 @@ import (
 	"unicode/utf8"
 )
 
-// printable returns s as it is when every character in it is printable,
+// Printable returns s as it is when every character in it is printable,
 // and quoted with Go's escapes (strconv.Quote: "\x1b[2J") otherwise. Text
 // read from the lock directory (service names, commands) was written by
 // whoever could write there: it must never drive the terminal.
-func printable(s string) string {
+func Printable(s string) string {
 	for _, r := range s {
 		if r == utf8.RuneError || !unicode.IsPrint(r) {
 			return strconv.Quote(s)

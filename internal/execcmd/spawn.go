@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"errors"
@@ -14,7 +14,7 @@ import (
 // When gpulock's three streams are files (always, from main), the command
 // is started with syscall.StartProcess and reaped with wait4(2): os/exec
 // would add its one-off pidfd probe (a fork of its own), a pidfd, and a
-// thread blocked in waitid. Other streams (an App given buffers) go
+// thread blocked in waitid. Other streams (a Runner given buffers) go
 // through os/exec, which copies them.
 
 // childExit is how a started command ended.
@@ -93,9 +93,9 @@ func spawnCmd(path string, args, env []string, stdin io.Reader, stdout, stderr i
 func exitStatusOf(e childExit) error {
 	switch {
 	case e.err != nil:
-		return &exitError{code: exitSoftware, msg: "waiting for the command: " + e.err.Error(), err: e.err}
+		return &ExitError{code: ExitSoftware, msg: "waiting for the command: " + e.err.Error(), err: e.err}
 	case e.status.Signaled():
-		return silentExit(exitSignalBase + int(e.status.Signal()))
+		return silentExit(ExitSignalBase + int(e.status.Signal()))
 	case e.status.ExitStatus() == 0:
 		return nil
 	default:

@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"fmt"
@@ -20,32 +20,32 @@ func describeHolder(st gpulock.Status) string {
 	}
 	o, h := st.Owner, st.Holder
 	if o != nil && o.Gone {
-		return "held by an " + orphanText(o)
+		return "held by an " + OrphanText(o)
 	}
 	if h == nil {
 		s := "held by a process that left no description (flock(1)?)"
 		if o != nil && o.PID != 0 {
 			s += ": pid " + strconv.Itoa(o.PID)
 			if o.Comm != "" {
-				s += " (" + printable(o.Comm) + ")"
+				s += " (" + Printable(o.Comm) + ")"
 			}
-			if u := ownerUser(o); u != "" {
-				s += ", user " + printable(u)
+			if u := OwnerUser(o); u != "" {
+				s += ", user " + Printable(u)
 			}
 		}
 		return s
 	}
-	who := "pid " + ownerPID(o, h.PID)
+	who := "pid " + OwnerPID(o, h.PID)
 	if h.ChildPID != 0 {
 		who += ", child " + strconv.Itoa(h.ChildPID)
 	}
-	if u := ownerUser(o); u != "" {
-		who += ", user " + printable(u)
+	if u := OwnerUser(o); u != "" {
+		who += ", user " + Printable(u)
 	}
 	if host, _ := os.Hostname(); h.Host != "" && h.Host != host {
-		who += " on " + printable(h.Host)
+		who += " on " + Printable(h.Host)
 	}
-	return fmt.Sprintf("held by %s (%s) for %s", printable(orUnknown(h.Service)), who, seconds(h.HeldSeconds))
+	return fmt.Sprintf("held by %s (%s) for %s", Printable(orUnknown(h.Service)), who, Seconds(h.HeldSeconds))
 }
 
 // aheadOf counts the processes in line before pid (all of them when pid is
@@ -110,8 +110,8 @@ func errText(err error) string {
 	return err.Error()
 }
 
-// seconds formats a number of seconds as a Go duration: "3m12s".
-func seconds(s float64) string {
+// Seconds formats a number of seconds as a Go duration: "3m12s".
+func Seconds(s float64) string {
 	if s < 0 || math.IsNaN(s) {
 		s = 0
 	}
@@ -142,8 +142,8 @@ func orUnknown(s string) string {
 	return s
 }
 
-// libText is a library error's message without its "gpulock: " prefix,
+// LibText is a library error's message without its "gpulock: " prefix,
 // which gpulock's own messages already carry.
-func libText(err error) string {
+func LibText(err error) string {
 	return strings.ReplaceAll(err.Error(), "gpulock: ", "")
 }

@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"errors"
@@ -14,13 +14,13 @@ import (
 // GPULOCK_CONFLICT_EXIT_CODE), except --lock-dir, which is the library's
 // GPULOCK_DIR. A flag on the command line wins over its variable.
 const (
-	flagLockDir = "lock-dir"
-	flagGPU     = "gpu"
-	flagQuiet   = "quiet"
+	FlagLockDir = "lock-dir"
+	FlagGPU     = "gpu"
+	FlagQuiet   = "quiet"
 )
 
-// envVar is the environment variable of a flag.
-func envVar(flag string) []string {
+// EnvVar is the environment variable of a flag.
+func EnvVar(flag string) []string {
 	b := []byte("GPULOCK_" + flag)
 	for i, c := range b {
 		switch {
@@ -33,11 +33,11 @@ func envVar(flag string) []string {
 	return []string{string(b)}
 }
 
-// lockDirFlag is --lock-dir. urfave/cli reads an app's flags only before the
-// command name, so every command takes it too; see lockDir.
-func lockDirFlag() cli.Flag {
+// LockDirFlag is --lock-dir. urfave/cli reads an app's flags only before the
+// command name, so every command takes it too; see LockDir.
+func LockDirFlag() cli.Flag {
 	return &cli.GenericFlag{
-		Name:    flagLockDir,
+		Name:    FlagLockDir,
 		Usage:   "directory of the lock files; every program sharing a GPU must use the same one",
 		Value:   &lockDirValue{dir: gpulock.DefaultDir},
 		EnvVars: []string{gpulock.DirEnv},
@@ -68,17 +68,17 @@ func (v *lockDirValue) String() string {
 // quietFlag is --quiet.
 func quietFlag() cli.Flag {
 	return &cli.BoolFlag{
-		Name:    flagQuiet,
+		Name:    FlagQuiet,
 		Aliases: []string{"q"},
 		Usage:   "print nothing of gpulock's own except errors",
-		EnvVars: envVar(flagQuiet),
+		EnvVars: EnvVar(FlagQuiet),
 	}
 }
 
-// lockDir returns the lock directory: --lock-dir given after the command,
+// LockDir returns the lock directory: --lock-dir given after the command,
 // else given before it, else $GPULOCK_DIR, else /tmp.
-func lockDir(c *cli.Context) string {
-	if d, ok := givenLockDir(c); ok {
+func LockDir(c *cli.Context) string {
+	if d, ok := GivenLockDir(c); ok {
 		return d
 	}
 	return envLockDir()
@@ -92,9 +92,9 @@ func envLockDir() string {
 	return gpulock.DefaultDir
 }
 
-// givenLockDir returns the --lock-dir given on the command line, if any
+// GivenLockDir returns the --lock-dir given on the command line, if any
 // (one equal to $GPULOCK_DIR's value cannot be told from it).
-func givenLockDir(c *cli.Context) (string, bool) {
+func GivenLockDir(c *cli.Context) (string, bool) {
 	fallback := envLockDir()
 	// Each level's flag holds either what its command line said or the
 	// fallback; the innermost one that differs was given explicitly.
@@ -102,7 +102,7 @@ func givenLockDir(c *cli.Context) (string, bool) {
 		if cc.Command == nil {
 			continue
 		}
-		if v := cc.String(flagLockDir); v != "" && v != fallback {
+		if v := cc.String(FlagLockDir); v != "" && v != fallback {
 			return v, true
 		}
 	}

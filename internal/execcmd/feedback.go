@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"fmt"
@@ -16,7 +16,7 @@ const feedbackInterval = time.Second
 // whom: on a terminal one live line on stderr, refreshed every second;
 // elsewhere one line when the wait starts and one when the lock is taken.
 type feedback struct {
-	a       *App
+	a       *Runner
 	quiet   bool
 	tty     bool
 	done    chan struct{}
@@ -25,30 +25,30 @@ type feedback struct {
 }
 
 // startFeedback begins reporting the wait for locks.
-func (a *App) startFeedback(o execOptions, locks []*gpulock.Lock) *feedback {
+func (a *Runner) startFeedback(o execOptions, locks []*gpulock.Lock) *feedback {
 	fb := &feedback{a: a, quiet: o.quiet, done: make(chan struct{})}
 	if o.quiet {
 		return fb
 	}
-	fd := fdOf(a.stderr)
-	fb.tty = fd >= 0 && isTerminal(fd)
+	fd := FDOf(a.Stderr)
+	fb.tty = fd >= 0 && IsTerminal(fd)
 	pid := os.Getpid()
 	line := func() string {
 		d := describeLocks(locks, func(st gpulock.Status) string { return describeWait(st, pid) })
 		return "gpulock: waiting for " + gpuNoun(o.gpus) + ": " + d
 	}
 	if !fb.tty {
-		fmt.Fprintln(a.stderr, line())
+		fmt.Fprintln(a.Stderr, line())
 		return fb
 	}
 	fb.wg.Go(func() {
 		t := time.NewTicker(feedbackInterval)
 		defer t.Stop()
 		for {
-			fmt.Fprint(a.stderr, "\r\x1b[K"+line())
+			fmt.Fprint(a.Stderr, "\r\x1b[K"+line())
 			select {
 			case <-fb.done:
-				fmt.Fprint(a.stderr, "\r\x1b[K")
+				fmt.Fprint(a.Stderr, "\r\x1b[K")
 				return
 			case <-t.C:
 			}
@@ -68,5 +68,5 @@ func (fb *feedback) acquired(h *gpulock.Handle, waited time.Duration) {
 	if fb.quiet {
 		return
 	}
-	fmt.Fprintf(fb.a.stderr, "gpulock: got GPU %d after waiting %s\n", h.GPU(), seconds(waited.Seconds()))
+	fmt.Fprintf(fb.a.Stderr, "gpulock: got GPU %d after waiting %s\n", h.GPU(), Seconds(waited.Seconds()))
 }

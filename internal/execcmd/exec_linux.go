@@ -1,12 +1,12 @@
-package main
+package execcmd
 
 import "syscall"
 
-// childProcAttr puts the child in process group pgid (0: a new one of its
+// ChildProcAttr puts the child in process group pgid (0: a new one of its
 // own), in the terminal's foreground when gpulock had it, and has it killed
 // if gpulock dies: Linux's parent-death signal, which fires when the thread
 // that started the child ends (see spawnChild).
-func childProcAttr(foreground bool, pgid int) *syscall.SysProcAttr {
+func ChildProcAttr(foreground bool, pgid int) *syscall.SysProcAttr {
 	return &syscall.SysProcAttr{
 		Setpgid:    true,
 		Pgid:       pgid, // 0: a new group, the child's own

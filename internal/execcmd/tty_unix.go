@@ -1,6 +1,6 @@
 //go:build linux || darwin
 
-package main
+package execcmd
 
 import (
 	"os"
@@ -10,8 +10,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// isTerminal reports whether fd is a terminal.
-func isTerminal(fd int) bool {
+// IsTerminal reports whether fd is a terminal.
+func IsTerminal(fd int) bool {
 	_, err := unix.IoctlGetTermios(fd, ioctlReadTermios)
 	return err == nil
 }
@@ -19,7 +19,7 @@ func isTerminal(fd int) bool {
 // inForeground reports whether fd is a terminal whose foreground process
 // group is ours: only then may a child take the terminal over.
 func inForeground(fd int) bool {
-	if !isTerminal(fd) {
+	if !IsTerminal(fd) {
 		return false
 	}
 	pgrp, err := unix.IoctlGetInt(fd, unix.TIOCGPGRP)
@@ -35,8 +35,8 @@ func takeForeground(fd int) {
 	_ = unix.IoctlSetPointerInt(fd, unix.TIOCSPGRP, unix.Getpgrp())
 }
 
-// fdOf returns the descriptor of a stream that is an *os.File, or -1.
-func fdOf(v any) int {
+// FDOf returns the descriptor of a stream that is an *os.File, or -1.
+func FDOf(v any) int {
 	if f, ok := v.(*os.File); ok && f != nil {
 		return int(f.Fd())
 	}

@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"strconv"
@@ -7,9 +7,9 @@ import (
 	"github.com/gpulock/gpulock/gpulock"
 )
 
-// ownerPID is the pid to show for a holder or waiter: the kernel's where it
+// OwnerPID is the pid to show for a holder or waiter: the kernel's where it
 // is known, else the described one, marked when the two disagree.
-func ownerPID(o *gpulock.Owner, described int) string {
+func OwnerPID(o *gpulock.Owner, described int) string {
 	switch {
 	case o == nil || o.PID == 0:
 		if described == 0 {
@@ -23,8 +23,8 @@ func ownerPID(o *gpulock.Owner, described int) string {
 	}
 }
 
-// ownerUser names the owner's user: its name, else its uid.
-func ownerUser(o *gpulock.Owner) string {
+// OwnerUser names the owner's user: its name, else its uid.
+func OwnerUser(o *gpulock.Owner) string {
 	switch {
 	case o == nil || o.UID == nil:
 		return ""
@@ -35,9 +35,9 @@ func ownerUser(o *gpulock.Owner) string {
 	}
 }
 
-// orphanText describes a lock whose taker is gone: "orphan: wrapper 123
+// OrphanText describes a lock whose taker is gone: "orphan: wrapper 123
 // gone, held by pid 456 (sleep)".
-func orphanText(o *gpulock.Owner) string {
+func OrphanText(o *gpulock.Owner) string {
 	s := "orphan: wrapper"
 	if o.PID != 0 {
 		s += " " + strconv.Itoa(o.PID)
@@ -48,7 +48,7 @@ func orphanText(o *gpulock.Owner) string {
 	}
 	parts := make([]string, len(o.HeldBy))
 	for i, p := range o.HeldBy {
-		parts[i] = "pid " + strconv.Itoa(p.PID) + " (" + printable(p.Comm) + ")"
+		parts[i] = "pid " + strconv.Itoa(p.PID) + " (" + Printable(p.Comm) + ")"
 	}
 	return s + strings.Join(parts, ", ")
 }

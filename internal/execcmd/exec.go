@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"context"
@@ -24,8 +24,8 @@ const (
 	// separated, innermost last. It is for the command to read: the
 	// nested-exec guard asks the kernel who holds the lock (see nested.go).
 	heldGPUEnv     = "GPULOCK_HELD_GPU"
-	cudaVisibleEnv = "CUDA_VISIBLE_DEVICES"
-	cudaOrderEnv   = "CUDA_DEVICE_ORDER"
+	CUDAVisibleEnv = "CUDA_VISIBLE_DEVICES"
+	CUDAOrderEnv   = "CUDA_DEVICE_ORDER"
 )
 
 // forwardedSignals are passed on to the child's process group, once each.
@@ -36,7 +36,7 @@ var forwardedSignals = []os.Signal{
 }
 
 const (
-	flagName             = "name"
+	FlagName             = "name"
 	flagTimeout          = "timeout"
 	flagNonblock         = "nonblock"
 	flagConflictExitCode = "conflict-exit-code"
@@ -45,7 +45,7 @@ const (
 	flagShowCommand      = "show-command"
 )
 
-func (a *App) execCommand() *cli.Command {
+func (a *Runner) execCommand() *cli.Command {
 	return &cli.Command{
 		Name:      "exec",
 		Usage:     "run a command while holding a GPU lock",
@@ -70,55 +70,55 @@ notice unless --quiet); use --cuda-env=false to keep it.`,
 		HideHelpCommand: true,
 		Flags: append([]cli.Flag{
 			&cli.GenericFlag{
-				Name:    flagGPU,
+				Name:    FlagGPU,
 				Aliases: []string{"g"},
 				Usage:   "GPU to lock: 0, a set (0,2 or 0-3) whose first free GPU is taken, or any (alias all)",
 				Value:   &gpuSetValue{s: "0"},
-				EnvVars: envVar(flagGPU),
+				EnvVars: EnvVar(FlagGPU),
 			},
 			&cli.StringFlag{
-				Name:        flagName,
+				Name:        FlagName,
 				Usage:       "service name shown to others",
 				DefaultText: "the command's base name",
-				EnvVars:     envVar(flagName),
+				EnvVars:     EnvVar(FlagName),
 			},
 			&cli.GenericFlag{
 				Name:        flagTimeout,
 				Aliases:     []string{"w"},
 				Usage:       "give up waiting after this long (a number and a unit: 90s, 5m); 0 waits forever",
-				Value:       &durationValue{},
-				EnvVars:     envVar(flagTimeout),
+				Value:       &DurationValue{},
+				EnvVars:     EnvVar(flagTimeout),
 				DefaultText: "0 (wait forever)",
 			},
 			&cli.BoolFlag{
 				Name:    flagNonblock,
 				Aliases: []string{"n"},
 				Usage:   "do not wait: fail at once if the GPU is held or others are in line",
-				EnvVars: envVar(flagNonblock),
+				EnvVars: EnvVar(flagNonblock),
 			},
 			&cli.IntFlag{
 				Name:    flagConflictExitCode,
 				Aliases: []string{"E"},
 				Usage:   "exit code when the lock could not be had (--nonblock, --timeout); 75 is EX_TEMPFAIL",
-				Value:   exitTempFail,
-				EnvVars: envVar(flagConflictExitCode),
+				Value:   ExitTempFail,
+				EnvVars: EnvVar(flagConflictExitCode),
 			},
 			&cli.BoolFlag{
 				Name:    flagClose,
 				Aliases: []string{"o"},
 				Usage:   "do not pass the lock to COMMAND: it is freed when COMMAND exits, even if its children live on (flock -o)",
-				EnvVars: envVar(flagClose),
+				EnvVars: EnvVar(flagClose),
 			},
 			&cli.BoolFlag{
 				Name:    flagCUDAEnv,
 				Usage:   "set CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER=PCI_BUS_ID for COMMAND",
 				Value:   true,
-				EnvVars: envVar(flagCUDAEnv),
+				EnvVars: EnvVar(flagCUDAEnv),
 			},
 			&cli.BoolFlag{
 				Name:    flagShowCommand,
 				Usage:   "show others COMMAND's whole command line (status, waiting lines); by default only its base name, since every user can read it",
-				EnvVars: envVar(flagShowCommand),
+				EnvVars: EnvVar(flagShowCommand),
 			},
 			quietFlag(),
 		}, execTurnFlags()...),
@@ -146,32 +146,32 @@ const execHelp = "gpulock exec --help"
 
 func parseExecOptions(c *cli.Context) (execOptions, error) {
 	o := execOptions{
-		dir:          lockDir(c),
-		name:         c.String(flagName),
-		timeout:      durationOf(c, flagTimeout),
+		dir:          LockDir(c),
+		name:         c.String(FlagName),
+		timeout:      DurationOf(c, flagTimeout),
 		nonblock:     c.Bool(flagNonblock),
 		conflictCode: c.Int(flagConflictExitCode),
 		close:        c.Bool(flagClose),
 		cudaEnv:      c.Bool(flagCUDAEnv),
-		quiet:        c.Bool(flagQuiet),
+		quiet:        c.Bool(FlagQuiet),
 		showCommand:  c.Bool(flagShowCommand),
 		args:         c.Args().Slice(),
 	}
 	if len(o.args) == 0 || o.args[0] == "" {
-		return o, usageError(execHelp, "missing COMMAND to run")
+		return o, UsageError(execHelp, "missing COMMAND to run")
 	}
 	if o.timeout < 0 {
-		return o, usageError(execHelp, "--timeout %s is negative", o.timeout)
+		return o, UsageError(execHelp, "--timeout %s is negative", o.timeout)
 	}
 	if o.conflictCode < 0 || o.conflictCode > 255 {
-		return o, usageError(execHelp, "--conflict-exit-code %d is out of range 0-255", o.conflictCode)
+		return o, UsageError(execHelp, "--conflict-exit-code %d is out of range 0-255", o.conflictCode)
 	}
-	gpus, err := gpulock.ParseGPUSet(gpuSetOf(c, flagGPU))
+	gpus, err := gpulock.ParseGPUSet(gpuSetOf(c, FlagGPU))
 	if errors.Is(err, gpulock.ErrNoGPUs) {
-		return o, &exitError{code: exitUnavailable, msg: libText(err), err: err}
+		return o, &ExitError{code: ExitUnavailable, msg: LibText(err), err: err}
 	}
 	if err != nil {
-		return o, usageError(execHelp, "--gpu: %s", libText(err))
+		return o, UsageError(execHelp, "--gpu: %s", LibText(err))
 	}
 	o.gpus = gpus
 	if o.turn, err = execTurnOptions(c); err != nil {
@@ -183,7 +183,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	return o, nil
 }
 
-func (a *App) runExec(c *cli.Context) error {
+func (a *Runner) runExec(c *cli.Context) error {
 	o, err := parseExecOptions(c)
 	if err != nil {
 		return err
@@ -192,22 +192,22 @@ func (a *App) runExec(c *cli.Context) error {
 }
 
 // execute finds the command, waits for the lock, runs the command holding
-// it and returns the command's exit status as an *exitError.
-func (a *App) execute(ctx context.Context, o execOptions) error {
+// it and returns the command's exit status as an *ExitError.
+func (a *Runner) execute(ctx context.Context, o execOptions) error {
 	fw := startForwarding() // see forwarding.go
-	defer fw.stop(a.exitAfterRun)
-	path, err := lookPath(o.args[0])
+	defer fw.stop(a.ExitAfterRun)
+	path, err := LookPath(o.args[0])
 	if err != nil {
 		return err
 	}
-	if err := checkLockDir(o.dir); err != nil {
+	if err := CheckLockDir(o.dir); err != nil {
 		return err
 	}
 	locks := make([]*gpulock.Lock, len(o.gpus))
 	for i, g := range o.gpus {
 		locks[i], err = gpulock.New(g, append([]gpulock.Option{gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(o.shownCommand())}, o.turn...)...)
 		if err != nil {
-			return usageError(execHelp, "%s", libText(err))
+			return UsageError(execHelp, "%s", LibText(err))
 		}
 	}
 
@@ -223,28 +223,28 @@ func (a *App) execute(ctx context.Context, o execOptions) error {
 	return a.runChild(o, path, h, fw)
 }
 
-// lookPath finds the command before we wait in line for it.
-func lookPath(name string) (string, error) {
+// LookPath finds the command before we wait in line for it.
+func LookPath(name string) (string, error) {
 	path, err := exec.LookPath(name)
 	switch {
 	case err == nil:
 		return path, nil
 	case errors.Is(err, exec.ErrNotFound), errors.Is(err, exec.ErrDot), errors.Is(err, fs.ErrNotExist):
-		return "", &exitError{code: exitNotFound, msg: name + ": command not found", err: err}
+		return "", &ExitError{code: ExitNotFound, msg: name + ": command not found", err: err}
 	default:
-		return "", &exitError{code: exitCannotExec, msg: name + ": cannot execute: " + causeText(err), err: err}
+		return "", &ExitError{code: ExitCannotExec, msg: name + ": cannot execute: " + causeText(err), err: err}
 	}
 }
 
-// checkLockDir gives a clear error for a lock directory that is missing or
+// CheckLockDir gives a clear error for a lock directory that is missing or
 // not a directory.
-func checkLockDir(dir string) error {
+func CheckLockDir(dir string) error {
 	fi, err := os.Stat(dir)
 	if err != nil {
-		return &exitError{code: lockErrorCode(err), msg: "lock directory " + dir + ": " + causeText(err) + permHint(err), err: err}
+		return &ExitError{code: lockErrorCode(err), msg: "lock directory " + dir + ": " + causeText(err) + permHint(err), err: err}
 	}
 	if !fi.IsDir() {
-		return exitf(exitNoInput, "lock directory %s is not a directory", dir)
+		return Exitf(ExitNoInput, "lock directory %s is not a directory", dir)
 	}
 	return nil
 }
@@ -261,21 +261,22 @@ func causeText(err error) string {
 	}
 }
 
-// signalCause ends a wait because a signal arrived.
-type signalCause struct{ sig syscall.Signal }
+// SignalCause ends a wait because a signal arrived.
+type SignalCause struct{ Sig syscall.Signal }
 
-func (s signalCause) Error() string { return "interrupted by " + signalName(s.sig) }
+// Error says which signal.
+func (s SignalCause) Error() string { return "interrupted by " + signalName(s.Sig) }
 
 // acquire takes one lock of locks: TryAcquire only with --nonblock, else
 // waiting in line, until the --timeout or a signal ends the wait.
-func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock, fw *forwarding) (*gpulock.Handle, error) {
+func (a *Runner) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock, fw *forwarding) (*gpulock.Handle, error) {
 	for _, l := range locks {
 		h, err := l.TryAcquire()
 		if err == nil {
 			return h, nil
 		}
 		if !errors.Is(err, gpulock.ErrBusy) {
-			return nil, lockError(err)
+			return nil, LockError(err)
 		}
 	}
 	locks, err := notOurs(locks)
@@ -284,7 +285,7 @@ func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock,
 	}
 	noun := gpuNoun(gpusOf(locks))
 	if o.nonblock {
-		return nil, exitf(o.conflictCode, "%s busy: %s", strings.TrimPrefix(noun, "any of ")+isAre(len(locks)), describeLocks(locks, describeBusy))
+		return nil, Exitf(o.conflictCode, "%s busy: %s", strings.TrimPrefix(noun, "any of ")+isAre(len(locks)), describeLocks(locks, describeBusy))
 	}
 
 	sigs := fw.signals()
@@ -301,7 +302,7 @@ func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock,
 		defer close(watchEnded)
 		select {
 		case s := <-sigs:
-			cancel(signalCause{s.(syscall.Signal)})
+			cancel(SignalCause{s.(syscall.Signal)})
 		case <-watchDone:
 		}
 	}()
@@ -312,18 +313,18 @@ func (a *App) acquire(ctx context.Context, o execOptions, locks []*gpulock.Lock,
 	<-watchEnded
 	fb.stop()
 
-	var sc signalCause
+	var sc SignalCause
 	if errors.As(context.Cause(ctx), &sc) {
 		if h != nil {
 			_ = h.Release()
 		}
-		return nil, exitf(exitSignalBase+int(sc.sig), "%s while waiting for %s", sc, noun)
+		return nil, Exitf(ExitSignalBase+int(sc.Sig), "%s while waiting for %s", sc, noun)
 	}
 	if err != nil {
 		if errors.Is(err, context.DeadlineExceeded) || errors.Is(ctx.Err(), context.DeadlineExceeded) {
-			return nil, exitf(o.conflictCode, "timed out after %s waiting for %s: %s", o.timeout, noun, describeLocks(locks, describeBusy))
+			return nil, Exitf(o.conflictCode, "timed out after %s waiting for %s: %s", o.timeout, noun, describeLocks(locks, describeBusy))
 		}
-		return nil, lockError(err)
+		return nil, LockError(err)
 	}
 	fb.acquired(h, time.Since(start))
 	return h, nil
@@ -337,13 +338,13 @@ func isAre(n int) string {
 }
 
 // runChild runs the command holding h and returns its exit status.
-func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwarding) error {
+func (a *Runner) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwarding) error {
 	env := childEnv(os.Environ(), h.GPU(), o.cudaEnv, a.notice(o))
 	var extra []*os.File
 	if !o.close {
 		extra = []*os.File{h.File()} // fd 3: the child shares the lock
 	}
-	ttyFD := fdOf(a.stdin)
+	ttyFD := FDOf(a.Stdin)
 	foreground := ttyFD >= 0 && inForeground(ttyFD)
 
 	// The parent-death signal belongs to the thread that forks: this
@@ -353,24 +354,24 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwar
 	defer runtime.UnlockOSThread()
 
 	// The child joins the group guard's process group (see guard.go).
-	guard := startGroupGuard()
+	guard := StartGroupGuard()
 	sigs := fw.signals() // from the child's start on, signals are passed on
-	child, err := spawnChild(path, o.args, env, a.stdin, a.stdout, a.stderr, extra, childProcAttr(foreground, guard.pgid()))
+	child, err := spawnChild(path, o.args, env, a.Stdin, a.Stdout, a.Stderr, extra, ChildProcAttr(foreground, guard.PGID()))
 	if err != nil && guard != nil {
 		// The guard may have died before the child could join its
 		// group: run the child in a group of its own instead.
-		guard.release()
+		guard.Release()
 		guard = nil
-		child, err = spawnChild(path, o.args, env, a.stdin, a.stdout, a.stderr, extra, childProcAttr(foreground, 0))
+		child, err = spawnChild(path, o.args, env, a.Stdin, a.Stdout, a.Stderr, extra, ChildProcAttr(foreground, 0))
 	}
 	if err != nil {
 		_ = h.Release()
-		return startError(o.args[0], err)
+		return StartError(o.args[0], err)
 	}
 	h.SetChildPID(child.pid)
 	pgid := child.pid
 	if guard != nil {
-		pgid = guard.pgid()
+		pgid = guard.PGID()
 	}
 
 	// Signals are passed on by a goroutine while this one waits for the
@@ -383,7 +384,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwar
 		for {
 			select {
 			case s := <-sigs:
-				guard.waitReady()                           // until the guard ignores signals, this one would kill it
+				guard.WaitReady()                           // until the guard ignores signals, this one would kill it
 				_ = syscall.Kill(-pgid, s.(syscall.Signal)) // the child's process group
 			case <-exited:
 				return
@@ -393,7 +394,7 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwar
 	end := child.wait()
 	close(exited)
 	<-forwarderDone
-	guard.release()
+	guard.Release()
 	if foreground {
 		takeForeground(ttyFD)
 	}
@@ -405,8 +406,8 @@ func (a *App) runChild(o execOptions, path string, h *gpulock.Handle, fw *forwar
 	return exitStatusOf(end)
 }
 
-// cloneCmd is a fresh copy of a command that failed to start, to try again.
-func cloneCmd(c *exec.Cmd) *exec.Cmd {
+// CloneCmd is a fresh copy of a command that failed to start, to try again.
+func CloneCmd(c *exec.Cmd) *exec.Cmd {
 	return &exec.Cmd{
 		Path: c.Path, Args: c.Args, Env: c.Env, Dir: c.Dir,
 		Stdin: c.Stdin, Stdout: c.Stdout, Stderr: c.Stderr,
@@ -414,30 +415,30 @@ func cloneCmd(c *exec.Cmd) *exec.Cmd {
 	}
 }
 
-// startError maps a failure to start the command to 126, 127 or 71.
-func startError(name string, err error) error {
+// StartError maps a failure to start the command to 126, 127 or 71.
+func StartError(name string, err error) error {
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
-		return &exitError{code: exitNotFound, msg: name + ": command not found: " + causeText(err), err: err}
+		return &ExitError{code: ExitNotFound, msg: name + ": command not found: " + causeText(err), err: err}
 	case errors.Is(err, fs.ErrPermission), errors.Is(err, syscall.ENOEXEC), errors.Is(err, syscall.EISDIR):
-		return &exitError{code: exitCannotExec, msg: name + ": cannot execute: " + causeText(err), err: err}
+		return &ExitError{code: ExitCannotExec, msg: name + ": cannot execute: " + causeText(err), err: err}
 	default:
-		return &exitError{code: exitOSErr, msg: name + ": cannot start: " + causeText(err), err: err}
+		return &ExitError{code: ExitOSErr, msg: name + ": cannot start: " + causeText(err), err: err}
 	}
 }
 
-// exitStatus turns the command's end into gpulock's exit code: its own
+// ExitStatus turns the command's end into gpulock's exit code: its own
 // code, or 128+N when signal N killed it.
-func exitStatus(err error) error {
+func ExitStatus(err error) error {
 	if err == nil {
 		return nil
 	}
 	var ee *exec.ExitError
 	if !errors.As(err, &ee) {
-		return &exitError{code: exitSoftware, msg: "waiting for the command: " + err.Error(), err: err}
+		return &ExitError{code: ExitSoftware, msg: "waiting for the command: " + err.Error(), err: err}
 	}
 	if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-		return silentExit(exitSignalBase + int(ws.Signal()))
+		return silentExit(ExitSignalBase + int(ws.Signal()))
 	}
 	return silentExit(ee.ExitCode())
 }
@@ -448,16 +449,16 @@ func childEnv(env []string, gpu int, cudaEnv bool, note func(string)) []string {
 	n := strconv.Itoa(gpu)
 	set := map[string]string{}
 	held := n
-	if prev, ok := lookupEnv(env, heldGPUEnv); ok && prev != "" {
+	if prev, ok := LookupEnv(env, heldGPUEnv); ok && prev != "" {
 		held = prev + "," + n
 	}
 	set[heldGPUEnv] = held
 	if cudaEnv {
-		if prev, ok := lookupEnv(env, cudaVisibleEnv); ok && prev != n {
-			note(fmt.Sprintf("replacing %s=%s with %s, the GPU held (--gpu numbers are nvidia-smi's; --cuda-env=false keeps yours)", cudaVisibleEnv, prev, n))
+		if prev, ok := LookupEnv(env, CUDAVisibleEnv); ok && prev != n {
+			note(fmt.Sprintf("replacing %s=%s with %s, the GPU held (--gpu numbers are nvidia-smi's; --cuda-env=false keeps yours)", CUDAVisibleEnv, prev, n))
 		}
-		set[cudaVisibleEnv] = n
-		set[cudaOrderEnv] = "PCI_BUS_ID"
+		set[CUDAVisibleEnv] = n
+		set[CUDAOrderEnv] = "PCI_BUS_ID"
 	}
 	out := make([]string, 0, len(env)+len(set))
 	for _, kv := range env {
@@ -466,7 +467,7 @@ func childEnv(env []string, gpu int, cudaEnv bool, note func(string)) []string {
 			out = append(out, kv)
 		}
 	}
-	for _, k := range []string{heldGPUEnv, cudaVisibleEnv, cudaOrderEnv} {
+	for _, k := range []string{heldGPUEnv, CUDAVisibleEnv, CUDAOrderEnv} {
 		if v, ok := set[k]; ok {
 			out = append(out, k+"="+v)
 		}
@@ -474,7 +475,9 @@ func childEnv(env []string, gpu int, cudaEnv bool, note func(string)) []string {
 	return out
 }
 
-func lookupEnv(env []string, key string) (string, bool) {
+// LookupEnv is the value of key in env (the last one set), and whether it
+// is set.
+func LookupEnv(env []string, key string) (string, bool) {
 	for i := len(env) - 1; i >= 0; i-- {
 		if k, v, ok := strings.Cut(env[i], "="); ok && k == key {
 			return v, true
@@ -496,25 +499,25 @@ func warnIfServed(locks []*gpulock.Lock, notice func(string)) {
 }
 
 // notice returns a function that prints a one-line notice unless --quiet.
-func (a *App) notice(o execOptions) func(string) {
+func (a *Runner) notice(o execOptions) func(string) {
 	return func(msg string) {
 		if !o.quiet {
-			fmt.Fprintf(a.stderr, "gpulock: %s\n", msg)
+			fmt.Fprintf(a.Stderr, "gpulock: %s\n", msg)
 		}
 	}
 }
 
-// commandLine renders args for others to read, quoting where needed.
 // shownCommand is the command text others see in the lock directory: the
 // command's base name, or its whole line with --show-command.
 func (o execOptions) shownCommand() string {
 	if o.showCommand {
-		return commandLine(o.args)
+		return CommandLine(o.args)
 	}
 	return filepath.Base(o.args[0])
 }
 
-func commandLine(args []string) string {
+// CommandLine renders args for others to read, quoting where needed.
+func CommandLine(args []string) string {
 	q := make([]string, len(args))
 	for i, s := range args {
 		if s == "" || strings.ContainsAny(s, " \t\n\"'\\$`") {

@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"os"
@@ -35,7 +35,7 @@ func notOurs(locks []*gpulock.Lock) ([]*gpulock.Lock, error) {
 	if len(gpus) > 1 {
 		what = "GPUs " + gpuList(gpus) + " are all"
 	}
-	return nil, exitf(exitUsage, "%s already held by %s, which runs this gpulock: waiting would wait for ourselves; run the command directly, or ask for another GPU",
+	return nil, Exitf(ExitUsage, "%s already held by %s, which runs this gpulock: waiting would wait for ourselves; run the command directly, or ask for another GPU",
 		what, processName(holder))
 }
 
@@ -55,7 +55,7 @@ func ancestorHolder(l *gpulock.Lock) int {
 }
 
 // processName names pid for a message: "gpulock exec (pid 12)" or
-// "flock (pid 12)".
+// "flock (pid 12)"; gpulock-exec as "an enclosing gpulock-exec".
 func processName(pid int) string {
 	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	args := strings.Split(strings.TrimRight(string(b), "\x00"), "\x00")
@@ -65,8 +65,11 @@ func processName(pid int) string {
 		if i := strings.LastIndexByte(name, '/'); i >= 0 {
 			name = name[i+1:]
 		}
-		if name == "gpulock" && len(args) > 1 && args[1] == "exec" {
+		switch {
+		case name == "gpulock" && len(args) > 1 && args[1] == "exec":
 			name = "an enclosing gpulock exec"
+		case name == "gpulock-exec":
+			name = "an enclosing gpulock-exec"
 		}
 	}
 	return name + " (pid " + strconv.Itoa(pid) + ")"

@@ -1,4 +1,4 @@
-package main
+package execcmd
 
 import (
 	"os"
@@ -28,7 +28,7 @@ import (
 // When exec ends normally it writes guardRelease first: the guard exits
 // and leaves the group alone (processes that inherited the lock keep it,
 // as documented). When exec dies, the guard reads end of file and kills
-// the group: SIGTERM, then SIGKILL after guardGrace.
+// the group: SIGTERM, then SIGKILL after GuardGrace.
 //
 // The guard is in the command's group, so it gets the group's signals
 // (the terminal's, and those exec passes on): it ignores them. Until it
@@ -43,7 +43,7 @@ const (
 	guardArg     = "__gpulock-group-guard"
 	guardRelease = 'x'
 	guardReady   = 'r'
-	guardGrace   = time.Second
+	GuardGrace   = time.Second
 	// guardPoll is how often the guard looks whether the group is gone
 	// during the grace: no event tells a process that is not the parent.
 	guardPoll = 20 * time.Millisecond
@@ -78,20 +78,20 @@ var guardIgnored = []os.Signal{
 	syscall.SIGTSTP, syscall.SIGTTIN, syscall.SIGTTOU,
 }
 
-// groupGuard is exec's end of a running guard. Its pipes are plain
+// GroupGuard is exec's end of a running guard. Its pipes are plain
 // descriptors, not *os.File: they need no poller, and starting the guard
 // with syscall.StartProcess skips os/exec's one-off pidfd probe (a fork of
 // its own) and its /dev/null opens (see docs/BENCHMARKS.md, round 4).
-type groupGuard struct {
+type GroupGuard struct {
 	w     int // exec's end of the release pipe
 	ready int // exec's end of the ready pipe; -1 once read
 	pid   int
 }
 
-// startGroupGuard starts a guard in a new process group. It returns nil
+// StartGroupGuard starts a guard in a new process group. It returns nil
 // when the guard cannot start: the command then runs in a group of its
 // own, unguarded, as before.
-func startGroupGuard() *groupGuard {
+func StartGroupGuard() *GroupGuard {
 	self, err := os.Executable()
 	if err != nil {
 		return nil
@@ -124,7 +124,7 @@ func startGroupGuard() *groupGuard {
 		closeFDs(release[1], ready[0])
 		return nil
 	}
-	return &groupGuard{w: release[1], ready: ready[0], pid: pid}
+	return &GroupGuard{w: release[1], ready: ready[0], pid: pid}
 }
 
 // closeFDs closes descriptors that this file opened.
@@ -134,18 +134,18 @@ func closeFDs(fds ...int) {
 	}
 }
 
-// pgid is the guard's process group, which the command is to join; 0 for
+// PGID is the guard's process group, which the command is to join; 0 for
 // no guard (the command then makes a group of its own).
-func (g *groupGuard) pgid() int {
+func (g *GroupGuard) PGID() int {
 	if g == nil {
 		return 0
 	}
 	return g.pid
 }
 
-// waitReady waits, once and for at most guardReadyTimeout, until the guard
+// WaitReady waits, once and for at most guardReadyTimeout, until the guard
 // ignores the group's signals.
-func (g *groupGuard) waitReady() {
+func (g *GroupGuard) WaitReady() {
 	if g == nil || g.ready < 0 {
 		return
 	}
@@ -170,11 +170,11 @@ func (g *groupGuard) waitReady() {
 	g.ready = -1
 }
 
-// release tells the guard that exec ends normally. It does not wait for
+// Release tells the guard that exec ends normally. It does not wait for
 // the guard to exit (that would add the guard's whole start-up to exec's
 // run time): exec exits right after, and the guard, reparented, exits as
 // soon as it reads the byte.
-func (g *groupGuard) release() {
+func (g *GroupGuard) Release() {
 	if g == nil {
 		return
 	}
@@ -197,10 +197,10 @@ func runGuard(args []string) int {
 		// ignored across exec, save those the Go runtime handles itself
 		// until this line.
 		signal.Ignore(guardIgnored...)
-		killGroup(syscall.Getpgrp(), guardGrace)
-		return exitOK
+		KillGroup(syscall.Getpgrp(), GuardGrace)
+		return ExitOK
 	case len(args) != 0:
-		return exitUsage
+		return ExitUsage
 	}
 	// The guard must outlive exec and see the grace through.
 	signal.Ignore(guardIgnored...)
@@ -211,15 +211,15 @@ func runGuard(args []string) int {
 	var b [1]byte
 	n, _ := pipe.Read(b[:]) // blocks until exec writes or dies
 	if n == 1 {
-		return exitOK
+		return ExitOK
 	}
-	killGroup(syscall.Getpgrp(), guardGrace)
-	return exitOK
+	KillGroup(syscall.Getpgrp(), GuardGrace)
+	return ExitOK
 }
 
-// killGroup sends SIGTERM to process group pgid, the guard's own, and
+// KillGroup sends SIGTERM to process group pgid, the guard's own, and
 // SIGKILL (the guard included) if it still has other members after grace.
-func killGroup(pgid int, grace time.Duration) {
+func KillGroup(pgid int, grace time.Duration) {
 	_ = syscall.Kill(-pgid, syscall.SIGTERM) // the guard ignores it
 	deadline := time.Now().Add(grace)
 	for time.Now().Before(deadline) {
