@@ -81,3 +81,31 @@ func TestWaitsForADeadShimsBackend(t *testing.T) {
 	assert.Contains(t, jobErr.String(), "died holding it")
 	assert.Contains(t, jobErr.String(), "idle; going ahead")
 }
+
+// TestDeadShimsHTTPSBackendIsNotGuessedIdle: a shim died holding GPU 0 and
+// named an https backend, which gpulock-exec cannot ask without TLS. It
+// does not run its command (exit 69, saying to run gpulock exec), and the
+// dead shim's description stays for the next holder.
+func TestDeadShimsHTTPSBackendIsNotGuessedIdle(t *testing.T) {
+	dir := t.TempDir()
+	dead, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("shim"), gpulock.WithBackend("comfyui", "https://127.0.0.1:8188"))
+	require.NoError(t, err)
+	h, err := dead.TryAcquire()
+	require.NoError(t, err)
+	require.NoError(t, h.Disown()) // no release: the description stays, as after a SIGKILL
+
+	stdout, stderr, code := runBin(t, smallBin, dir, "--gpu", "0", "--", "echo", "ran")
+	assert.Equal(t, 69, code, stderr)
+	assert.NotContains(t, stdout, "ran")
+	assert.Contains(t, stderr, "run gpulock exec")
+
+	l, err := gpulock.New(0, gpulock.WithDir(dir))
+	require.NoError(t, err)
+	next, err := l.TryAcquire()
+	require.NoError(t, err)
+	defer func() { _ = next.Release() }()
+	left, ok := next.Leftover()
+	require.True(t, ok, "the dead shim's description is passed on")
+	require.NotNil(t, left.Backend)
+	assert.Equal(t, "https://127.0.0.1:8188", left.Backend.Upstream)
+}

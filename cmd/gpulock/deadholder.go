@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"fmt"
 
 	"github.com/gpulock/gpulock/gpulock"
 	"github.com/gpulock/gpulock/internal/execcmd"
@@ -15,8 +13,5 @@ import (
 // shims use too.
 func waitDeadHolder(ctx context.Context, h *gpulock.Handle, o execcmd.DeadHolderOptions) error {
 	_, err := shim.WaitDeadHolder(ctx, h, shim.DeadHolderOptions{Logger: o.Logger, Once: o.Once})
-	if errors.Is(err, shim.ErrDeadHolderBusy) {
-		return fmt.Errorf("%w: %w", execcmd.ErrDeadHolderBusy, err)
-	}
-	return err
+	return err // shim.ErrDeadHolderBusy is execcmd.ErrDeadHolderBusy: both are deadwait's
 }

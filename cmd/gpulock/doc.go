@@ -50,7 +50,8 @@
 //	         GPULOCK_* value; also a nested exec on a GPU an enclosing exec holds
 //	66       lock directory missing or not a directory (EX_NOINPUT)
 //	69       --gpu any found no GPUs, or no flock(2) on this system, or
-//	         `status --redis` cannot reach the cluster's Redis (EX_UNAVAILABLE)
+//	         `status --redis` cannot reach the cluster's Redis; gpulock-exec:
+//	         a dead shim's https backend it cannot ask (EX_UNAVAILABLE)
 //	70       internal error (EX_SOFTWARE)
 //	71       COMMAND could not be started for a system reason (EX_OSERR)
 //	73       lock file cannot be made or used: the lock path is a symlink, a

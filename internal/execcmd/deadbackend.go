@@ -11,90 +11,26 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadwait"
 )
 
 // WaitDeadBackend is a DeadHolderWait without the net package, for the
 // small gpulock-exec binary: net (and net/http) would link it dynamically
-// (see doc.go). It asks as internal/shim's WaitDeadHolder does, with the
-// same rules, bounds and log lines: only a known profile and an http URL on
-// a loopback address are asked (plain HTTP/1.0 over a loopback socket, see
-// loopget.go); an https one cannot be asked without crypto/tls, so exec
-// logs a warning and goes ahead, as for any backend it may not ask. Idle
-// counts only when two answers in a row, deadHolderPoll apart, say so: a
-// job the dead holder had just forwarded may not show yet. Keep it in step
-// with the shim's.
+// (see doc.go). It waits by internal/deadwait's rule, as internal/shim's
+// WaitDeadHolder does; only how it asks differs: only a known profile and
+// an http URL on a loopback address are asked (plain HTTP/1.0 over a
+// loopback socket, see loopget.go). An https one on a loopback address,
+// which gpulock exec would ask, cannot be asked without crypto/tls: it
+// fails (deadwait.ErrCannotAsk) rather than going ahead, and the next
+// holder waits in turn.
 func WaitDeadBackend(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions) error {
-	left, ok := h.Leftover()
-	if !ok || left.Backend == nil {
-		return nil
-	}
-	logger := o.Logger
-	attrs := []any{"gpu", h.GPU(), "holder", left.Service, "holder_pid", left.PID}
-	b, err := checkLoopBackend(*left.Backend)
-	if err != nil {
-		logger.Warn("the previous holder of the GPU ended without releasing it and named a backend that is not asked", append(attrs, "err", err)...)
-		h.KeepLeftover(false) // nobody could ask it: not passed on
-		return nil
-	}
-	attrs = append(attrs, "profile", b.profile, "upstream", b.base.Redacted())
-
-	h.KeepLeftover(true) // if we die or give up now, the next holder waits in turn
-	start := time.Now()
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), deadHolderTimeout)
-	defer cancel()
-	t := time.NewTimer(deadHolderPoll)
-	defer t.Stop()
-	logged := false
-	idle := 0 // idle answers in a row
-	for {
-		busy, err := b.busy(tctx)
-		t.Reset(deadHolderPoll) // the next answer comes a full poll after this one
-		if errors.Is(err, errBackendDown) || (err == nil && !busy) {
-			idle++
-		} else {
-			idle = 0 // busy, or no clear answer: fail closed
-		}
-		if idle >= deadHolderIdleAnswers {
-			waited := time.Since(start)
-			if logged {
-				logger.Info("the dead holder's backend is idle; going ahead", append(attrs, "waited", waited.Round(time.Millisecond))...)
-			}
-			h.KeepLeftover(false)
-			return nil
-		}
-		if o.Once && idle == 0 {
-			return fmt.Errorf("%w (%s at %s)", ErrDeadHolderBusy, b.profile, b.base.Redacted())
-		}
-		if !logged && idle == 0 {
-			logger.Warn("the previous holder of the GPU died holding it while its backend may still run its job; waiting for the backend to be idle",
-				append(attrs, "timeout", deadHolderTimeout)...)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			logger.Info("stopped waiting for the dead holder's backend; the next holder waits for it in turn", attrs...)
-			return fmt.Errorf("execcmd: waiting for the backend of a holder that died on GPU %d: %w", h.GPU(), ctx.Err())
-		case <-tctx.Done():
-			waited := time.Since(start)
-			logger.Warn("the dead holder's backend still reports busy at the timeout; going ahead: its job and the next may overlap",
-				append(attrs, "waited", waited.Round(time.Millisecond))...)
-			h.KeepLeftover(false)
-			return nil
-		case <-t.C:
-		}
-	}
+	_, err := deadwait.Wait(ctx, h, checkLoopBackend, deadwait.Options{Logger: o.Logger, Once: o.Once})
+	return err
 }
 
 // The bounds of WaitDeadBackend: internal/shim's for the same wait (a test
 // checks that they agree).
 const (
-	// deadHolderTimeout bounds the whole wait (shim.DefaultDeadHolderTimeout).
-	deadHolderTimeout = 2 * time.Minute
-	// deadHolderPoll is how often the backend is asked.
-	deadHolderPoll = 100 * time.Millisecond
-	// deadHolderIdleAnswers is how many idle answers in a row, each
-	// deadHolderPoll after the last, make the backend idle.
-	deadHolderIdleAnswers = 2
 	// deadHolderAsk bounds each request.
 	deadHolderAsk = 2 * time.Second
 	// maxDeadHolderAnswer bounds what is read of an answer's body.
@@ -113,7 +49,7 @@ type loopBackend struct {
 
 // checkLoopBackend checks a backend taken from a lock file: a profile that
 // can say whether it is busy, and an http URL on a loopback address.
-func checkLoopBackend(b gpulock.Backend) (*loopBackend, error) {
+func checkLoopBackend(b gpulock.Backend) (deadwait.Backend, error) {
 	if b.Profile != "comfyui" && b.Profile != "a1111" {
 		return nil, fmt.Errorf("execcmd: profile %q cannot say whether it is busy", b.Profile)
 	}
@@ -129,7 +65,7 @@ func checkLoopBackend(b gpulock.Backend) (*loopBackend, error) {
 		return nil, fmt.Errorf("execcmd: upstream %s is not on a loopback address", u.Redacted())
 	}
 	if u.Scheme == "https" {
-		return nil, fmt.Errorf("execcmd: upstream %s is https, which gpulock-exec cannot ask (gpulock exec can)", u.Redacted())
+		return nil, fmt.Errorf("%w: upstream %s is https, which gpulock-exec cannot ask: run gpulock exec (the full gpulock binary) to wait for it", deadwait.ErrCannotAsk, u.Redacted())
 	}
 	return &loopBackend{profile: b.Profile, base: u, addrs: addrs}, nil
 }
@@ -177,9 +113,16 @@ func parsePort(s string) (uint16, error) {
 	return uint16(n), nil
 }
 
-// busy asks the backend whether it runs or queues a job. A refused
-// connection gives errBackendDown: nothing runs there any more.
-func (b *loopBackend) busy(ctx context.Context) (bool, error) {
+// Profile is the backend's kind, for logs.
+func (b *loopBackend) Profile() string { return b.profile }
+
+// Where is the backend's URL without credentials, for logs.
+func (b *loopBackend) Where() string { return b.base.Redacted() }
+
+// Busy asks the backend whether it runs or queues a job. A refused
+// connection gives errBackendDown (deadwait.ErrDown): nothing runs there
+// any more.
+func (b *loopBackend) Busy(ctx context.Context) (bool, error) {
 	switch b.profile {
 	case "comfyui":
 		var q struct {

@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadwait"
 	"github.com/gpulock/gpulock/internal/shim"
 )
 
@@ -177,11 +178,10 @@ func TestWaitDeadBackendNotAsked(t *testing.T) {
 	assert.Empty(t, log.String())
 
 	for upstream, why := range map[string]string{
-		"https://127.0.0.1:8188": "is https",
-		"http://10.1.2.3:8188":   "not on a loopback address",
-		"http://example.com":     "not on a loopback address",
-		"ftp://127.0.0.1/":       "not a plain http(s) URL",
-		"http://u:p@localhost/":  "not a plain http(s) URL",
+		"http://10.1.2.3:8188":  "not on a loopback address",
+		"http://example.com":    "not on a loopback address",
+		"ftp://127.0.0.1/":      "not a plain http(s) URL",
+		"http://u:p@localhost/": "not a plain http(s) URL",
 	} {
 		h := deadHolderHandle(t, "a1111", upstream)
 		var log bytes.Buffer
@@ -189,6 +189,36 @@ func TestWaitDeadBackendNotAsked(t *testing.T) {
 		assert.Contains(t, log.String(), "a backend that is not asked", upstream)
 		assert.Contains(t, log.String(), why, upstream)
 	}
+}
+
+// TestWaitDeadBackendHTTPSFailsClosed: an https backend on a loopback
+// address, which gpulock exec would ask, cannot be asked without TLS: the
+// wait fails rather than going ahead, and the dead holder's description
+// stays for the next holder, who waits in turn.
+func TestWaitDeadBackendHTTPSFailsClosed(t *testing.T) {
+	dir := t.TempDir()
+	dead, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("shim"), gpulock.WithBackend("comfyui", "https://127.0.0.1:8188"))
+	require.NoError(t, err)
+	h, err := dead.TryAcquire()
+	require.NoError(t, err)
+	require.NoError(t, h.Disown()) // no release: the description stays, as after a SIGKILL
+	l, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("exec"))
+	require.NoError(t, err)
+	next, err := l.TryAcquire()
+	require.NoError(t, err)
+	var log bytes.Buffer
+	err = WaitDeadBackend(context.Background(), next, DeadHolderOptions{Logger: logTo(&log)})
+	require.ErrorIs(t, err, ErrDeadHolderCannotAsk)
+	assert.ErrorContains(t, err, "run gpulock exec")
+	require.NoError(t, next.Release())
+
+	after, err := l.TryAcquire()
+	require.NoError(t, err)
+	defer func() { _ = after.Release() }()
+	left, ok := after.Leftover()
+	require.True(t, ok, "the dead holder's description is passed on")
+	require.NotNil(t, left.Backend)
+	assert.Equal(t, "https://127.0.0.1:8188", left.Backend.Upstream)
 }
 
 func TestLoopbackAddrs(t *testing.T) {
@@ -200,7 +230,7 @@ func TestLoopbackAddrs(t *testing.T) {
 		b, err := checkLoopBackend(gpulock.Backend{Profile: "a1111", Upstream: raw})
 		require.NoError(t, err, raw)
 		var got []string
-		for _, a := range b.addrs {
+		for _, a := range b.(*loopBackend).addrs {
 			got = append(got, a.String())
 		}
 		assert.Equal(t, want, strings.Join(got, " "), raw)
@@ -231,5 +261,5 @@ func TestParseAnswer(t *testing.T) {
 
 // The bounds agree with internal/shim's for the same wait.
 func TestDeadBackendBoundsAgreeWithTheShim(t *testing.T) {
-	assert.Equal(t, shim.DefaultDeadHolderTimeout, deadHolderTimeout)
+	assert.Equal(t, shim.DefaultDeadHolderTimeout, deadwait.DefaultTimeout)
 }

@@ -3,6 +3,7 @@ package execcmd
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"syscall"
@@ -15,7 +16,9 @@ import (
 // backend may still run the dead shim's job. A forwarded signal ends the
 // wait: the lock is released (the next holder waits in turn) and exec
 // exits 128+N. With --nonblock it does not wait: a busy backend makes
-// exec release the lock and exit with the conflict code.
+// exec release the lock and exit with the conflict code. A backend this
+// build cannot ask (gpulock-exec, an https one) makes exec release the lock
+// and exit 69 without running the command: it never guesses idle.
 func (a *Runner) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.Handle, fw *forwarding) error {
 	if left, ok := h.Leftover(); !ok || left.Backend == nil {
 		return nil // the usual case: no goroutine, no logger
@@ -51,6 +54,9 @@ func (a *Runner) waitDeadHolder(ctx context.Context, o execOptions, h *gpulock.H
 	if errors.Is(err, ErrDeadHolderBusy) {
 		return Exitf(o.conflictCode, "GPU %d busy: the backend of a shim that died holding it still runs a job", h.GPU())
 	}
+	if errors.Is(err, ErrDeadHolderCannotAsk) {
+		return NewExitError(ExitUnavailable, fmt.Sprintf("GPU %d not used: a shim died holding it, and this build cannot ask whether its backend still runs a job (%s): run gpulock exec, which can", h.GPU(), deadBackendWhere(h)), err)
+	}
 	if s, ok := sig.(syscall.Signal); ok {
 		return Exitf(ExitSignalBase+int(s), "%s while waiting for the backend of a shim that died holding GPU %d", signalName(s), h.GPU())
 	}
@@ -63,4 +69,12 @@ func dropTime(groups []string, a slog.Attr) slog.Attr {
 		return slog.Attr{}
 	}
 	return a
+}
+
+// deadBackendWhere is the upstream a dead holder named, for a message.
+func deadBackendWhere(h *gpulock.Handle) string {
+	if left, ok := h.Leftover(); ok && left.Backend != nil {
+		return Printable(left.Backend.Upstream)
+	}
+	return "no backend named"
 }

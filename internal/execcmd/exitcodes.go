@@ -25,7 +25,9 @@ const (
 	ExitNoInput = 66
 	// ExitUnavailable (EX_UNAVAILABLE): --gpu any found no GPUs, or this
 	// system has no flock(2), or `status --redis` cannot reach Redis (the
-	// shim and gateway use it for a Redis or a port they cannot have too).
+	// shim and gateway use it for a Redis or a port they cannot have too),
+	// or gpulock-exec found that a shim died holding the GPU with an https
+	// backend, which it cannot ask (gpulock exec can).
 	ExitUnavailable = 69
 	// ExitSoftware (EX_SOFTWARE): an internal error (a bug).
 	ExitSoftware = 70

@@ -9,11 +9,12 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/gpulock/gpulock/internal/deadwait"
 	"golang.org/x/sys/unix"
 )
 
 // errBackendDown says the backend refused the connection: nothing listens.
-var errBackendDown = errors.New("execcmd: the backend is not listening")
+var errBackendDown = fmt.Errorf("execcmd: the backend is not listening (%w)", deadwait.ErrDown)
 
 // maxAnswerHead bounds an answer's status line and headers.
 const maxAnswerHead = 64 << 10

@@ -2,13 +2,13 @@ package execcmd
 
 import (
 	"context"
-	"errors"
 	"io"
 	"log/slog"
 
 	"github.com/urfave/cli/v2"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadwait"
 )
 
 // Runner runs `gpulock exec`: Command is its urfave/cli command. Commands
@@ -35,7 +35,8 @@ type Runner struct {
 // idle, or until its own bound, and returns nil; the wait ends early with
 // an error wrapping ctx.Err() when ctx ends. With o.Once it asks the
 // backend once and returns an error wrapping ErrDeadHolderBusy if it is
-// busy. It logs to o.Logger.
+// busy. A backend that this build cannot ask (deadwait.ErrCannotAsk) gives
+// an error wrapping ErrDeadHolderCannotAsk. It logs to o.Logger.
 type DeadHolderWait func(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions) error
 
 // DeadHolderOptions are a DeadHolderWait's options.
@@ -48,7 +49,11 @@ type DeadHolderOptions struct {
 
 // ErrDeadHolderBusy says that the backend of a shim that died holding the
 // GPU still runs a job, when a DeadHolderWait was told not to wait.
-var ErrDeadHolderBusy = errors.New("execcmd: the backend of a shim that died holding the GPU still runs a job")
+var ErrDeadHolderBusy = deadwait.ErrBusy
+
+// ErrDeadHolderCannotAsk says that this build cannot ask the backend of a
+// shim that died holding the GPU (gpulock-exec and an https backend).
+var ErrDeadHolderCannotAsk = deadwait.ErrCannotAsk
 
 // Command is the exec command, for a cli app made with NewApp.
 func (a *Runner) Command() *cli.Command { return a.execCommand() }

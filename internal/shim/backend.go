@@ -10,6 +10,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/gpulock/gpulock/internal/deadwait"
 )
 
 // idlePollInterval is how often the backend is asked whether it is idle
@@ -17,7 +19,8 @@ import (
 const idlePollInterval = 250 * time.Millisecond
 
 // errBackendDown says the backend refused the connection: nothing listens.
-var errBackendDown = errors.New("shim: the backend is not listening")
+// It is a deadwait.ErrDown, as the wait for a dead holder's backend wants.
+var errBackendDown = fmt.Errorf("shim: the backend is not listening (%w)", deadwait.ErrDown)
 
 // getJSON fetches a backend URL path and decodes its JSON answer.
 func (s *Shim) getJSON(ctx context.Context, path string, v any) error {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadwait"
 )
 
 // A shim killed while its backend runs a job (SIGKILL, an OOM kill) frees
@@ -30,7 +31,7 @@ import (
 // waits (a start-up check, a cluster offer nobody took) passes it on
 // instead of blanking it.
 //
-// Idle counts only when two answers in a row, deadHolderPoll apart, say so:
+// Idle counts only when two answers in a row, deadwait.Poll apart, say so:
 // a job that the dead holder had just forwarded may not show yet (a
 // request that A1111 has read but not begun, a prompt ComfyUI still
 // validates).
@@ -45,11 +46,6 @@ const (
 	// DefaultDeadHolderTimeout bounds the wait for a dead holder's backend
 	// to be idle: after it, the new holder goes ahead (and logs a warning).
 	DefaultDeadHolderTimeout = DefaultIdleTimeout
-	// deadHolderPoll is how often the backend is asked.
-	deadHolderPoll = 100 * time.Millisecond
-	// deadHolderIdleAnswers is how many idle answers in a row, each
-	// deadHolderPoll after the last, make the backend idle.
-	deadHolderIdleAnswers = 2
 	// deadHolderAsk bounds each request to the backend.
 	deadHolderAsk = 2 * time.Second
 	// maxDeadHolderAnswer bounds what is read of an answer.
@@ -70,14 +66,14 @@ type DeadHolderOptions struct {
 	Allow []*url.URL
 	// Once does not wait for a busy backend: a busy answer gives
 	// ErrDeadHolderBusy (for gpulock exec --nonblock). An idle one is still
-	// asked again to be sure, deadHolderPoll later.
+	// asked again to be sure, deadwait.Poll later.
 	Once bool
 }
 
 // ErrDeadHolderBusy says that the backend of a holder that died is busy,
 // when WaitDeadHolder was told not to wait. The handle still shows the dead
 // holder's description: release it, and the next holder waits in turn.
-var ErrDeadHolderBusy = errors.New("shim: the backend of a holder that died holding the GPU still runs a job")
+var ErrDeadHolderBusy = deadwait.ErrBusy
 
 // WaitDeadHolder is called right after h took the lock. If the previous
 // holder ended without releasing and named a backend, it waits until that
@@ -86,72 +82,14 @@ var ErrDeadHolderBusy = errors.New("shim: the backend of a holder that died hold
 // own description. At the timeout it logs a warning and returns nil: the
 // caller goes ahead. If ctx ends first, it returns an error wrapping
 // ctx.Err(), and h still shows the dead holder's description: the caller
-// releases h, and the next holder waits in turn.
+// releases h, and the next holder waits in turn. The rule is
+// internal/deadwait's, which gpulock-exec follows too.
 func WaitDeadHolder(ctx context.Context, h *gpulock.Handle, o DeadHolderOptions) (time.Duration, error) {
-	left, ok := h.Leftover()
-	if !ok || left.Backend == nil {
-		return 0, nil
-	}
 	if o.Timeout <= 0 {
 		o.Timeout = DefaultDeadHolderTimeout
 	}
-	if o.Logger == nil {
-		o.Logger = slog.Default()
-	}
-	attrs := []any{"gpu", h.GPU(), "holder", left.Service, "holder_pid", left.PID}
-	b, err := checkDeadBackend(*left.Backend, o.Allow)
-	if err != nil {
-		o.Logger.Warn("the previous holder of the GPU ended without releasing it and named a backend that is not asked", append(attrs, "err", err)...)
-		h.KeepLeftover(false) // nobody could ask it: not passed on
-		return 0, nil
-	}
-	attrs = append(attrs, "profile", b.profile, "upstream", b.base.Redacted())
-
-	h.KeepLeftover(true) // kept already (gpulock does): if we die or give up now, the next holder waits in turn
-	start := time.Now()
-	tctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), o.Timeout)
-	defer cancel()
-	t := time.NewTimer(deadHolderPoll)
-	defer t.Stop()
-	logged := false
-	idle := 0 // idle answers in a row
-	for {
-		busy, err := b.busy(tctx)
-		t.Reset(deadHolderPoll) // the next answer comes a full poll after this one
-		if errors.Is(err, errBackendDown) || (err == nil && !busy) {
-			idle++
-		} else {
-			idle = 0 // busy, or no clear answer: fail closed
-		}
-		if idle >= deadHolderIdleAnswers {
-			waited := time.Since(start)
-			if logged {
-				o.Logger.Info("the dead holder's backend is idle; going ahead", append(attrs, "waited", waited.Round(time.Millisecond))...)
-			}
-			h.KeepLeftover(false)
-			return waited, nil
-		}
-		if o.Once && idle == 0 {
-			return 0, fmt.Errorf("%w (%s at %s)", ErrDeadHolderBusy, b.profile, b.base.Redacted())
-		}
-		if !logged && idle == 0 {
-			o.Logger.Warn("the previous holder of the GPU died holding it while its backend may still run its job; waiting for the backend to be idle",
-				append(attrs, "timeout", o.Timeout)...)
-			logged = true
-		}
-		select {
-		case <-ctx.Done():
-			o.Logger.Info("stopped waiting for the dead holder's backend; the next holder waits for it in turn", attrs...)
-			return time.Since(start), fmt.Errorf("shim: waiting for the backend of a holder that died on GPU %d: %w", h.GPU(), ctx.Err())
-		case <-tctx.Done():
-			waited := time.Since(start)
-			o.Logger.Warn("the dead holder's backend still reports busy at the timeout; going ahead: its job and the next may overlap",
-				append(attrs, "waited", waited.Round(time.Millisecond))...)
-			h.KeepLeftover(false)
-			return waited, nil
-		case <-t.C:
-		}
-	}
+	check := func(b gpulock.Backend) (deadwait.Backend, error) { return checkDeadBackend(b, o.Allow) }
+	return deadwait.Wait(ctx, h, check, deadwait.Options{Timeout: o.Timeout, Logger: o.Logger, Once: o.Once})
 }
 
 // deadBackend is a dead holder's backend, checked.
@@ -214,9 +152,16 @@ func deadHolderClient() *http.Client {
 	}
 }
 
-// busy asks the backend whether it runs or queues a job. A refused
-// connection gives errBackendDown: nothing runs there any more.
-func (b *deadBackend) busy(ctx context.Context) (bool, error) {
+// Profile is the backend's kind, for logs.
+func (b *deadBackend) Profile() string { return b.profile }
+
+// Where is the backend's URL without credentials, for logs.
+func (b *deadBackend) Where() string { return b.base.Redacted() }
+
+// Busy asks the backend whether it runs or queues a job. A refused
+// connection gives errBackendDown (deadwait.ErrDown): nothing runs there
+// any more.
+func (b *deadBackend) Busy(ctx context.Context) (bool, error) {
 	switch b.profile {
 	case "comfyui":
 		var q struct {
