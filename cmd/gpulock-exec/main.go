@@ -9,16 +9,17 @@
 //
 // gpulock's other commands need net/http, TLS and Redis, which make its
 // binary dynamically linked (cgo) and four times the size, and slower to
-// start (docs/BENCHMARKS.md, round 5). gpulock-exec links none of them; it
-// asks a dead shim's backend over a loopback socket of its own (an https
-// backend it cannot ask: it warns and goes ahead, where gpulock exec asks).
+// start (docs/BENCHMARKS.md, round 5). gpulock-exec links none of them,
+// nor urfave/cli, whose package initialisation (its man page generator)
+// every run would pay: it parses exec's flags with execcmd.ParseArgs,
+// which a test holds to urfave/cli's behaviour (round 6). It asks a dead
+// shim's backend over a loopback socket of its own; an https backend,
+// which it cannot ask, fails closed with exit 69 (gpulock exec can ask).
 package main
 
 import (
 	"context"
 	"os"
-
-	"github.com/urfave/cli/v2"
 
 	"github.com/gpulock/gpulock/internal/execcmd"
 )
@@ -34,6 +35,5 @@ func main() {
 func run(args []string) int {
 	r := &execcmd.Runner{Stdin: os.Stdin, Stdout: os.Stdout, Stderr: os.Stderr,
 		ExitAfterRun: true, WaitDeadHolder: execcmd.WaitDeadBackend}
-	app := execcmd.NewApp(os.Stdin, os.Stdout, os.Stderr, []*cli.Command{r.Command()})
-	return execcmd.Run(context.Background(), app, append([]string{"gpulock", "exec"}, args...), os.Stderr)
+	return r.RunArgs(context.Background(), args)
 }

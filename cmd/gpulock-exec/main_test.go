@@ -156,10 +156,15 @@ var forbiddenDeps = []string{
 	"net", "net/http", "crypto/tls", "crypto/x509", "os/user", "runtime/cgo",
 	"github.com/redis/go-redis/v9", "github.com/gpulock/gpulock/internal/shim",
 	"github.com/gpulock/gpulock/internal/metrics",
+	// urfave/cli's package initialisation (its man page generator) was a
+	// quarter of gpulock-exec's start-up work (docs/BENCHMARKS.md, round 6).
+	"github.com/urfave/cli/v2", "github.com/russross/blackfriday/v2",
+	"github.com/gpulock/gpulock/internal/execcli",
 }
 
-// TestNoNetNoCgo: gpulock-exec links neither net nor os/user nor cgo, and
-// its default build is statically linked (no ELF interpreter).
+// TestNoNetNoCgo: gpulock-exec links neither net nor os/user nor cgo nor
+// urfave/cli, and its default build is statically linked (no ELF
+// interpreter).
 func TestNoNetNoCgo(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
 	require.NoError(t, err)

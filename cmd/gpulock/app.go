@@ -6,6 +6,7 @@ import (
 
 	"github.com/urfave/cli/v2"
 
+	"github.com/gpulock/gpulock/internal/execcli"
 	"github.com/gpulock/gpulock/internal/execcmd"
 )
 
@@ -32,9 +33,9 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer) *App {
 // dozens of values to build and look through (docs/BENCHMARKS.md, round 4).
 func (a *App) build(args []string) *cli.App {
 	if len(args) > 1 && args[1] == "exec" {
-		return execcmd.NewApp(a.stdin, a.stdout, a.stderr, []*cli.Command{a.execCommand()})
+		return execcli.NewApp(a.stdin, a.stdout, a.stderr, []*cli.Command{a.execCommand()})
 	}
-	return execcmd.NewApp(a.stdin, a.stdout, a.stderr, a.commands())
+	return execcli.NewApp(a.stdin, a.stdout, a.stderr, a.commands())
 }
 
 // execCommand is `gpulock exec` (internal/execcmd), with the wait for a
@@ -42,12 +43,12 @@ func (a *App) build(args []string) *cli.App {
 func (a *App) execCommand() *cli.Command {
 	r := &execcmd.Runner{Stdin: a.stdin, Stdout: a.stdout, Stderr: a.stderr,
 		ExitAfterRun: a.exitAfterRun, WaitDeadHolder: waitDeadHolder}
-	return r.Command()
+	return execcli.ExecCommand(r)
 }
 
 // commands lists gpulock's commands, one file each. To add a command,
 // write (a *App) fooCommand() *cli.Command in foo.go and add it here.
-// Each command gets --lock-dir added by execcmd.NewApp (read it with
+// Each command gets --lock-dir added by execcli.NewApp (read it with
 // lockDir) and a usage error handler unless it sets its own; its Action
 // returns nil, or an *exitError for any other exit code (see
 // internal/execcmd/exitcodes.go).
@@ -74,5 +75,5 @@ func (a *App) Run(args []string) int {
 
 // RunContext is Run with a context whose end stops a waiting command.
 func (a *App) RunContext(ctx context.Context, args []string) int {
-	return execcmd.Run(ctx, a.build(args), args, a.stderr)
+	return execcli.Run(ctx, a.build(args), args, a.stderr)
 }

@@ -1,11 +1,14 @@
 package main
 
-import "github.com/gpulock/gpulock/internal/execcmd"
+import (
+	"github.com/gpulock/gpulock/internal/execcli"
+	"github.com/gpulock/gpulock/internal/execcmd"
+)
 
 // The exit codes, errors, flags and texts that gpulock's commands share
 // with exec, which lives in internal/execcmd (so that the small
-// gpulock-exec binary is built from the same code), under the names the
-// commands of this package use.
+// gpulock-exec binary is built from the same code) and, for urfave/cli,
+// internal/execcli, under the names the commands of this package use.
 
 const (
 	exitOK          = execcmd.ExitOK
@@ -32,11 +35,11 @@ var (
 	usageError      = execcmd.UsageError
 	lockError       = execcmd.LockError
 	envVar          = execcmd.EnvVar
-	lockDir         = execcmd.LockDir
-	givenLockDir    = execcmd.GivenLockDir
-	durationFlag    = execcmd.DurationFlag
+	lockDir         = execcli.LockDir
+	givenLockDir    = execcli.GivenLockDir
+	durationFlag    = execcli.DurationFlag
 	durationOf      = execcmd.DurationOf
-	withDefaultText = execcmd.WithDefaultText
+	withDefaultText = execcli.WithDefaultText
 	isTerminal      = execcmd.IsTerminal
 	fdOf            = execcmd.FDOf
 	printable       = execcmd.Printable
@@ -45,8 +48,8 @@ var (
 	ownerUser       = execcmd.OwnerUser
 	orphanText      = execcmd.OrphanText
 	libText         = execcmd.LibText
-	fairFlag        = execcmd.FairFlag
-	priorityFlag    = execcmd.PriorityFlag
+	fairFlag        = execcli.FairFlag
+	priorityFlag    = execcli.PriorityFlag
 )
 
 const (

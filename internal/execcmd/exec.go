@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
-	"github.com/urfave/cli/v2"
 )
 
 // Environment variables that `gpulock exec` sets for its child.
@@ -45,12 +44,11 @@ const (
 	flagShowCommand      = "show-command"
 )
 
-func (a *Runner) execCommand() *cli.Command {
-	return &cli.Command{
-		Name:      "exec",
-		Usage:     "run a command while holding a GPU lock",
-		UsageText: "gpulock exec [flags] [--] COMMAND [ARGS...]",
-		Description: `Waits in line for the GPU, runs COMMAND holding its lock, and returns
+// The texts of exec's help.
+const (
+	ExecUsage       = "run a command while holding a GPU lock"
+	ExecUsageText   = "gpulock exec [flags] [--] COMMAND [ARGS...]"
+	ExecDescription = `Waits in line for the GPU, runs COMMAND holding its lock, and returns
 COMMAND's exit code. The lock is the flock(2) of <lock-dir>/gpu<N>.lock, shared
 with util-linux flock(1). COMMAND inherits the locked descriptor as fd 3 (unless
 --close), so the lock is freed only when the last process holding it exits.
@@ -66,64 +64,44 @@ runs in a terminal's foreground, COMMAND's group becomes the foreground group
 COMMAND gets GPULOCK_HELD_GPU=<n> and, unless --cuda-env=false,
 CUDA_VISIBLE_DEVICES=<n> and CUDA_DEVICE_ORDER=PCI_BUS_ID, so GPU n is
 nvidia-smi's GPU n. A CUDA_VISIBLE_DEVICES set by the caller is replaced (with a
-notice unless --quiet); use --cuda-env=false to keep it.`,
-		HideHelpCommand: true,
-		Flags: append([]cli.Flag{
-			&cli.GenericFlag{
-				Name:    FlagGPU,
-				Aliases: []string{"g"},
-				Usage:   "GPU to lock: 0, a set (0,2 or 0-3) whose first free GPU is taken, or any (alias all)",
-				Value:   &gpuSetValue{s: "0"},
-				EnvVars: EnvVar(FlagGPU),
-			},
-			&cli.StringFlag{
-				Name:        FlagName,
-				Usage:       "service name shown to others",
-				DefaultText: "the command's base name",
-				EnvVars:     EnvVar(FlagName),
-			},
-			&cli.GenericFlag{
-				Name:        flagTimeout,
-				Aliases:     []string{"w"},
-				Usage:       "give up waiting after this long (a number and a unit: 90s, 5m); 0 waits forever",
-				Value:       &DurationValue{},
-				EnvVars:     EnvVar(flagTimeout),
-				DefaultText: "0 (wait forever)",
-			},
-			&cli.BoolFlag{
-				Name:    flagNonblock,
-				Aliases: []string{"n"},
-				Usage:   "do not wait: fail at once if the GPU is held or others are in line",
-				EnvVars: EnvVar(flagNonblock),
-			},
-			&cli.IntFlag{
-				Name:    flagConflictExitCode,
-				Aliases: []string{"E"},
-				Usage:   "exit code when the lock could not be had (--nonblock, --timeout); 75 is EX_TEMPFAIL",
-				Value:   ExitTempFail,
-				EnvVars: EnvVar(flagConflictExitCode),
-			},
-			&cli.BoolFlag{
-				Name:    flagClose,
-				Aliases: []string{"o"},
-				Usage:   "do not pass the lock to COMMAND: it is freed when COMMAND exits, even if its children live on (flock -o)",
-				EnvVars: EnvVar(flagClose),
-			},
-			&cli.BoolFlag{
-				Name:    flagCUDAEnv,
-				Usage:   "set CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER=PCI_BUS_ID for COMMAND",
-				Value:   true,
-				EnvVars: EnvVar(flagCUDAEnv),
-			},
-			&cli.BoolFlag{
-				Name:    flagShowCommand,
-				Usage:   "show others COMMAND's whole command line (status, waiting lines); by default only its base name, since every user can read it",
-				EnvVars: EnvVar(flagShowCommand),
-			},
-			quietFlag(),
-		}, execTurnFlags()...),
-		Action: a.runExec,
-	}
+notice unless --quiet); use --cuda-env=false to keep it.`
+)
+
+// ExecFlagSpecs are exec's flags, in the order its help lists them
+// (--lock-dir aside, which every command gets).
+func ExecFlagSpecs() []FlagSpec {
+	return append([]FlagSpec{
+		{Name: FlagGPU, Aliases: []string{"g"}, Kind: ValueKind, EnvVars: EnvVar(FlagGPU),
+			Usage:    "GPU to lock: 0, a set (0,2 or 0-3) whose first free GPU is taken, or any (alias all)",
+			NewValue: func() FlagValue { return &gpuSetValue{s: "0"} }},
+		{Name: FlagName, Kind: StringKind, EnvVars: EnvVar(FlagName), DefaultText: "the command's base name",
+			Usage: "service name shown to others"},
+		{Name: flagTimeout, Aliases: []string{"w"}, Kind: ValueKind, EnvVars: EnvVar(flagTimeout),
+			Usage:       "give up waiting after this long (a number and a unit: 90s, 5m); 0 waits forever",
+			NewValue:    func() FlagValue { return &DurationValue{} },
+			DefaultText: "0 (wait forever)"},
+		{Name: flagNonblock, Aliases: []string{"n"}, Kind: BoolKind, EnvVars: EnvVar(flagNonblock),
+			Usage: "do not wait: fail at once if the GPU is held or others are in line"},
+		{Name: flagConflictExitCode, Aliases: []string{"E"}, Kind: IntKind, Int: ExitTempFail,
+			EnvVars: EnvVar(flagConflictExitCode),
+			Usage:   "exit code when the lock could not be had (--nonblock, --timeout); 75 is EX_TEMPFAIL"},
+		{Name: flagClose, Aliases: []string{"o"}, Kind: BoolKind, EnvVars: EnvVar(flagClose),
+			Usage: "do not pass the lock to COMMAND: it is freed when COMMAND exits, even if its children live on (flock -o)"},
+		{Name: flagCUDAEnv, Kind: BoolKind, Bool: true, EnvVars: EnvVar(flagCUDAEnv),
+			Usage: "set CUDA_VISIBLE_DEVICES and CUDA_DEVICE_ORDER=PCI_BUS_ID for COMMAND"},
+		{Name: flagShowCommand, Kind: BoolKind, EnvVars: EnvVar(flagShowCommand),
+			Usage: "show others COMMAND's whole command line (status, waiting lines); by default only its base name, since every user can read it"},
+		QuietSpec(),
+	}, execTurnSpecs()...)
+}
+
+// FlagReader reads a parsed command line's flags by name: urfave/cli's
+// *cli.Context is one, and so is ParseArgs's *ParsedArgs.
+type FlagReader interface {
+	String(name string) string
+	Bool(name string) bool
+	Int(name string) int
+	Generic(name string) any
 }
 
 // execOptions is what `gpulock exec` was asked to do.
@@ -139,23 +117,25 @@ type execOptions struct {
 	quiet        bool
 	showCommand  bool
 	args         []string
-	turn         []gpulock.Option // fair turns and priority
+	turns        execTurns // fair turns and priority
 }
 
 const execHelp = "gpulock exec --help"
 
-func parseExecOptions(c *cli.Context) (execOptions, error) {
+// parseExecOptions reads exec's flags from r, with the lock directory dir
+// and the arguments after the flags, args.
+func parseExecOptions(r FlagReader, dir string, args []string) (execOptions, error) {
 	o := execOptions{
-		dir:          LockDir(c),
-		name:         c.String(FlagName),
-		timeout:      DurationOf(c, flagTimeout),
-		nonblock:     c.Bool(flagNonblock),
-		conflictCode: c.Int(flagConflictExitCode),
-		close:        c.Bool(flagClose),
-		cudaEnv:      c.Bool(flagCUDAEnv),
-		quiet:        c.Bool(FlagQuiet),
-		showCommand:  c.Bool(flagShowCommand),
-		args:         c.Args().Slice(),
+		dir:          dir,
+		name:         r.String(FlagName),
+		timeout:      DurationOf(r, flagTimeout),
+		nonblock:     r.Bool(flagNonblock),
+		conflictCode: r.Int(flagConflictExitCode),
+		close:        r.Bool(flagClose),
+		cudaEnv:      r.Bool(flagCUDAEnv),
+		quiet:        r.Bool(FlagQuiet),
+		showCommand:  r.Bool(flagShowCommand),
+		args:         args,
 	}
 	if len(o.args) == 0 || o.args[0] == "" {
 		return o, UsageError(execHelp, "missing COMMAND to run")
@@ -166,7 +146,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	if o.conflictCode < 0 || o.conflictCode > 255 {
 		return o, UsageError(execHelp, "--conflict-exit-code %d is out of range 0-255", o.conflictCode)
 	}
-	gpus, err := gpulock.ParseGPUSet(gpuSetOf(c, FlagGPU))
+	gpus, err := gpulock.ParseGPUSet(gpuSetOf(r, FlagGPU))
 	if errors.Is(err, gpulock.ErrNoGPUs) {
 		return o, &ExitError{code: ExitUnavailable, msg: LibText(err), err: err}
 	}
@@ -174,7 +154,7 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 		return o, UsageError(execHelp, "--gpu: %s", LibText(err))
 	}
 	o.gpus = gpus
-	if o.turn, err = execTurnOptions(c); err != nil {
+	if o.turns, err = readExecTurns(r); err != nil {
 		return o, err
 	}
 	if o.name == "" {
@@ -183,12 +163,15 @@ func parseExecOptions(c *cli.Context) (execOptions, error) {
 	return o, nil
 }
 
-func (a *Runner) runExec(c *cli.Context) error {
-	o, err := parseExecOptions(c)
+// Exec runs exec with the flags r, the lock directory dir and the
+// arguments after the flags, args (COMMAND and its arguments). It returns
+// nil, or an *ExitError for any other exit code.
+func (a *Runner) Exec(ctx context.Context, r FlagReader, dir string, args []string) error {
+	o, err := parseExecOptions(r, dir, args)
 	if err != nil {
 		return err
 	}
-	return a.execute(c.Context, o)
+	return a.execute(ctx, o)
 }
 
 // execute finds the command, waits for the lock, runs the command holding
@@ -205,7 +188,7 @@ func (a *Runner) execute(ctx context.Context, o execOptions) error {
 	}
 	locks := make([]*gpulock.Lock, len(o.gpus))
 	for i, g := range o.gpus {
-		locks[i], err = gpulock.New(g, append([]gpulock.Option{gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(o.shownCommand())}, o.turn...)...)
+		locks[i], err = gpulock.New(g, append([]gpulock.Option{gpulock.WithDir(o.dir), gpulock.WithService(o.name), gpulock.WithCommand(o.shownCommand())}, o.turns.options()...)...)
 		if err != nil {
 			return UsageError(execHelp, "%s", LibText(err))
 		}

@@ -8,11 +8,10 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
-	"github.com/urfave/cli/v2"
 )
 
 // Flag values whose parse errors say what is wrong and how to write it.
-// urfave/cli prefixes them with the flag or environment variable they came
+// urfave/cli and ParseArgs prefix them with the flag or environment variable they came
 // from; onUsageError rewrites that prefix as "--flag VALUE:" or
 // "GPULOCK_X=VALUE:".
 
@@ -62,19 +61,6 @@ func parseDuration(s string) (time.Duration, error) {
 	return d, nil
 }
 
-// DurationFlag is a flag of a DurationValue with default def.
-func DurationFlag(name, usage string, def time.Duration) *cli.GenericFlag {
-	return &cli.GenericFlag{Name: name, Usage: usage, Value: &DurationValue{d: def}, EnvVars: EnvVar(name)}
-}
-
-// DurationOf reads a DurationFlag.
-func DurationOf(c *cli.Context, name string) time.Duration {
-	if v, ok := c.Generic(name).(*DurationValue); ok && v != nil {
-		return v.d
-	}
-	return 0
-}
-
 // gpuSetValue is exec's --gpu: a GPU, a set of GPUs, or any. Only the
 // syntax is checked here; exec resolves "any" (which may find no GPUs).
 type gpuSetValue struct{ s string }
@@ -112,16 +98,18 @@ func checkGPUSet(s string) error {
 	return nil
 }
 
-// gpuSetOf reads a gpuSetValue flag.
-func gpuSetOf(c *cli.Context, name string) string {
-	if v, ok := c.Generic(name).(*gpuSetValue); ok && v != nil {
+// DurationOf is the duration of a DurationValue flag read from r.
+func DurationOf(r FlagReader, name string) time.Duration {
+	if v, ok := r.Generic(name).(*DurationValue); ok && v != nil {
+		return v.d
+	}
+	return 0
+}
+
+// gpuSetOf is the GPU set of a gpuSetValue flag read from r.
+func gpuSetOf(r FlagReader, name string) string {
+	if v, ok := r.Generic(name).(*gpuSetValue); ok && v != nil {
 		return v.s
 	}
 	return ""
-}
-
-// WithDefaultText sets what the help shows as f's default.
-func WithDefaultText(f *cli.GenericFlag, text string) *cli.GenericFlag {
-	f.DefaultText = text
-	return f
 }

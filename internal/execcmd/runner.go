@@ -5,14 +5,13 @@ import (
 	"io"
 	"log/slog"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/gpulock/gpulock/gpulock"
 	"github.com/gpulock/gpulock/internal/deadwait"
 )
 
-// Runner runs `gpulock exec`: Command is its urfave/cli command. Commands
-// it runs get its three streams.
+// Runner runs `gpulock exec`: internal/execcli makes it the gpulock
+// binary's urfave/cli command, and RunArgs runs it without urfave/cli (the
+// gpulock-exec binary). Commands it runs get its three streams.
 type Runner struct {
 	// Stdin, Stdout and Stderr are gpulock's streams. When all three are
 	// *os.File, the command gets them as they are; else through os/exec,
@@ -54,9 +53,6 @@ var ErrDeadHolderBusy = deadwait.ErrBusy
 // ErrDeadHolderCannotAsk says that this build cannot ask the backend of a
 // shim that died holding the GPU (gpulock-exec and an https backend).
 var ErrDeadHolderCannotAsk = deadwait.ErrCannotAsk
-
-// Command is the exec command, for a cli app made with NewApp.
-func (a *Runner) Command() *cli.Command { return a.execCommand() }
 
 // GuardArg, as a binary's first argument, makes it the group guard's
 // killing half: a main that runs exec must call RunGuard with the

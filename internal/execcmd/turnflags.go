@@ -1,8 +1,6 @@
 package execcmd
 
 import (
-	"github.com/urfave/cli/v2"
-
 	"github.com/gpulock/gpulock/gpulock"
 )
 
@@ -13,33 +11,33 @@ const (
 	FlagClient   = "client"
 )
 
-// FairFlag is --fair, of exec and the shim.
-func FairFlag() cli.Flag {
-	return &cli.BoolFlag{Name: FlagFair, Value: true, EnvVars: EnvVar(FlagFair),
-		Usage: "take turns round-robin between clients that wait; --fair=false: plain arrival order"}
-}
-
-// PriorityFlag is --priority, of exec and the shim.
-func PriorityFlag() cli.Flag {
-	return &cli.StringFlag{Name: FlagPriority, Value: "normal", EnvVars: EnvVar(FlagPriority),
-		Usage: "level in line: low, normal or high; a wait rises one level per 30s waited"}
-}
-
-// execTurnFlags are exec's flags of fair turns.
-func execTurnFlags() []cli.Flag {
-	return []cli.Flag{
-		FairFlag(), PriorityFlag(),
-		&cli.StringFlag{Name: FlagClient, EnvVars: EnvVar(FlagClient), DefaultText: "uid:<your uid>",
+// execTurnSpecs are exec's flags of fair turns.
+func execTurnSpecs() []FlagSpec {
+	return []FlagSpec{
+		FairSpec(), PrioritySpec(),
+		{Name: FlagClient, Kind: StringKind, EnvVars: EnvVar(FlagClient), DefaultText: "uid:<your uid>",
 			Usage: "who this job is for, for fair turns between clients"},
 	}
 }
 
-// execTurnOptions reads exec's flags of fair turns as lock options.
-func execTurnOptions(c *cli.Context) ([]gpulock.Option, error) {
-	p, err := gpulock.ParsePriority(c.String(FlagPriority))
+// execTurns is what exec's flags of fair turns asked for.
+type execTurns struct {
+	fair     bool
+	priority gpulock.Priority
+	client   string
+}
+
+// readExecTurns reads exec's flags of fair turns.
+func readExecTurns(r FlagReader) (execTurns, error) {
+	p, err := gpulock.ParsePriority(r.String(FlagPriority))
 	if err != nil {
-		return nil, UsageError(execHelp, "--%s: %s", FlagPriority, LibText(err))
+		return execTurns{}, UsageError(execHelp, "--%s: %s", FlagPriority, LibText(err))
 	}
-	return []gpulock.Option{gpulock.WithFairTurns(c.Bool(FlagFair)), gpulock.WithPriority(p),
-		gpulock.WithClient(c.String(FlagClient))}, nil
+	return execTurns{fair: r.Bool(FlagFair), priority: p, client: r.String(FlagClient)}, nil
+}
+
+// options are the lock options of t.
+func (t execTurns) options() []gpulock.Option {
+	return []gpulock.Option{gpulock.WithFairTurns(t.fair), gpulock.WithPriority(t.priority),
+		gpulock.WithClient(t.client)}
 }

@@ -11,17 +11,18 @@ import (
 // rewritten to name what the user wrote: the flag with two dashes as in
 // our help, or the environment variable the value came from. They are
 // compiled at the first bad command line, not at every start (issue 15).
-var flagErrorREs = sync.OnceValue(func() [4]*regexp.Regexp {
-	return [4]*regexp.Regexp{
+var flagErrorREs = sync.OnceValue(func() [5]*regexp.Regexp {
+	return [5]*regexp.Regexp{
 		regexp.MustCompile(`^could not parse "(.*)" (?:as [\w ]+ value )?from environment variable "(\w+)" (?:as value )?for flag [\w-]+: (.*)$`),
 		regexp.MustCompile(`^invalid (value|boolean value) "(.*)" for (?:flag )?-+([\w-]+): (.*)$`),
 		regexp.MustCompile(`^flag provided but not defined: -+([\w-]+)$`),
 		regexp.MustCompile(`^flag needs an argument: -+([\w-]+)$`),
+		regexp.MustCompile(`^Cannot use two forms of the same flag: ([\w-]+) ([\w-]+)$`),
 	}
 })
 
-// flagErrorText is err's message as a user should read it.
-func flagErrorText(err error) string {
+// FlagErrorText is err's message as a user should read it.
+func FlagErrorText(err error) string {
 	msg := strings.TrimSpace(err.Error())
 	res := flagErrorREs()
 	envValueRE, flagValueRE, undefinedRE, needsValueRE := res[0], res[1], res[2], res[3]
@@ -40,6 +41,9 @@ func flagErrorText(err error) string {
 	}
 	if m := needsValueRE.FindStringSubmatch(msg); m != nil {
 		return dashes(m[1]) + " needs a value"
+	}
+	if m := res[4].FindStringSubmatch(msg); m != nil {
+		return dashes(m[2]) + " and " + dashes(m[1]) + " are the same flag: give it once"
 	}
 	return msg
 }

@@ -1,19 +1,19 @@
-package execcmd
+package execcli
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
-	"strings"
 
 	"github.com/urfave/cli/v2"
+
+	"github.com/gpulock/gpulock/internal/execcmd"
 )
 
 // NewApp is gpulock's urfave/cli app with the commands cmds, reading stdin
 // and writing stdout and stderr. Each command gets --lock-dir (read it with
 // LockDir) and the usage error handler unless it sets its own; its Action
-// returns nil, or an *ExitError for any other exit code. Run it with Run.
+// returns nil, or an *execcmd.ExitError for any other exit code. Run it with Run.
 func NewApp(stdin io.Reader, stdout, stderr io.Writer, cmds []*cli.Command) *cli.App {
 	app := &cli.App{
 		Name:            "gpulock",
@@ -43,31 +43,17 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer, cmds []*cli.Command) *cli
 
 // Run runs app (from NewApp) on the command line args (args[0] is the
 // program name) and returns the exit code, printing an error's message on
-// stderr as one line after "gpulock: ". It never calls os.Exit; a panic
-// gives ExitSoftware. When ctx ends, a waiting command stops.
+// stderr as one line after "gpulock: " (execcmd.ReportError). It never
+// calls os.Exit; a panic gives ExitSoftware. When ctx ends, a waiting
+// command stops.
 func Run(ctx context.Context, app *cli.App, args []string, stderr io.Writer) (code int) {
 	defer func() {
 		if r := recover(); r != nil {
 			fmt.Fprintf(stderr, "gpulock: internal error: %v\n", r)
-			code = ExitSoftware
+			code = execcmd.ExitSoftware
 		}
 	}()
-	err := app.RunContext(ctx, args)
-	if err == nil {
-		return ExitOK
-	}
-	var ee *ExitError
-	switch {
-	case errors.As(err, &ee):
-		if msg := ee.Error(); msg != "" {
-			fmt.Fprintf(stderr, "gpulock: %s\n", oneLine(msg))
-		}
-		return ee.code
-	default:
-		// urfave/cli's own errors, such as "No help topic for 'x'".
-		fmt.Fprintf(stderr, "gpulock: %s (see 'gpulock --help')\n", oneLine(err.Error()))
-		return ExitUsage
-	}
+	return execcmd.ReportError(stderr, app.RunContext(ctx, args))
 }
 
 // onUsageError turns a flag parsing error into a usage exit with a hint.
@@ -76,19 +62,13 @@ func onUsageError(c *cli.Context, err error, isSubcommand bool) error {
 	if isSubcommand && c.Command != nil && c.Command.Name != "" {
 		hint = "gpulock " + c.Command.Name + " --help"
 	}
-	return UsageError(hint, "%s", flagErrorText(err)) // usage.go
+	return execcmd.UsageError(hint, "%s", execcmd.FlagErrorText(err))
 }
 
 // rootAction runs when no command matched.
 func rootAction(c *cli.Context) error {
 	if c.Args().Present() {
-		return UsageError("gpulock --help", "unknown command %q", c.Args().First())
+		return execcmd.UsageError("gpulock --help", "unknown command %q", c.Args().First())
 	}
-	return UsageError("gpulock --help", "no command given")
-}
-
-// oneLine keeps a message to one line.
-func oneLine(s string) string {
-	s = strings.TrimSpace(s)
-	return strings.ReplaceAll(s, "\n", "; ")
+	return execcmd.UsageError("gpulock --help", "no command given")
 }
