@@ -8,8 +8,9 @@
 // backend goes on with the job. The shim names its backend in its holder
 // description, which a death leaves in the lock file; the next holder
 // waits, holding the lock, until that backend reports idle in
-// IdleAnswers answers in a row, Poll apart (a job that the dead holder had
-// just forwarded may not show yet). gpulock keeps the dead holder's
+// IdleAnswers answers in a row, Poll apart, the last of them at least
+// Settle after the wait began (a job that the dead holder forwarded just
+// before it died may not show yet). gpulock keeps the dead holder's
 // description in the lock file until a holder has seen its backend idle
 // (gpulock.Handle.KeepLeftover), so that the wait survives the waiter's
 // own death or an abandoned wait.
@@ -36,6 +37,14 @@ const (
 	// IdleAnswers is how many idle answers in a row, each Poll after the
 	// last, make the backend idle.
 	IdleAnswers = 2
+	// Settle is how long after the wait began a backend that answers must
+	// still say idle: the dead holder may have forwarded a job just before
+	// it died that the backend does not show yet (a prompt ComfyUI still
+	// validates, an A1111 request whose images it still decodes). The lock
+	// passed to the waiter when the holder died, so the wait begins at
+	// most a moment after that. A backend that stops listening (ErrDown)
+	// has no such job: it counts at once.
+	Settle = time.Second
 )
 
 // Backend is a dead holder's backend, checked, that can be asked.
@@ -79,14 +88,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Once does not wait for a busy backend: a busy answer gives ErrBusy
 	// (gpulock exec --nonblock). An idle one is still asked again, Poll
-	// later, to be sure.
+	// later, until Settle, to be sure.
 	Once bool
 }
 
 // Wait is called right after h took the lock. If the previous holder ended
 // without releasing and named a backend, it waits until check's Backend
-// reports idle (or stops listening) in IdleAnswers answers in a row,
-// bounded by the timeout, and returns how long it waited; h then shows its
+// reports idle (or stops listening) in IdleAnswers answers in a row, an
+// idle one at least Settle after the wait began, bounded by the timeout, and returns how long it waited; h then shows its
 // own description. At the timeout it logs a warning and returns nil: the
 // caller goes ahead. If ctx ends first, it returns an error wrapping
 // ctx.Err(), and h still shows the dead holder's description: the caller
@@ -131,7 +140,8 @@ func Wait(ctx context.Context, h *gpulock.Handle, check Check, o Options) (time.
 		} else {
 			idle = 0 // busy, or no clear answer: fail closed
 		}
-		if idle >= IdleAnswers {
+		settled := errors.Is(err, ErrDown) || time.Since(start) >= Settle
+		if idle >= IdleAnswers && settled {
 			waited := time.Since(start)
 			if logged {
 				o.Logger.Info("the dead holder's backend is idle; going ahead", append(attrs, "waited", waited.Round(time.Millisecond))...)

@@ -108,8 +108,10 @@ func TestWaitDeadBackendWaitsUntilIdle(t *testing.T) {
 		srv := httptest.NewServer(b)
 		h := deadHolderHandle(t, c.profile, srv.URL)
 		var log bytes.Buffer
+		start := time.Now()
 		require.NoError(t, WaitDeadBackend(context.Background(), h, DeadHolderOptions{Logger: logTo(&log)}))
-		assert.Equal(t, int64(5), b.asked.Load(), "%s: asked until idle twice in a row", c.profile)
+		assert.GreaterOrEqual(t, b.asked.Load(), int64(5), "%s: asked until idle twice in a row", c.profile)
+		assert.GreaterOrEqual(t, time.Since(start), deadwait.Settle, "%s: and until it settled", c.profile)
 		assert.Contains(t, log.String(), "waiting for the backend to be idle")
 		assert.Contains(t, log.String(), "idle; going ahead")
 		srv.Close()
@@ -125,7 +127,7 @@ func TestWaitDeadBackendIdleTwiceInARow(t *testing.T) {
 	defer srv.Close()
 	h := deadHolderHandle(t, "a1111", srv.URL)
 	require.NoError(t, WaitDeadBackend(context.Background(), h, DeadHolderOptions{Logger: logTo(&bytes.Buffer{})}))
-	assert.Equal(t, int64(4), b.asked.Load())
+	assert.GreaterOrEqual(t, b.asked.Load(), int64(4))
 
 	once := &fakeBackend{pattern: "ib"}
 	srv2 := httptest.NewServer(once)

@@ -31,10 +31,10 @@ import (
 // waits (a start-up check, a cluster offer nobody took) passes it on
 // instead of blanking it.
 //
-// Idle counts only when two answers in a row, deadwait.Poll apart, say so:
-// a job that the dead holder had just forwarded may not show yet (a
-// request that A1111 has read but not begun, a prompt ComfyUI still
-// validates).
+// Idle counts only when two answers in a row, deadwait.Poll apart, say so,
+// the last at least deadwait.Settle (1 s) after the wait began: a job that
+// the dead holder had just forwarded may not show yet (a request that
+// A1111 has read but not begun, a prompt ComfyUI still validates).
 //
 // The description is untrusted input (anyone who may write the lock file
 // may write it): only a known profile and an http(s) URL on a loopback
@@ -66,7 +66,7 @@ type DeadHolderOptions struct {
 	Allow []*url.URL
 	// Once does not wait for a busy backend: a busy answer gives
 	// ErrDeadHolderBusy (for gpulock exec --nonblock). An idle one is still
-	// asked again to be sure, deadwait.Poll later.
+	// asked again to be sure, each deadwait.Poll, until deadwait.Settle.
 	Once bool
 }
 
