@@ -17,6 +17,7 @@ import (
 	gwcluster "github.com/gpulock/gpulock/internal/cluster"
 	"github.com/gpulock/gpulock/internal/redistest"
 	"github.com/gpulock/gpulock/internal/simgpu"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
 
@@ -316,6 +317,14 @@ func (r *gwRig) jobsLeft() int {
 		return -1
 	}
 	return len(keys) + int(held)
+}
+
+// waitNoJobLeft waits until jobsLeft is 0, and fails with what is left.
+func (r *gwRig) waitNoJobLeft(t *testing.T) {
+	t.Helper()
+	if !assert.Eventually(t, func() bool { return r.jobsLeft() == 0 }, eventTimeout, pollEvery, "no job left in Redis") {
+		t.Fatalf("left in Redis: %s", r.jobsReport())
+	}
 }
 
 // jobsReport says what jobsLeft counts, for a failure's message.
