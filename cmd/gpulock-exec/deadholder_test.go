@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadholdertest"
 )
 
 // busyA1111 answers A1111's /sdapi/v1/progress, busy while busy is set,
@@ -88,11 +89,7 @@ func TestWaitsForADeadShimsBackend(t *testing.T) {
 // dead shim's description stays for the next holder.
 func TestDeadShimsHTTPSBackendIsNotGuessedIdle(t *testing.T) {
 	dir := t.TempDir()
-	dead, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("shim"), gpulock.WithBackend("comfyui", "https://127.0.0.1:8188"))
-	require.NoError(t, err)
-	h, err := dead.TryAcquire()
-	require.NoError(t, err)
-	require.NoError(t, h.Disown()) // no release: the description stays, as after a SIGKILL
+	deadholdertest.Leave(t, dir, "shim", "comfyui", "https://127.0.0.1:8188")
 
 	stdout, stderr, code := runBin(t, smallBin, dir, "--gpu", "0", "--", "echo", "ran")
 	assert.Equal(t, 69, code, stderr)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadholdertest"
 )
 
 // scriptedBackend answers from a function of the time since its first
@@ -42,17 +43,9 @@ func (b *scriptedBackend) Where() string   { return "http://127.0.0.1:1" }
 func deadHolderHandle(t *testing.T) *gpulock.Handle {
 	t.Helper()
 	dir := t.TempDir()
-	dead, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("shim"), gpulock.WithBackend("comfyui", "http://127.0.0.1:1"))
-	require.NoError(t, err)
-	h, err := dead.TryAcquire()
-	require.NoError(t, err)
-	require.NoError(t, h.Disown()) // no release: the description stays, as after a SIGKILL
-	l, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("next"))
-	require.NoError(t, err)
-	next, err := l.TryAcquire()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = next.Release() })
-	return next
+	deadholdertest.Leave(t, dir, "shim", "comfyui", "http://127.0.0.1:1")
+	_, h := deadholdertest.Take(t, dir, "next")
+	return h
 }
 
 func checkAs(b Backend) Check { return func(gpulock.Backend) (Backend, error) { return b, nil } }

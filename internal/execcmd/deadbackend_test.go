@@ -18,6 +18,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadholdertest"
 	"github.com/gpulock/gpulock/internal/deadwait"
 	"github.com/gpulock/gpulock/internal/shim"
 )
@@ -81,16 +82,8 @@ func btoi(b bool) int {
 func deadHolderHandle(t *testing.T, profile, upstream string) *gpulock.Handle {
 	t.Helper()
 	dir := t.TempDir()
-	dead, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("shim"), gpulock.WithBackend(profile, upstream))
-	require.NoError(t, err)
-	h, err := dead.TryAcquire()
-	require.NoError(t, err)
-	require.NoError(t, h.Disown()) // no release: the description stays, as after a SIGKILL
-	l, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("exec"))
-	require.NoError(t, err)
-	next, err := l.TryAcquire()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = next.Release() })
+	deadholdertest.Leave(t, dir, "shim", profile, upstream)
+	_, next := deadholdertest.Take(t, dir, "exec")
 	left, ok := next.Leftover()
 	require.True(t, ok)
 	require.NotNil(t, left.Backend)
@@ -199,17 +192,10 @@ func TestWaitDeadBackendNotAsked(t *testing.T) {
 // stays for the next holder, who waits in turn.
 func TestWaitDeadBackendHTTPSFailsClosed(t *testing.T) {
 	dir := t.TempDir()
-	dead, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("shim"), gpulock.WithBackend("comfyui", "https://127.0.0.1:8188"))
-	require.NoError(t, err)
-	h, err := dead.TryAcquire()
-	require.NoError(t, err)
-	require.NoError(t, h.Disown()) // no release: the description stays, as after a SIGKILL
-	l, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("exec"))
-	require.NoError(t, err)
-	next, err := l.TryAcquire()
-	require.NoError(t, err)
+	deadholdertest.Leave(t, dir, "shim", "comfyui", "https://127.0.0.1:8188")
+	l, next := deadholdertest.Take(t, dir, "exec")
 	var log bytes.Buffer
-	err = WaitDeadBackend(context.Background(), next, DeadHolderOptions{Logger: logTo(&log)})
+	err := WaitDeadBackend(context.Background(), next, DeadHolderOptions{Logger: logTo(&log)})
 	require.ErrorIs(t, err, ErrDeadHolderCannotAsk)
 	assert.ErrorContains(t, err, "run gpulock exec")
 	require.NoError(t, next.Release())

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/gpulock"
+	"github.com/gpulock/gpulock/internal/deadholdertest"
 	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 )
@@ -47,22 +48,13 @@ func (b *busyBackend) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 // of a holder of backend (profile, upstream) that ended without releasing.
 func leaveDeadHolder(t *testing.T, dir, profile, upstream string) {
 	t.Helper()
-	l, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("dead-"+profile), gpulock.WithBackend(profile, upstream))
-	require.NoError(t, err)
-	h, err := l.TryAcquire()
-	require.NoError(t, err)
-	require.NoError(t, h.Disown()) // leaves the description, as a SIGKILL does
+	deadholdertest.Leave(t, dir, "dead-"+profile, profile, upstream)
 }
 
 // takeLock takes GPU 0's lock in dir as the next holder.
 func takeLock(t *testing.T, dir string) (*gpulock.Lock, *gpulock.Handle) {
 	t.Helper()
-	l, err := gpulock.New(0, gpulock.WithDir(dir), gpulock.WithService("next"))
-	require.NoError(t, err)
-	h, err := l.TryAcquire()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = h.Release() })
-	return l, h
+	return deadholdertest.Take(t, dir, "next")
 }
 
 var quietLog = slog.New(slog.NewTextHandler(io.Discard, nil))
