@@ -127,7 +127,10 @@ func (s *Store) PromptWaitingAgain(ctx context.Context, id string) error {
 
 // PromptFinished keeps a prompt's history entry and records which shim
 // (url) holds each of its output files (as FileKey names them), for /view.
-// A prompt that already ended keeps its first entry.
+// A prompt that already ended keeps its first entry. Its job, which has
+// ended with it, is forgotten in the same step: the gateway that
+// dispatched it forgets it too, but may die (or lose Redis's answer)
+// before it does, and nobody adopts a prompt that is done.
 func (s *Store) PromptFinished(ctx context.Context, id string, entry json.RawMessage, url string, files []string) error {
 	n, err := s.rdb.Incr(ctx, keyCNumber).Result()
 	if err != nil {
@@ -142,7 +145,14 @@ func (s *Store) PromptFinished(ctx context.Context, id string, entry json.RawMes
 		if st == PromptDone {
 			return nil
 		}
+		job, err := tx.HGet(ctx, k, "job").Result()
+		if err != nil && !errors.Is(err, redis.Nil) {
+			return err
+		}
 		_, err = tx.TxPipelined(ctx, func(p redis.Pipeliner) error {
+			if job != "" {
+				p.Del(ctx, keyJob(job))
+			}
 			markDone(ctx, p, id, n)
 			p.ZRem(ctx, keyCPending, id)
 			p.ZRem(ctx, keyCActive, id)

@@ -141,14 +141,6 @@ func (g *Gateway) promptGone(ctx context.Context, prompt string) bool {
 	return err == nil && found && (p.State == cluster.PromptDone || p.Owner != g.id)
 }
 
-// heldElsewhere reports whether job, no longer assigned to the GPU this
-// gateway dispatched it to, is still in Redis: then another gateway (one
-// that adopted its prompt) has it in hand.
-func (g *Gateway) heldElsewhere(ctx context.Context, job string) bool {
-	_, found, err := g.cfg.Store.Job(context.WithoutCancel(ctx), job)
-	return err == nil && found
-}
-
 // reapHeld takes the held requests of gateways that are gone out of the
 // line: nobody waits for their answer, so they must never run.
 func (g *Gateway) reapHeld(ctx context.Context) error {

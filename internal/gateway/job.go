@@ -276,14 +276,47 @@ func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.T
 		if g.deleted(ctx, id) {
 			return m, context.Canceled
 		}
-		if g.heldElsewhere(ctx, id) || g.promptGone(ctx, prompt) {
-			return m, errRunElsewhere
+		if g.promptGone(ctx, prompt) {
+			return m, errRunElsewhere // another gateway adopted its prompt
+		}
+		now, exists, err := g.jobNow(ctx, id, prompt)
+		if err != nil {
+			return m, err
+		}
+		if exists {
+			// No longer assigned to gpu, yet still this gateway's job: an
+			// earlier try of this requeue ran in Redis but its answer was
+			// lost (Redis slow past the bound, or stopped as it answered),
+			// and put the job back and matched it again. Take it as it is
+			// now: matched (dispatch it) or waiting (wait for it). Only a
+			// job already running is someone else's to follow.
+			if now.State == cluster.StateRunning && !now.Pre {
+				return m, errRunElsewhere
+			}
+			return now, nil
 		}
 		// Lost from Redis (a restart) before it ran: in line again, at the end.
 		g.cfg.Logger.Warn("job lost from Redis (restarted?); putting it in line again", "job", id)
 		return g.cfg.Store.Enqueue(context.WithoutCancel(ctx), g.cfg.Profile, id, turn, 0, g.cfg.Reserve)
 	}
 	return m, nil
+}
+
+// jobNow reads job id's state for requeue: for a prompt (kept in Redis)
+// until Redis answers, for a held request once (on an error it is taken
+// out of the line when Redis answers again).
+func (g *Gateway) jobNow(ctx context.Context, id, prompt string) (m cluster.Match, found bool, err error) {
+	read := func() (err error) {
+		m, found, err = g.cfg.Store.Job(context.WithoutCancel(ctx), id)
+		return err
+	}
+	if prompt == "" {
+		if err = read(); err != nil {
+			g.forgetLater(id, false)
+		}
+		return m, found, err
+	}
+	return m, found, untilAnswered(ctx, read)
 }
 
 // dispatch forwards a matched job to its shim. The upstream request does
