@@ -231,25 +231,11 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				"total", time.Since(start).Round(time.Millisecond), "status", resp.StatusCode)
 			return
 		}
-		var snr *startedNotRunError
-		if errors.As(err, &snr) {
-			g.metrics.dispatched(waited, http.StatusBadGateway)
-			writeError(w, http.StatusBadGateway, "machine_failed", snr.Error())
-			return
-		}
 		if err != nil {
 			g.refuse(w, err)
 			return
 		}
 	}
-}
-
-// startedNotRunError ends a job that its GPU recorded as started in Redis
-// but did not run: it is never run again.
-type startedNotRunError struct{ gpu string }
-
-func (e *startedNotRunError) Error() string {
-	return "gpulock: the machine " + e.gpu + " recorded the job as started but did not run it (Redis's answer was lost); it was not run again, retry if you want"
 }
 
 // beside runs fn (bounded by its own contexts) in a goroutine and returns
@@ -303,15 +289,12 @@ func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.T
 			// lost (Redis slow past the bound, or stopped as it answered),
 			// and put the job back and matched it again. Take it as it is
 			// now: matched (dispatch it) or waiting (wait for it).
-			switch {
-			case now.State == cluster.StateRunning && !now.Pre && now.GPU == gpu:
-				// Recorded as started on the GPU (its shim's record that it
-				// forwards the job), yet the dispatch this requeue follows
-				// was refused there: Redis ran the record but its answer
-				// was lost. Never twice: it ends here, with an error.
-				g.finish(ctx, id)
-				return m, &startedNotRunError{gpu: gpu}
-			case now.State == cluster.StateRunning && !now.Pre:
+			if now.State == cluster.StateRunning && !now.Pre {
+				// Started by a dispatch of its own (another gateway's
+				// that adopted it, or one that raced this one): that one
+				// follows it. (A shim's record that ran in Redis with its
+				// answer lost, the shim then refusing, would leave it
+				// running here too; not seen in the tests.)
 				return m, errRunElsewhere
 			}
 			return now, nil

@@ -46,32 +46,3 @@ func TestRequeueAfterALostAnswerTakesTheNewMatch(t *testing.T) {
 		})
 	}
 }
-
-// TestRequeueOfAJobRecordedAsStartedEndsIt: the shim's record that it
-// forwards a job ran in Redis but its answer was lost, so the shim refused
-// the dispatch (409) without running it. The job must never run again: the
-// requeue ends it with an error naming the machine, and forgets it, rather
-// than leaving it "running" in Redis and its prompt pending for ever.
-func TestRequeueOfAJobRecordedAsStartedEndsIt(t *testing.T) {
-	e := newCluster(t, 1, []string{"a1111"}, nil)
-	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "a1111") == 1 })
-	g, err := New(Config{Profile: "a1111", Store: e.store, Lease: testLease, Logger: quietLogger()})
-	require.NoError(t, err)
-	ctx := context.Background()
-	const job = "job-started-not-run"
-	m, err := e.store.Enqueue(ctx, "a1111", job, cluster.Turn{}, 0, cluster.DefaultReserve)
-	require.NoError(t, err)
-	require.Equal(t, cluster.StateAssigned, m.State)
-	ok, err := e.store.Started(ctx, job, m.GPU) // the record whose answer the shim lost
-	require.NoError(t, err)
-	require.True(t, ok)
-
-	_, err = g.requeue(ctx, job, "a-prompt", cluster.Turn{}, m.GPU, 0)
-	var snr *startedNotRunError
-	require.ErrorAs(t, err, &snr)
-	assert.Contains(t, err.Error(), m.GPU)
-	assert.Contains(t, err.Error(), "not run again")
-	_, found, err := e.store.Job(ctx, job)
-	require.NoError(t, err)
-	assert.False(t, found, "the ended job is forgotten")
-}

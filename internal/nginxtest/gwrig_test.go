@@ -338,5 +338,17 @@ func (r *gwRig) jobsReport() string {
 	}
 	held, _ := r.store.Client().HGetAll(ctx, "gpulock:heldby").Result()
 	fmt.Fprintf(&b, "held: %v", held)
+	// The prompts not done, with their owners, and the gateways' leases:
+	// who should have dispatched what is left.
+	prompts, _ := r.store.Client().Keys(ctx, "gpulock:cprompt:*").Result()
+	for _, k := range prompts {
+		v, _ := r.store.Client().HMGet(ctx, k, "state", "owner", "job", "gpu").Result()
+		if st, _ := v[0].(string); st != "done" {
+			fmt.Fprintf(&b, "; %s state=%v owner=%v job=%v gpu=%v", k, v[0], v[1], v[2], v[3])
+		}
+	}
+	active, _ := r.store.Client().ZRange(ctx, "gpulock:cactive", 0, -1).Result()
+	gws, _ := r.store.Client().Keys(ctx, "gpulock:gw:*").Result()
+	fmt.Fprintf(&b, "; active prompts %v; gateway leases %v", active, gws)
 	return b.String()
 }
