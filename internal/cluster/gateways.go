@@ -94,27 +94,40 @@ func (s *Store) ActivePrompts(ctx context.Context) ([]string, error) {
 
 // scriptAdopt hands a prompt whose owner's lease ended to a new owner.
 // KEYS: none. ARGV: prefix, prompt id, new owner. Returns 1 when adopted,
-// 0 when its owner lives (or it is the caller's), -1 when it has ended.
+// 2 when it is the caller's already, 0 when its owner lives, -1 when it
+// has ended.
 var scriptAdopt = redis.NewScript(`
 local P, id, me = ARGV[1], ARGV[2], ARGV[3]
 local k = P..'cprompt:'..id
 local st = redis.call('HGET', k, 'state')
 if not st or st == 'done' then redis.call('ZREM', P..'cactive', id) return -1 end
 local o = redis.call('HGET', k, 'owner')
-if o == me then return 0 end
+if o == me then return 2 end
 if o and redis.call('EXISTS', P..'gw:'..o) == 1 then return 0 end
 redis.call('HSET', k, 'owner', me)
 return 1
 `)
 
+// Adoption is what AdoptPrompt found of a prompt.
+type Adoption int64
+
+// The outcomes of AdoptPrompt.
+const (
+	AdoptionEnded Adoption = -1 // the prompt ended, or Redis has none
+	AdoptionOwned Adoption = 0  // its owner's lease lives
+	Adopted       Adoption = 1  // the caller owns it now
+	AdoptionMine  Adoption = 2  // the caller owned it already (an earlier try may have adopted it, its answer lost)
+)
+
 // AdoptPrompt makes gateway me the owner of prompt id if its owner's lease
-// has ended; it reports whether it did.
-func (s *Store) AdoptPrompt(ctx context.Context, id, me string) (bool, error) {
+// has ended, and says what it found.
+func (s *Store) AdoptPrompt(ctx context.Context, id, me string) (Adoption, error) {
 	v, err := s.run(ctx, scriptAdopt, id, me)
 	if err != nil {
-		return false, err
+		return AdoptionOwned, err
 	}
-	return v == int64(1), nil
+	n, _ := v.(int64)
+	return Adoption(n), nil
 }
 
 const keyHeldBy = prefix + "heldby"

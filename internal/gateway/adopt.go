@@ -74,36 +74,58 @@ func (g *Gateway) adoptOrphans(ctx context.Context) error {
 	return g.cfg.Store.ForgetGateways(ctx, gone)
 }
 
-// adoptFrom adopts every active prompt whose owner's lease ended.
+// adoptFrom adopts every active prompt whose owner's lease ended, and
+// takes up any that Redis says is this gateway's but that no goroutine
+// here has in hand (inhand.go). An error ends the round early: the next
+// round looks again, since the gone gateways are forgotten only after a
+// whole round.
 func (g *Gateway) adoptFrom(ctx context.Context) error {
 	ids, err := g.cfg.Store.ActivePrompts(ctx)
 	if err != nil {
 		return err
 	}
 	for _, id := range ids {
-		ok, err := g.cfg.Store.AdoptPrompt(ctx, id, g.id)
-		if err != nil {
-			return err
-		}
-		if !ok {
+		if g.hasInHand(id) {
 			continue
 		}
-		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
+		// In hand before it is adopted: a prompt of ours that a
+		// goroutine here takes up meanwhile is not taken up twice.
+		release := g.takeInHand(id)
+		a, err := g.cfg.Store.AdoptPrompt(ctx, id, g.id)
+		if err == nil && a != cluster.Adopted && a != cluster.AdoptionMine {
+			release()
+			continue
+		}
+		var p cluster.Prompt
+		found := false
+		if err == nil {
+			p, found, err = g.cfg.Store.LookupPrompt(ctx, id)
+		}
 		if err != nil || !found {
+			release()
+			if err != nil {
+				return err
+			}
 			continue
 		}
-		g.cfg.Logger.Info("adopted a prompt of a gateway that is gone", "prompt_id", id, "state", p.State)
+		if a == cluster.Adopted {
+			g.cfg.Logger.Info("adopted a prompt of a gateway that is gone", "prompt_id", id, "state", p.State)
+		} else {
+			g.cfg.Logger.Warn("took up a prompt of this gateway's that nobody here followed (an adoption whose answer Redis lost)", "prompt_id", id, "state", p.State)
+		}
 		switch p.State {
 		case cluster.PromptRunning:
 			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && (m.State == cluster.StateAssigned || m.Pre) {
 				// Its gateway died while dispatching, before the shim took
 				// it: dispatch it again (the shim runs a job only once).
-				g.wg.Go(func() { g.resume(p) })
+				g.wg.Go(func() { defer release(); g.resume(p) })
 				continue
 			}
-			g.wg.Go(func() { g.relayAdopted(p); g.follow(id, p) })
+			g.wg.Go(func() { defer release(); g.relayAdopted(p); g.follow(id, p) })
 		case cluster.PromptWaiting:
-			g.wg.Go(func() { g.resume(p) })
+			g.wg.Go(func() { defer release(); g.resume(p) })
+		default:
+			release()
 		}
 	}
 	return nil

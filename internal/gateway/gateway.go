@@ -86,6 +86,9 @@ type Gateway struct {
 	wg     sync.WaitGroup
 
 	metrics *gatewayMetrics // /gpulock/metrics (metrics.go)
+
+	inHandMu sync.Mutex
+	inHand   map[string]int // prompts a goroutine here answers for (inhand.go)
 }
 
 // New checks cfg and returns a Gateway.
@@ -126,7 +129,8 @@ func New(cfg Config) (*Gateway, error) {
 	tr := http.DefaultTransport.(*http.Transport).Clone()
 	tr.MaxIdleConnsPerHost = 64
 	ctx, cancel := context.WithCancel(context.Background())
-	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel}
+	g := &Gateway{cfg: cfg, client: &http.Client{Transport: tr}, wake: newWakeups(), id: newJobID(), ctx: ctx, cancel: cancel,
+		inHand: map[string]int{}}
 	g.page, g.metrics = newPage(g), newGatewayMetrics(g)
 	g.hub = newWSHub(cfg.Store)
 	return g, nil

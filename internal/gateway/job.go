@@ -75,21 +75,23 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		defer untrack()
-		if m, ok := g.enqueue(ctx, w, id, turn, ""); ok {
+		if m, ok := g.enqueue(ctx, w, id, turn, "", nil); ok {
 			g.runJob(ctx, w, r, body, id, "", turn, m, start)
 		}
 		return
 	}
+	// In hand before Redis records it as this gateway's (see inhand.go).
+	release := g.takeInHand(prompt)
 	actx, acancel := context.WithTimeout(ctx, redisBound)
 	number, err := g.cfg.Store.AddPrompt(actx, prompt, id, g.id, body)
 	acancel()
 	if err != nil {
 		cancel()
-		g.dropPromptLater(prompt, id)
+		g.dropPromptLater(prompt, id, release)
 		g.redisDown(w, err)
 		return
 	}
-	m, ok := g.enqueue(ctx, w, id, turn, prompt)
+	m, ok := g.enqueue(ctx, w, id, turn, prompt, release)
 	if !ok {
 		cancel()
 		return
@@ -101,6 +103,7 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 	}
 	writeQueued(w, prompt, number)
 	g.wg.Go(func() {
+		defer release()
 		defer cancel()
 		c := newCapture()
 		g.runJob(ctx, c, r, body, id, prompt, turn, m, start)
@@ -109,8 +112,9 @@ func (g *Gateway) serveJob(w http.ResponseWriter, r *http.Request) {
 }
 
 // enqueue puts job id in line; when it cannot, it answers w, forgets the
-// prompt the job carries (prompt, or "") and reports false.
-func (g *Gateway) enqueue(ctx context.Context, w http.ResponseWriter, id string, turn cluster.Turn, prompt string) (cluster.Match, bool) {
+// prompt the job carries (prompt, or "") and reports false. release, if
+// not nil, lets go of the prompt once Redis has forgotten it.
+func (g *Gateway) enqueue(ctx context.Context, w http.ResponseWriter, id string, turn cluster.Turn, prompt string, release func()) (cluster.Match, bool) {
 	ectx, ecancel := context.WithTimeout(ctx, redisBound)
 	defer ecancel()
 	m, err := g.cfg.Store.Enqueue(ectx, g.cfg.Profile, id, turn, g.cfg.MaxQueue, g.cfg.Reserve)
@@ -123,7 +127,9 @@ func (g *Gateway) enqueue(ctx context.Context, w http.ResponseWriter, id string,
 	if prompt != "" {
 		dctx, dcancel := context.WithTimeout(context.WithoutCancel(ctx), redisBound)
 		if g.cfg.Store.DropPrompt(dctx, prompt, id) != nil {
-			g.dropPromptLater(prompt, id)
+			g.dropPromptLater(prompt, id, release)
+		} else if release != nil {
+			release()
 		}
 		dcancel()
 	}
@@ -132,9 +138,17 @@ func (g *Gateway) enqueue(ctx context.Context, w http.ResponseWriter, id string,
 }
 
 // dropPromptLater forgets prompt (carried by job), refused while Redis did
-// not answer, once Redis answers again: Redis may have recorded it.
-func (g *Gateway) dropPromptLater(prompt, job string) {
-	g.retryLater(func(ctx context.Context) error { return g.cfg.Store.DropPrompt(ctx, prompt, job) })
+// not answer, once Redis answers again: Redis may have recorded it. Until
+// then the prompt stays in hand (release, if not nil, lets go of it), so
+// that no adoption runs a prompt its client was told was refused.
+func (g *Gateway) dropPromptLater(prompt, job string, release func()) {
+	g.retryLater(func(ctx context.Context) error {
+		err := g.cfg.Store.DropPrompt(ctx, prompt, job)
+		if err == nil && release != nil {
+			release()
+		}
+		return err
+	})
 }
 
 // runJob waits for job id's match (unless m is one) and dispatches it,
