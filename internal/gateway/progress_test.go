@@ -78,9 +78,19 @@ func TestA1111InterruptGoesToTheMachineRunningTheClientsJob(t *testing.T) {
 		err = json.NewDecoder(resp.Body).Decode(&body)
 		done <- answer{code: resp.StatusCode, body: body, err: err}
 	}()
+	// Running at its backend, not only dispatched: an interrupt that comes
+	// before the job began stops nothing (A1111 interrupts what runs).
 	waitFor(t, "alice's job running", func() bool {
 		n, err := e.store.Client().Exists(t.Context(), "gpulock:aclient:alice").Result()
-		return err == nil && n == 1
+		if err != nil || n != 1 {
+			return false
+		}
+		for _, m := range e.machines {
+			if st, err := m.gpu.Stats(); err == nil && len(st.Running) > 0 {
+				return true
+			}
+		}
+		return false
 	})
 	req, err := http.NewRequest(http.MethodPost, gw+"/sdapi/v1/interrupt", nil)
 	require.NoError(t, err)
