@@ -92,20 +92,21 @@ func (g *Gateway) adoptFrom(ctx context.Context) error {
 		// goroutine here takes up meanwhile is not taken up twice.
 		release := g.takeInHand(id)
 		a, err := g.cfg.Store.AdoptPrompt(ctx, id, g.id)
-		if err == nil && a != cluster.Adopted && a != cluster.AdoptionMine {
+		if err != nil {
+			release()
+			return err
+		}
+		if a != cluster.Adopted && a != cluster.AdoptionMine {
 			release()
 			continue
 		}
-		var p cluster.Prompt
-		found := false
-		if err == nil {
-			p, found, err = g.cfg.Store.LookupPrompt(ctx, id)
-		}
-		if err != nil || !found {
+		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
+		if err != nil {
 			release()
-			if err != nil {
-				return err
-			}
+			return err
+		}
+		if !found {
+			release()
 			continue
 		}
 		if a == cluster.Adopted {

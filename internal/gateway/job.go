@@ -268,22 +268,11 @@ func beside(fn func()) (wait func()) {
 func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
 	var m cluster.Match
 	var found bool
-	requeue := func() (err error) {
+	err := g.requeueStep(ctx, id, prompt, func() (err error) {
 		m, found, err = g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
 		return err
-	}
-	var err error
-	if prompt == "" {
-		err = requeue()
-	} else {
-		// A prompt is kept (in Redis, with appendonly) and must not end
-		// because Redis does not answer: try until it does.
-		err = untilAnswered(ctx, requeue)
-	}
+	})
 	if err != nil {
-		if prompt == "" {
-			g.forgetLater(id, false) // Redis may have it back in line: take it out when it answers
-		}
 		return m, err
 	}
 	if !found {
@@ -293,8 +282,12 @@ func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.T
 		if g.promptGone(ctx, prompt) {
 			return m, errRunElsewhere // another gateway adopted its prompt
 		}
-		now, exists, err := g.jobNow(ctx, id, prompt)
-		if err != nil {
+		var now cluster.Match
+		var exists bool
+		if err := g.requeueStep(ctx, id, prompt, func() (err error) {
+			now, exists, err = g.cfg.Store.Job(context.WithoutCancel(ctx), id)
+			return err
+		}); err != nil {
 			return m, err
 		}
 		if exists {
@@ -320,21 +313,20 @@ func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.T
 	return m, nil
 }
 
-// jobNow reads job id's state for requeue: for a prompt (kept in Redis)
-// until Redis answers, for a held request once (on an error it is taken
-// out of the line when Redis answers again).
-func (g *Gateway) jobNow(ctx context.Context, id, prompt string) (m cluster.Match, found bool, err error) {
-	read := func() (err error) {
-		m, found, err = g.cfg.Store.Job(context.WithoutCancel(ctx), id)
-		return err
+// requeueStep runs step, a Redis step of requeue for job id. A prompt is
+// kept (in Redis, with appendonly) and must not end because Redis does not
+// answer: its step is tried until Redis answers. A held request's is tried
+// once; on an error the job is taken out of the line when Redis answers
+// again (it may be back in line all the same).
+func (g *Gateway) requeueStep(ctx context.Context, id, prompt string, step func() error) error {
+	if prompt != "" {
+		return untilAnswered(ctx, step)
 	}
-	if prompt == "" {
-		if err = read(); err != nil {
-			g.forgetLater(id, false)
-		}
-		return m, found, err
+	err := step()
+	if err != nil {
+		g.forgetLater(id, false)
 	}
-	return m, found, untilAnswered(ctx, read)
+	return err
 }
 
 // dispatch forwards a matched job to its shim. The upstream request does
