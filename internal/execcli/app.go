@@ -2,7 +2,6 @@ package execcli
 
 import (
 	"context"
-	"fmt"
 	"io"
 
 	"github.com/urfave/cli/v2"
@@ -47,12 +46,7 @@ func NewApp(stdin io.Reader, stdout, stderr io.Writer, cmds []*cli.Command) *cli
 // calls os.Exit; a panic gives ExitSoftware. When ctx ends, a waiting
 // command stops.
 func Run(ctx context.Context, app *cli.App, args []string, stderr io.Writer) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintf(stderr, "gpulock: internal error: %v\n", r)
-			code = execcmd.ExitSoftware
-		}
-	}()
+	defer execcmd.ExitOnPanic(stderr, &code)
 	return execcmd.ReportError(stderr, app.RunContext(ctx, args))
 }
 

@@ -15,12 +15,7 @@ import (
 // ParseArgs. It returns the exit code and never calls os.Exit; a panic
 // gives ExitSoftware. When ctx ends, a waiting command stops.
 func (a *Runner) RunArgs(ctx context.Context, args []string) (code int) {
-	defer func() {
-		if r := recover(); r != nil {
-			fmt.Fprintf(a.Stderr, "gpulock: internal error: %v\n", r)
-			code = ExitSoftware
-		}
-	}()
+	defer ExitOnPanic(a.Stderr, &code)
 	p, err := ParseExecArgs(args, os.LookupEnv)
 	if err != nil {
 		return ReportError(a.Stderr, err)
@@ -53,6 +48,15 @@ func ParseExecArgs(args []string, getenv func(string) (string, bool)) (*ParsedAr
 		return nil, UsageError("gpulock --help", "No help topic for '%s'", p.args[0])
 	}
 	return p, nil
+}
+
+// ExitOnPanic, deferred by a command line's run, turns a panic into an
+// internal error on stderr and the exit code ExitSoftware in *code.
+func ExitOnPanic(stderr io.Writer, code *int) {
+	if r := recover(); r != nil {
+		fmt.Fprintf(stderr, "gpulock: internal error: %v\n", r)
+		*code = ExitSoftware
+	}
 }
 
 // ReportError prints err's message on stderr as one line after "gpulock: "

@@ -25,7 +25,7 @@ var flagErrorREs = sync.OnceValue(func() [5]*regexp.Regexp {
 func FlagErrorText(err error) string {
 	msg := strings.TrimSpace(err.Error())
 	res := flagErrorREs()
-	envValueRE, flagValueRE, undefinedRE, needsValueRE := res[0], res[1], res[2], res[3]
+	envValueRE, flagValueRE, undefinedRE, needsValueRE, twoFormsRE := res[0], res[1], res[2], res[3], res[4]
 	if m := envValueRE.FindStringSubmatch(msg); m != nil {
 		return m[2] + "=" + shown(m[1]) + ": " + causeOf(m[3])
 	}
@@ -42,7 +42,7 @@ func FlagErrorText(err error) string {
 	if m := needsValueRE.FindStringSubmatch(msg); m != nil {
 		return dashes(m[1]) + " needs a value"
 	}
-	if m := res[4].FindStringSubmatch(msg); m != nil {
+	if m := twoFormsRE.FindStringSubmatch(msg); m != nil {
 		return dashes(m[2]) + " and " + dashes(m[1]) + " are the same flag: give it once"
 	}
 	return msg
