@@ -43,7 +43,7 @@ func TestMatchedHintCarriesTheNumberedMatch(t *testing.T) {
 		require.True(t, found)
 		assert.Equal(t, want, read, "the job's hash says the same")
 		// The GPU turned out busy: back in line, then offered again.
-		back, found, err := s.Requeue(ctx, "j1", "n/0/a1111", reserve, 0)
+		back, found, err := s.Requeue(ctx, "j1", "n/0/a1111", "", reserve, 0)
 		require.NoError(t, err)
 		require.True(t, found)
 		require.Equal(t, StateWaiting, back.State)

@@ -141,11 +141,16 @@ func (m *Member) Register(ctx context.Context) error {
 // as assigned here until Claim handed it to the shim: a dispatch that
 // missed the lock held for it (the offer's answer came late) still runs
 // it, once.
-func (m *Member) Started(ctx context.Context, job string) (bool, error) {
+//
+// dispatch is the dispatch's token (the gateway's HeaderDispatchToken, ""
+// for none): Redis records which dispatch started the job, so that asking
+// again after a lost answer reports true, and the gateway can put the job
+// back in line if the shim refused it all the same.
+func (m *Member) Started(ctx context.Context, job, dispatch string) (bool, error) {
 	if m.turn.wasHanded(job) {
 		return false, nil
 	}
-	return m.cfg.Store.StartedBy(ctx, job, m.id, m.token)
+	return m.cfg.Store.StartedBy(ctx, job, m.id, m.token, dispatch)
 }
 
 // Run renews the registration and offers the GPU while lock is free,

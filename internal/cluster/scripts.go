@@ -260,23 +260,30 @@ return {'free'}
 `)
 
 // scriptStarted marks a job running on the GPU it was matched with, when
-// that GPU's shim has taken the lock for it (see start). ARGV: prefix, job
-// id, gpu, token (or ""). Returns 1, or 0 when the job is not (or no
-// longer) assigned to that GPU: then the shim must not run it. A job the
-// held offer of the member with token started (pre = token) counts as
-// assigned to it once: the member asks only for a job it has not handed
-// to its shim itself (Member.Started), and the pre mark goes.
+// that GPU's shim has taken the lock for it (see start), and records the
+// dispatch that started it. ARGV: prefix, job id, gpu, token (or ""),
+// dispatch (the dispatch's token, or ""). Returns 1, or 0 when the job is
+// not (or no longer) assigned to that GPU: then the shim must not run it.
+// A job the held offer of the member with token started (pre = token)
+// counts as assigned to it once: the member asks only for a job it has not
+// handed to its shim itself (Member.Started), and the pre mark goes. A job
+// this very dispatch started already answers 1 again: the first answer was
+// lost (a retry, Redis stopped as it answered).
 var scriptStarted = redis.NewScript(luaLib + `
-local id, gpu, token = ARGV[2], ARGV[3], ARGV[4]
+local id, gpu, token, dispatch = ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local jk = P..'job:'..id
 if redis.call('HGET', jk, 'gpu') ~= gpu then return 0 end
 local state = redis.call('HGET', jk, 'state')
 if state == 'assigned' then
   start(id, gpu)
+  if dispatch ~= '' then redis.call('HSET', jk, 'dispatch', dispatch) end
   return 1
 end
-if state == 'running' and token and token ~= '' and redis.call('HGET', jk, 'pre') == token then
+if state ~= 'running' then return 0 end
+if dispatch ~= '' and redis.call('HGET', jk, 'dispatch') == dispatch then return 1 end
+if token ~= '' and redis.call('HGET', jk, 'pre') == token then
   redis.call('HDEL', jk, 'pre')
+  if dispatch ~= '' then redis.call('HSET', jk, 'dispatch', dispatch) end
   return 1
 end
 return 0
@@ -285,13 +292,25 @@ return 0
 // scriptRequeue puts a job that was matched but never started back in its
 // place in line (its arrival number), or matches it again at once. The GPU
 // it was matched with stays out of matches for hold ms (0: free to offer
-// again at once). ARGV: prefix, job id, gpu, reserve ms, hold ms. Returns
-// {'gone'} when the job is no longer assigned to that GPU, else what the
-// match gives: {'waiting'} or {'assigned', gpu, url, n}.
+// again at once). A job that the refused dispatch itself started counts as
+// never started: its shim's start ran in Redis but the answer was lost, so
+// the shim refused it and ran nothing (its running mark goes). ARGV:
+// prefix, job id, gpu, reserve ms, hold ms, dispatch (the refused
+// dispatch's token, or ""). Returns {'gone'} when the job is no longer
+// assigned to that GPU, else what the match gives: {'waiting'} or
+// {'assigned', gpu, url, n}.
 var scriptRequeue = redis.NewScript(luaLib + `
-local id, gpu, reserve_ms, hold_ms = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5])
+local id, gpu, reserve_ms, hold_ms, dispatch = ARGV[2], ARGV[3], tonumber(ARGV[4]), tonumber(ARGV[5]), ARGV[6]
 local jk = P..'job:'..id
-if redis.call('HGET', jk, 'state') ~= 'assigned' or redis.call('HGET', jk, 'gpu') ~= gpu then return {'gone'} end
+if redis.call('HGET', jk, 'gpu') ~= gpu then return {'gone'} end
+local state = redis.call('HGET', jk, 'state')
+if state == 'running' and dispatch ~= '' and redis.call('HGET', jk, 'dispatch') == dispatch and not redis.call('HGET', jk, 'pre') then
+  local run = P..'running:'..phys(gpu)
+  if redis.call('GET', run) == id then redis.call('DEL', run) end
+  redis.call('HDEL', jk, 'started', 'dispatch')
+elseif state ~= 'assigned' then
+  return {'gone'}
+end
 local rk = P..'reserved:'..phys(gpu)
 if redis.call('GET', rk) == id then
   if hold_ms > 0 then

@@ -167,10 +167,12 @@ func (s *Store) Job(ctx context.Context, id string) (m Match, found bool, err er
 
 // Requeue puts a job matched with gpu that never started back in its place
 // in line, or matches it again at once. hold keeps gpu out of matches for
-// that long (for a GPU that was unreachable). found is false when the job
-// is no longer assigned to gpu.
-func (s *Store) Requeue(ctx context.Context, id, gpu string, reserve, hold time.Duration) (m Match, found bool, err error) {
-	v, err := s.run(ctx, scriptRequeue, id, gpu, ms(reserve), ms(hold))
+// that long (for a GPU that was unreachable). dispatch is the token of the
+// dispatch that came to nothing (or ""): a job that dispatch started in
+// Redis counts as never started, since its shim refused it. found is false
+// when the job is no longer assigned to gpu.
+func (s *Store) Requeue(ctx context.Context, id, gpu, dispatch string, reserve, hold time.Duration) (m Match, found bool, err error) {
+	v, err := s.run(ctx, scriptRequeue, id, gpu, ms(reserve), ms(hold), dispatch)
 	if err != nil {
 		return Match{}, false, err
 	}
@@ -203,14 +205,17 @@ func (s *Store) Done(ctx context.Context, id string) error {
 // Started marks job running on gpu. It reports false when the job is not
 // assigned to gpu (it was cancelled, requeued or lost): then it must not run.
 func (s *Store) Started(ctx context.Context, id, gpu string) (bool, error) {
-	return s.StartedBy(ctx, id, gpu, "")
+	return s.StartedBy(ctx, id, gpu, "", "")
 }
 
-// StartedBy is Started for the member with token: a job that its held
-// offer started (OfferHeld) and that it has not handed to its shim counts
-// as assigned to it, once.
-func (s *Store) StartedBy(ctx context.Context, id, gpu, token string) (bool, error) {
-	v, err := s.run(ctx, scriptStarted, id, gpu, token)
+// StartedBy is Started for the member with token, by the dispatch with the
+// token dispatch (HeaderDispatchToken; "" for none). A job that the
+// member's held offer started (OfferHeld) and that it has not handed to its
+// shim counts as assigned to it, once. A job this dispatch started already
+// reports true again (the first answer was lost); Requeue with the same
+// dispatch token puts such a job back in line when the shim refused it.
+func (s *Store) StartedBy(ctx context.Context, id, gpu, token, dispatch string) (bool, error) {
+	v, err := s.run(ctx, scriptStarted, id, gpu, token, dispatch)
 	if err != nil {
 		return false, err
 	}

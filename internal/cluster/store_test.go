@@ -75,7 +75,7 @@ func TestFreedGPUTakesTheOldestJobAndArrivalTakesTheLongestFreeGPU(t *testing.T)
 	assert.Equal(t, OfferReserved, out, "a matched GPU is not offered twice")
 
 	// j1 was refused by b (busy after all): it goes back before j2.
-	m, found, err := s.Requeue(ctx, "j1", "nb/0/a1111", reserve, 0)
+	m, found, err := s.Requeue(ctx, "j1", "nb/0/a1111", "", reserve, 0)
 	require.NoError(t, err)
 	require.True(t, found)
 	assert.Equal(t, StateWaiting, m.State)

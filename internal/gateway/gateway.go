@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/gpulock/gpulock/internal/cluster"
@@ -89,6 +90,8 @@ type Gateway struct {
 
 	inHandMu sync.Mutex
 	inHand   map[string]int // prompts a goroutine here answers for (inhand.go)
+
+	dispatches atomic.Uint64 // dispatches so far, for their tokens (dispatchToken)
 }
 
 // New checks cfg and returns a Gateway.

@@ -18,6 +18,10 @@ import (
 const (
 	HeaderDispatch = "X-GPULock-Dispatch"
 	HeaderRequeue  = "X-GPULock-Requeue"
+	// HeaderDispatchToken names one dispatch of a job (each try has its
+	// own): Redis records which dispatch started the job, so that a 409
+	// after a start whose answer the shim lost puts the job back in line.
+	HeaderDispatchToken = "X-GPULock-Dispatch-Token"
 	// HeaderWait is the time the job waited in the cluster's line, seconds.
 	HeaderWait = "X-Gpulock-Wait"
 	// HeaderGPU names the GPU that ran the job.
@@ -187,7 +191,8 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 		}
 		unnote := g.noteClientJob(ctx, r, id, m.URL)
 		sent, stopRelay := g.beforePrompt(ctx, prompt, body, m.URL) // uploads and websocket events (comfydispatch.go)
-		resp, ferr := g.dispatch(r, sent, id, m.URL)
+		token := g.dispatchToken()
+		resp, ferr := g.dispatch(r, sent, id, token, m.URL)
 		recorded()
 		switch {
 		case ferr == nil && resp.StatusCode == http.StatusConflict && resp.Header.Get(HeaderRequeue) == "1":
@@ -197,7 +202,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			g.cfg.Logger.Info("dispatch refused; back in line", "job", id, "gpu", m.GPU, "attempt", attempt)
 			g.promptBack(ctx, prompt)
 			g.metrics.requeued(true)
-			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, 0)
+			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, token, 0)
 		case ferr != nil:
 			now, found, jerr := st.Job(context.WithoutCancel(ctx), id)
 			unnote()
@@ -212,7 +217,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			g.cfg.Logger.Warn("machine unreachable; job back in line", "job", id, "gpu", m.GPU, "err", ferr)
 			g.promptBack(ctx, prompt)
 			g.metrics.requeued(false)
-			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, g.cfg.Lease)
+			m, err = g.requeue(ctx, id, prompt, turn, m.GPU, token, g.cfg.Lease)
 		default:
 			defer unnote()
 			defer resp.Body.Close()
@@ -264,12 +269,12 @@ func beside(fn func()) (wait func()) {
 }
 
 // requeue puts job back in its place in line after a failed dispatch to gpu
-// (prompt: the prompt it carries, or "").
-func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu string, hold time.Duration) (cluster.Match, error) {
+// (prompt: the prompt it carries, or ""; token: the dispatch's).
+func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.Turn, gpu, token string, hold time.Duration) (cluster.Match, error) {
 	var m cluster.Match
 	var found bool
 	err := g.requeueStep(ctx, id, prompt, func() (err error) {
-		m, found, err = g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, g.cfg.Reserve, hold)
+		m, found, err = g.cfg.Store.Requeue(context.WithoutCancel(ctx), id, gpu, token, g.cfg.Reserve, hold)
 		return err
 	})
 	if err != nil {
@@ -297,11 +302,11 @@ func (g *Gateway) requeue(ctx context.Context, id, prompt string, turn cluster.T
 			// and put the job back and matched it again. Take it as it is
 			// now: matched (dispatch it) or waiting (wait for it).
 			if now.State == cluster.StateRunning && !now.Pre {
-				// Started by a dispatch of its own (another gateway's
-				// that adopted it, or one that raced this one): that one
-				// follows it. (A shim's record that ran in Redis with its
-				// answer lost, the shim then refusing, would leave it
-				// running here too; not seen in the tests.)
+				// Started by another dispatch (another gateway's that
+				// adopted it, or one that raced this one): that one
+				// follows it. (A start of this very dispatch, its answer
+				// lost and the job refused, went back in line above: its
+				// token is this dispatch's.)
 				return m, errRunElsewhere
 			}
 			return now, nil
@@ -329,9 +334,16 @@ func (g *Gateway) requeueStep(ctx context.Context, id, prompt string, step func(
 	return err
 }
 
-// dispatch forwards a matched job to its shim. The upstream request does
-// not end when the client leaves: the job holds the GPU anyway.
-func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http.Response, error) {
+// dispatchToken returns a new dispatch's token (HeaderDispatchToken),
+// unique in the cluster: the gateway's id and its count of dispatches.
+func (g *Gateway) dispatchToken() string {
+	return g.id + "." + strconv.FormatUint(g.dispatches.Add(1), 36)
+}
+
+// dispatch forwards a matched job to its shim, as the dispatch named token.
+// The upstream request does not end when the client leaves: the job holds
+// the GPU anyway.
+func (g *Gateway) dispatch(r *http.Request, body []byte, id, token, base string) (*http.Response, error) {
 	out, err := http.NewRequestWithContext(context.WithoutCancel(r.Context()), r.Method, base+r.URL.RequestURI(), bytes.NewReader(body))
 	if err != nil {
 		return nil, err
@@ -342,6 +354,7 @@ func (g *Gateway) dispatch(r *http.Request, body []byte, id, base string) (*http
 	out.Header.Del("Content-Length")
 	out.ContentLength = int64(len(body))
 	out.Header.Set(HeaderDispatch, id)
+	out.Header.Set(HeaderDispatchToken, token)
 	return g.client.Do(out)
 }
 

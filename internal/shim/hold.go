@@ -41,8 +41,8 @@ func (s *Shim) acquire(ctx context.Context, route, requestID string, turn gpuloc
 // acquireIn is acquire; bounded says whether MaxQueue and QueueTimeout
 // apply (not to holdings on the backend's behalf: its work runs anyway).
 func (s *Shim) acquireIn(ctx context.Context, route, requestID string, turn gpulock.Turn, bounded bool) (*hold, error) {
-	if job := dispatchOf(ctx); job != "" && bounded {
-		return s.acquireDispatched(ctx, route, job) // cluster mode: member.go
+	if d := dispatchOf(ctx); d.job != "" && bounded {
+		return s.acquireDispatched(ctx, route, d) // cluster mode: member.go
 	}
 	start := time.Now()
 	timeout := s.cfg.QueueTimeout

@@ -14,6 +14,13 @@ import (
 // dispatched to this shim because its GPU was offered free.
 const HeaderDispatch = "X-GPULock-Dispatch"
 
+// HeaderDispatchToken names the one dispatch of the job a request is (the
+// gateway gives each try its own): the shim passes it to Started, so that
+// Redis records which dispatch started the job. A start whose answer is
+// lost then costs no job: asked again it reports true, and after the 409 it
+// leads to, the gateway's requeue knows the start as its own.
+const HeaderDispatchToken = "X-GPULock-Dispatch-Token"
+
 // HeaderRequeue is set to "1" on the 409 a shim answers to a dispatched
 // request it cannot run now (its GPU is busy after all, or the job is no
 // longer assigned to it): the gateway puts the job back in its place in line.
@@ -30,8 +37,8 @@ type Member interface {
 	// holds it), so that the cluster's line takes turns with them.
 	Run(ctx context.Context, lock *gpulock.Lock, waiting func() int)
 	// Started reports whether the dispatched job may run now that the shim
-	// holds the lock for it.
-	Started(ctx context.Context, job string) (bool, error)
+	// holds the lock for it; dispatch is the request's HeaderDispatchToken.
+	Started(ctx context.Context, job, dispatch string) (bool, error)
 	// Released says that the shim has just released the lock: Run offers
 	// a free GPU at once. It must not block.
 	Released()
@@ -52,26 +59,32 @@ var errNotDispatched = errors.New("shim: the GPU dispatched to is busy or the jo
 
 type dispatchKey struct{}
 
-// withDispatch marks r's context with its dispatch job id, when the shim is
-// a cluster member and r carries one.
+// dispatched is a dispatched request's job id and dispatch token.
+type dispatched struct{ job, token string }
+
+// withDispatch marks r's context with its dispatch job id and token, when
+// the shim is a cluster member and r carries a job id.
 func (s *Shim) withDispatch(r *http.Request) *http.Request {
 	job := r.Header.Get(HeaderDispatch)
 	if s.cfg.Member == nil || job == "" {
 		return r
 	}
-	return r.WithContext(context.WithValue(r.Context(), dispatchKey{}, job))
+	d := dispatched{job: job, token: r.Header.Get(HeaderDispatchToken)}
+	return r.WithContext(context.WithValue(r.Context(), dispatchKey{}, d))
 }
 
-func dispatchOf(ctx context.Context) string {
-	job, _ := ctx.Value(dispatchKey{}).(string)
-	return job
+// dispatchOf returns the dispatch ctx's request is ({} for none).
+func dispatchOf(ctx context.Context) dispatched {
+	d, _ := ctx.Value(dispatchKey{}).(dispatched)
+	return d
 }
 
 // acquireDispatched takes the lock for a dispatched job without waiting
 // (or the lock the member took for it in the cluster's turn): if the GPU
 // is held or others are in line, or the cluster no longer assigns the job
 // here, it fails with errNotDispatched and holds nothing.
-func (s *Shim) acquireDispatched(ctx context.Context, route, job string) (*hold, error) {
+func (s *Shim) acquireDispatched(ctx context.Context, route string, d dispatched) (*hold, error) {
+	job := d.job
 	s.line.mu.Lock()
 	draining := s.line.draining
 	s.line.mu.Unlock()
@@ -86,7 +99,7 @@ func (s *Shim) acquireDispatched(ctx context.Context, route, job string) (*hold,
 		}
 	}
 	if !started { // else the offer that matched the job started it
-		ok, err := s.cfg.Member.Started(ctx, job)
+		ok, err := s.cfg.Member.Started(ctx, job, d.token)
 		if err != nil || !ok {
 			_ = h.Release()
 			s.cfg.Member.Released() // offer the GPU again, or give the turn on

@@ -17,6 +17,7 @@ type fakeMember struct {
 	mu       sync.Mutex
 	ok       map[string]bool
 	asked    []string
+	tokens   []string // the dispatch token of each ask
 	released int
 	claims   map[string]*gpulock.Handle // locks taken for jobs in the cluster's turn
 	pre      map[string]bool            // of those, the jobs the offer started
@@ -38,10 +39,11 @@ func (m *fakeMember) Claim(job string) (*gpulock.Handle, bool) {
 	return h, h != nil && m.pre[job]
 }
 
-func (m *fakeMember) Started(_ context.Context, job string) (bool, error) {
+func (m *fakeMember) Started(_ context.Context, job, dispatch string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	m.asked = append(m.asked, job)
+	m.tokens = append(m.tokens, dispatch)
 	return m.ok[job], nil
 }
 
@@ -50,6 +52,7 @@ func postDispatched(t *testing.T, url, job string) *http.Response {
 	req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(`{}`))
 	require.NoError(t, err)
 	req.Header.Set(HeaderDispatch, job)
+	req.Header.Set(HeaderDispatchToken, "gw."+job)
 	resp, err := http.DefaultClient.Do(req)
 	require.NoError(t, err)
 	t.Cleanup(func() { resp.Body.Close() })
@@ -80,6 +83,7 @@ func TestDispatchedRequestRunsOnlyOnAFreeGPUAndAConfirmedJob(t *testing.T) {
 	assert.Equal(t, int64(1), forwarded.Load())
 	member.mu.Lock()
 	assert.Equal(t, []string{"j2", "j1"}, member.asked, "asked only once the lock was held")
+	assert.Equal(t, []string{"gw.j2", "gw.j1"}, member.tokens, "each ask names its dispatch")
 	member.mu.Unlock()
 	waitFor(t, "the releases told to the member: j2's refused lock and j1's job", func() bool {
 		member.mu.Lock()
