@@ -3,7 +3,9 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 	"time"
 
@@ -122,4 +124,44 @@ func promptJSON(t testing.TB) json.RawMessage {
 	}
 	require.NoError(t, json.Unmarshal([]byte(promptBody(1, 0)), &doc))
 	return doc.Prompt
+}
+
+// TestComfyPromptWhoseGatewayDiedAsItsDispatchLandedIsFollowedOnce: a
+// gateway (no lease: it died) put its prompt in line and dispatched it,
+// and the shim started it, but the gateway died before Redis learnt that
+// the prompt runs. The live gateway adopts the prompt as waiting and finds
+// its job running from that other dispatch: nobody else answers for the
+// prompt, so it follows it on its GPU to the end rather than leaving it
+// pending for ever.
+func TestComfyPromptWhoseGatewayDiedAsItsDispatchLandedIsFollowedOnce(t *testing.T) {
+	e := newCluster(t, 1, []string{"comfyui"}, nil)
+	gw := e.gateways["comfyui"].URL
+	waitFor(t, "a free GPU", func() bool { return e.freeCount(t, "comfyui") == 1 })
+	ctx := t.Context()
+	m, err := e.store.Enqueue(ctx, "comfyui", "landed-job", cluster.Turn{}, 0, 5*time.Second)
+	require.NoError(t, err)
+	require.Equal(t, "assigned", m.State)
+	const id = "0d6f6c1e-0000-4000-8000-000000000002"
+	body := `{"prompt":` + string(promptJSON(t)) + `,"prompt_id":"` + id + `"}`
+	// The dead gateway's dispatch, as it sent it.
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, m.URL+"/prompt", strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set(HeaderDispatch, "landed-job")
+	req.Header.Set(HeaderDispatchToken, "dead-gateway.1")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	_ = resp.Body.Close()
+	require.Equal(t, http.StatusOK, resp.StatusCode, "the shim took the dispatch")
+	_, err = e.store.AddPrompt(ctx, id, "landed-job", "dead-gateway", []byte(body))
+	require.NoError(t, err)
+
+	waitFor(t, "the prompt done through the live gateway", func() bool { return len(history(t, gw, id)) == 1 })
+	st, err := e.machines[0].gpu.Stats()
+	require.NoError(t, err)
+	assert.Equal(t, int64(1), st.Jobs, "it ran once: the live gateway did not run it again")
+	waitFor(t, "its job gone from Redis", func() bool {
+		_, found, err := e.store.Job(ctx, "landed-job")
+		return err == nil && !found
+	})
 }

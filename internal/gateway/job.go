@@ -168,7 +168,9 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
 					err = c
 				}
-				g.refuse(w, err)
+				if !g.followRunning(ctx, w, id, prompt, err) {
+					g.refuse(w, err)
+				}
 				return
 			}
 		}
@@ -251,7 +253,9 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return
 		}
 		if err != nil {
-			g.refuse(w, err)
+			if !g.followRunning(ctx, w, id, prompt, err) {
+				g.refuse(w, err)
+			}
 			return
 		}
 	}
