@@ -116,9 +116,11 @@ func (g *Gateway) adoptFrom(ctx context.Context) error {
 		}
 		switch p.State {
 		case cluster.PromptRunning:
-			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && (m.State == cluster.StateAssigned || m.Pre) {
+			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && (m.State != cluster.StateRunning || m.Pre) {
 				// Its gateway died while dispatching, before the shim took
-				// it: dispatch it again (the shim runs a job only once).
+				// it (or its job went back in line, the prompt's record
+				// not yet told): dispatch it again (the shim runs a job
+				// only once).
 				g.wg.Go(func() { defer release(); g.resume(p) })
 				continue
 			}

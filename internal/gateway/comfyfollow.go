@@ -53,10 +53,12 @@ func (g *Gateway) settlePrompt(id string, c *capture) {
 		return
 	case c.code < 300:
 		p, found, err := g.lookupDispatched(id)
-		if found && p.URL == "" {
-			// Its dispatch record did not reach Redis yet: the machine is
-			// the one the dispatch went to.
-			p.URL, p.GPU = c.h.Get(headerMachineURL), c.h.Get(HeaderGPU)
+		if url := c.h.Get(headerMachineURL); found && url != "" {
+			// The machine is the one the dispatch went to: its record may
+			// not have reached Redis yet, or an earlier try's record (one
+			// that Redis did not answer, written again later) may name the
+			// GPU that refused it.
+			p.URL, p.GPU = url, c.h.Get(HeaderGPU)
 		}
 		if err != nil || !found || p.URL == "" {
 			g.cfg.Logger.Warn("cannot follow a dispatched prompt", "prompt_id", id, "err", err)
