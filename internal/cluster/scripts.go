@@ -325,13 +325,23 @@ return place(profile, id, seq, reserve_ms, 0)
 `)
 
 // scriptCancel takes a job that has not started out of the cluster (its
-// client left or waited too long) and frees a GPU reserved for it. ARGV:
-// prefix, job id. Returns 1, or 0 when the job is running or unknown.
+// client left or waited too long) and frees a GPU reserved for it. With
+// unclaimed = '1' it also takes a job that a held offer started with its
+// match (pre set) and no dispatch has claimed: for a job nobody will
+// dispatch (its gateway gave its client up), that start would otherwise go
+// back to assigned when the member's lock goes back unclaimed, reserved
+// for nobody and left so for good. ARGV: prefix, job id, unclaimed
+// ('1'/'0'). Returns 1, or 0 when the job is running (claimed) or unknown.
 var scriptCancel = redis.NewScript(luaLib + `
-local id = ARGV[2]
+local id, unclaimed = ARGV[2], ARGV[3] == '1'
 local jk = P..'job:'..id
 local state = redis.call('HGET', jk, 'state')
-if not state or state == 'running' then return 0 end
+if not state then return 0 end
+if state == 'running' then
+  if not unclaimed or not redis.call('HGET', jk, 'pre') then return 0 end
+  local run = P..'running:'..phys(redis.call('HGET', jk, 'gpu'))
+  if redis.call('GET', run) == id then redis.call('DEL', run) end
+end
 if state == 'waiting' then
   redis.call('ZREM', P..'line', id)
   redis.call('ZREM', P..'pline:'..redis.call('HGET', jk, 'profile'), id)

@@ -187,7 +187,19 @@ func (s *Store) Requeue(ctx context.Context, id, gpu, dispatch string, reserve, 
 // Cancel takes a job that has not started out of line and frees a GPU
 // reserved for it. It reports false when the job is running or unknown.
 func (s *Store) Cancel(ctx context.Context, id string) (bool, error) {
-	v, err := s.run(ctx, scriptCancel, id)
+	return s.cancel(ctx, id, "0")
+}
+
+// Withdraw is Cancel for a job that nobody will dispatch (its gateway gave
+// up on its client): it also takes a job that a held offer started with
+// its match and no dispatch claimed (Match.Pre), whose member then lets its
+// lock go. It reports false when the job is running or unknown.
+func (s *Store) Withdraw(ctx context.Context, id string) (bool, error) {
+	return s.cancel(ctx, id, "1")
+}
+
+func (s *Store) cancel(ctx context.Context, id, unclaimed string) (bool, error) {
+	v, err := s.run(ctx, scriptCancel, id, unclaimed)
 	if err != nil {
 		return false, err
 	}

@@ -17,17 +17,18 @@ func (g *Gateway) finish(ctx context.Context, job string) {
 
 // forgetLater takes job out of the cluster once Redis answers again: one
 // that ended (ran) is forgotten, one whose held request gave up because
-// Redis did not answer is cancelled. Redis (with appendonly) comes back
-// with the job as it was: still in line, a match nobody dispatches would
-// keep a GPU reserved for nobody; still running, it would show so in the
-// status for a day.
+// Redis did not answer is withdrawn (nobody will dispatch it: a start a
+// held offer made with its match goes too). Redis (with appendonly) comes
+// back with the job as it was: still in line, a match nobody dispatches
+// would keep a GPU reserved for nobody; still running, it would show so in
+// the status for a day.
 func (g *Gateway) forgetLater(job string, ran bool) {
 	g.retryLater(func(ctx context.Context) error {
 		var err error
 		if ran {
 			err = g.cfg.Store.Done(ctx, job)
 		} else {
-			_, err = g.cfg.Store.Cancel(ctx, job)
+			_, err = g.cfg.Store.Withdraw(ctx, job)
 		}
 		if err != nil {
 			return err
