@@ -131,7 +131,11 @@ func TestMaxQueueAnswers503AtOnce(t *testing.T) {
 }
 
 func TestRedisRestartDoesNotLoseAWaitingJob(t *testing.T) {
-	e := newCluster(t, 1, []string{"a1111"}, nil)
+	// The gateway's lease bounds how long its held request waits for Redis
+	// to come back and for the shim to register again: a second (testLease)
+	// can pass in a restart on a loaded machine (seen once with four race
+	// test packages on 2 cores), and then the request rightly gives up.
+	e := newCluster(t, 1, []string{"a1111"}, func(c *Config) { c.Lease = 5 * time.Second })
 	m := e.machines[0]
 	release := holdLock(t, m)
 	res := postAsync(t, e.gateways["a1111"].URL+"/sdapi/v1/txt2img", `{"steps":2}`)
