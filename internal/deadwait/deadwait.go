@@ -95,11 +95,12 @@ type Options struct {
 // Wait is called right after h took the lock. If the previous holder ended
 // without releasing and named a backend, it waits until check's Backend
 // reports idle (or stops listening) in IdleAnswers answers in a row, an
-// idle one at least Settle after the wait began, bounded by the timeout, and returns how long it waited; h then shows its
-// own description. At the timeout it logs a warning and returns nil: the
-// caller goes ahead. If ctx ends first, it returns an error wrapping
-// ctx.Err(), and h still shows the dead holder's description: the caller
-// releases h, and the next holder waits in turn.
+// idle one at least Settle after the wait began, bounded by the timeout,
+// and returns how long it waited; h then shows its own description. At
+// the timeout it logs a warning and returns nil: the caller goes ahead. If
+// ctx ends first, it returns an error wrapping ctx.Err(), and h still
+// shows the dead holder's description: the caller releases h, and the
+// next holder waits in turn.
 func Wait(ctx context.Context, h *gpulock.Handle, check Check, o Options) (time.Duration, error) {
 	left, ok := h.Leftover()
 	if !ok || left.Backend == nil {
