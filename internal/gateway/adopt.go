@@ -91,47 +91,53 @@ func (g *Gateway) adoptFrom(ctx context.Context) error {
 		// In hand before it is adopted: a prompt of ours that a
 		// goroutine here takes up meanwhile is not taken up twice.
 		release := g.takeInHand(id)
-		a, err := g.cfg.Store.AdoptPrompt(ctx, id, g.id)
+		taken, err := g.adoptOne(ctx, id, release)
+		if !taken {
+			release()
+		}
 		if err != nil {
-			release()
 			return err
-		}
-		if a != cluster.Adopted && a != cluster.AdoptionMine {
-			release()
-			continue
-		}
-		p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
-		if err != nil {
-			release()
-			return err
-		}
-		if !found {
-			release()
-			continue
-		}
-		if a == cluster.Adopted {
-			g.cfg.Logger.Info("adopted a prompt of a gateway that is gone", "prompt_id", id, "state", p.State)
-		} else {
-			g.cfg.Logger.Warn("took up a prompt of this gateway's that nobody here followed (an adoption whose answer Redis lost)", "prompt_id", id, "state", p.State)
-		}
-		switch p.State {
-		case cluster.PromptRunning:
-			if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && (m.State != cluster.StateRunning || m.Pre) {
-				// Its gateway died while dispatching, before the shim took
-				// it (or its job went back in line, the prompt's record
-				// not yet told): dispatch it again (the shim runs a job
-				// only once).
-				g.wg.Go(func() { defer release(); g.resume(p) })
-				continue
-			}
-			g.wg.Go(func() { defer release(); g.relayAdopted(p); g.follow(id, p) })
-		case cluster.PromptWaiting:
-			g.wg.Go(func() { defer release(); g.resume(p) })
-		default:
-			release()
 		}
 	}
 	return nil
+}
+
+// adoptOne adopts prompt id, or takes it up if it is this gateway's
+// already, and starts the goroutine that answers for it, which calls
+// release when it ends; taken reports whether it started one.
+func (g *Gateway) adoptOne(ctx context.Context, id string, release func()) (taken bool, err error) {
+	a, err := g.cfg.Store.AdoptPrompt(ctx, id, g.id)
+	if err != nil || (a != cluster.Adopted && a != cluster.AdoptionMine) {
+		return false, err
+	}
+	p, found, err := g.cfg.Store.LookupPrompt(ctx, id)
+	if err != nil || !found {
+		return false, err
+	}
+	if a == cluster.Adopted {
+		g.cfg.Logger.Info("adopted a prompt of a gateway that is gone", "prompt_id", id, "state", p.State)
+	} else {
+		g.cfg.Logger.Warn("took up a prompt of this gateway's that nobody here followed (an adoption whose answer Redis lost)", "prompt_id", id, "state", p.State)
+	}
+	var answer func()
+	switch p.State {
+	case cluster.PromptRunning:
+		if m, found, err := g.cfg.Store.Job(ctx, p.Job); err == nil && found && (m.State != cluster.StateRunning || m.Pre) {
+			// Its gateway died while dispatching, before the shim took
+			// it (or its job went back in line, the prompt's record
+			// not yet told): dispatch it again (the shim runs a job
+			// only once).
+			answer = func() { g.resume(p) }
+		} else {
+			answer = func() { g.relayAdopted(p); g.follow(id, p) }
+		}
+	case cluster.PromptWaiting:
+		answer = func() { g.resume(p) }
+	default:
+		return false, nil
+	}
+	g.wg.Go(func() { defer release(); answer() })
+	return true, nil
 }
 
 // resume runs an adopted prompt that waits in line: as if this gateway had
