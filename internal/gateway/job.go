@@ -11,17 +11,15 @@ import (
 	"time"
 
 	"github.com/gpulock/gpulock/internal/cluster"
+	"github.com/gpulock/gpulock/internal/shim"
 )
 
-// Header names shared with the shim (internal/shim's HeaderDispatch and
-// HeaderRequeue).
+// The dispatch's header names, the shim's own (internal/shim documents
+// them), and the gateway's answer headers.
 const (
-	HeaderDispatch = "X-GPULock-Dispatch"
-	HeaderRequeue  = "X-GPULock-Requeue"
-	// HeaderDispatchToken names one dispatch of a job (each try has its
-	// own): Redis records which dispatch started the job, so that a 409
-	// after a start whose answer the shim lost puts the job back in line.
-	HeaderDispatchToken = "X-GPULock-Dispatch-Token"
+	HeaderDispatch      = shim.HeaderDispatch
+	HeaderRequeue       = shim.HeaderRequeue
+	HeaderDispatchToken = shim.HeaderDispatchToken
 	// HeaderWait is the time the job waited in the cluster's line, seconds.
 	HeaderWait = "X-Gpulock-Wait"
 	// HeaderGPU names the GPU that ran the job.
@@ -168,9 +166,7 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 				if c := context.Cause(ctx); c != nil && !errors.Is(err, c) {
 					err = c
 				}
-				if !g.followRunning(ctx, w, id, prompt, err) {
-					g.refuse(w, err)
-				}
+				g.giveUp(ctx, w, id, prompt, err)
 				return
 			}
 		}
@@ -253,11 +249,17 @@ func (g *Gateway) runJob(ctx context.Context, w http.ResponseWriter, r *http.Req
 			return
 		}
 		if err != nil {
-			if !g.followRunning(ctx, w, id, prompt, err) {
-				g.refuse(w, err)
-			}
+			g.giveUp(ctx, w, id, prompt, err)
 			return
 		}
+	}
+}
+
+// giveUp ends runJob on err: a prompt of this gateway's that another
+// dispatch runs is followed there (followRunning), anything else refused.
+func (g *Gateway) giveUp(ctx context.Context, w http.ResponseWriter, id, prompt string, err error) {
+	if !g.followRunning(ctx, w, id, prompt, err) {
+		g.refuse(w, err)
 	}
 }
 
